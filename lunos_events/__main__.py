@@ -1,0 +1,3 @@
+from lunos_events.cli import main
+
+main()

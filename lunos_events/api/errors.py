@@ -1,0 +1,60 @@
+"""The one place where errors become HTTP responses: always `{"error": message}`, never a bare 500."""
+
+from __future__ import annotations
+
+import logging
+
+from redis.exceptions import RedisError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from lunos_events import errors
+
+log = logging.getLogger(__name__)
+
+STATUS_BY_ERROR: dict[type[errors.LunosError], int] = {
+    errors.InvalidRequest: 400,
+    errors.Unauthenticated: 401,
+    errors.InsufficientBalance: 402,
+    errors.Forbidden: 403,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.PayloadTooLarge: 413,
+    errors.ProviderStartFailed: 502,
+    errors.ServiceUnavailable: 503,
+}
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+async def handle_domain_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, errors.LunosError)
+    status = next(STATUS_BY_ERROR[cls] for cls in type(exc).__mro__ if cls in STATUS_BY_ERROR)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return error_response(status, exc.message, headers)
+
+
+async def handle_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    return error_response(exc.status_code, exc.detail, dict(exc.headers or {}))
+
+
+async def handle_redis_error(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("Redis unavailable during %s %s: %s", request.method, request.url.path, exc)
+    return error_response(503, "Service temporarily unavailable, try again shortly", {"Retry-After": "5"})
+
+
+async def handle_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "Internal server error")
+
+
+EXCEPTION_HANDLERS = {
+    errors.LunosError: handle_domain_error,
+    HTTPException: handle_http_error,
+    RedisError: handle_redis_error,
+    Exception: handle_unexpected_error,
+}

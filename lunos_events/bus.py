@@ -1,0 +1,51 @@
+"""Redis pub/sub: the doorbell that tells every process a stored event exists.
+
+Channel: `Settings.events_channel` (default `lunos:events`), one for all accounts.
+Message: a JSON object
+    {"account_id": str, "seq": int, "operation_id": str, "app_id": str | null,
+     "type": "video.pending" | "video.completed" | "video.failed" | ...,
+     "data": <the status object>, "created_at_ms": int}
+`seq` is the account's strictly increasing event number (the SSE event id). The database holds the
+same event before it is published, so a subscriber that missed a message replays it from the store.
+"""
+
+from __future__ import annotations
+
+import json
+
+from redis.asyncio import Redis
+
+from lunos_events.services.events import StoredEvent
+
+
+def encode_event(event: StoredEvent) -> str:
+    # `data` is already JSON text; splice it in rather than parse and re-serialise it.
+    head = json.dumps(
+        {
+            "account_id": event.account_id,
+            "seq": event.seq,
+            "operation_id": event.operation_id,
+            "app_id": event.app_id,
+            "type": event.type,
+            "created_at_ms": event.created_at_ms,
+        },
+        separators=(",", ":"),
+    )
+    return f'{head[:-1]},"data":{event.data}}}'
+
+
+def decode_event(message: bytes | str) -> StoredEvent:
+    raw = json.loads(message)
+    return StoredEvent(
+        account_id=raw["account_id"],
+        seq=int(raw["seq"]),
+        operation_id=raw["operation_id"],
+        app_id=raw.get("app_id"),
+        type=raw["type"],
+        data=json.dumps(raw["data"], separators=(",", ":")),
+        created_at_ms=int(raw["created_at_ms"]),
+    )
+
+
+async def publish_event(redis: Redis, channel: str, event: StoredEvent) -> None:
+    await redis.publish(channel, encode_event(event))

@@ -1,0 +1,182 @@
+"""The `lunos-events` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import click
+
+from lunos_events.errors import LunosError
+from lunos_events.money import format_amount, parse_amount
+from lunos_events.settings import Settings
+
+T = TypeVar("T")
+
+
+def run_async(main: Awaitable[T]) -> T:
+    try:
+        import uvloop
+
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
+    except ImportError:
+        loop_factory = None
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(main)  # type: ignore[arg-type]
+
+
+def configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("arq").setLevel(logging.WARNING)
+
+
+@click.group()
+def main() -> None:
+    """lunos-events: a self-hosted video generation API."""
+
+
+def _settings(**overrides: Any) -> Settings:
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+@main.command()
+@click.option("--host", default=None, help="Listen address (LUNOS_HOST, default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Listen port (LUNOS_PORT, default 8787).")
+def dev(host: str | None, port: int | None) -> None:
+    """Run API, worker and an embedded Redis in one process, on SQLite and local storage."""
+    from lunos_events.dev import dev_settings_with_redis, serve_dev
+
+    configure_logging()
+    settings, embedded = dev_settings_with_redis(_settings(host=host, port=port))
+    note = f"embedded redis-server at {settings.redis_url}" if embedded else settings.redis_url
+    if embedded:
+        embedded.start()
+    try:
+        run_async(serve_dev(settings, note or ""))
+    finally:
+        if embedded:
+            embedded.stop()
+
+
+@main.command()
+@click.option("--host", default=None, help="Listen address (LUNOS_HOST).")
+@click.option("--port", type=int, default=None, help="Listen port (LUNOS_PORT).")
+def serve(host: str | None, port: int | None) -> None:
+    """Run the API server only (needs LUNOS_REDIS_URL)."""
+    from lunos_events.serving import running_service, stop_signal
+
+    configure_logging()
+    settings = _settings(host=host, port=port)
+
+    async def serve_api() -> None:
+        stop = stop_signal()
+        async with running_service(settings, worker=False):
+            logging.getLogger("lunos_events").info("API listening on %s", settings.resolved_public_base_url())
+            await stop.wait()
+
+    run_async(serve_api())
+
+
+@main.command()
+def worker() -> None:
+    """Run an arq worker only (needs LUNOS_REDIS_URL)."""
+    from lunos_events.serving import running_service, stop_signal
+
+    configure_logging()
+    settings = _settings()
+
+    async def work() -> None:
+        stop = stop_signal()
+        async with running_service(settings, api=False):
+            logging.getLogger("lunos_events").info("worker started on queue %s", settings.queue_name)
+            await stop.wait()
+
+    run_async(work())
+
+
+def _operator(action: Callable[[Any], Awaitable[T]]) -> T:
+    """Run one operator action against the database named by the settings."""
+    from lunos_events.db.engine import create_engine, ensure_schema
+
+    async def go() -> T:
+        engine = create_engine(Settings().resolved_database_url())
+        try:
+            await ensure_schema(engine)
+            return await action(engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        return run_async(go())
+    except LunosError as exc:
+        raise click.ClickException(exc.message) from None
+
+
+def _amount(text: str) -> int:
+    try:
+        return parse_amount(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@main.group()
+def users() -> None:
+    """Manage accounts."""
+
+
+@users.command("create")
+@click.argument("user_id")
+@click.option("--balance", default="0", help="Starting balance, e.g. 25.00")
+@click.option("--tier", default="free", help="Rate-limit tier.")
+def users_create(user_id: str, balance: str, tier: str) -> None:
+    from lunos_events.services.accounts import create_account
+
+    cents = _amount(balance)
+    account = _operator(lambda engine: create_account(engine, user_id, cents, tier))
+    click.echo(
+        f"created account {account.id} (tier {account.tier}, balance {format_amount(account.balance_cents)})"
+    )
+
+
+@main.group()
+def keys() -> None:
+    """Manage API keys."""
+
+
+@keys.command("create")
+@click.argument("user_id")
+def keys_create(user_id: str) -> None:
+    """Create an API key; it is printed once, alone on the last line."""
+    from lunos_events.services.accounts import create_api_key
+
+    key = _operator(lambda engine: create_api_key(engine, user_id))
+    click.echo(f"API key for {user_id} (store it now, it is not shown again):")
+    click.echo(key)
+
+
+@keys.command("revoke")
+@click.argument("key_prefix")
+def keys_revoke(key_prefix: str) -> None:
+    """Revoke a key, named by its first characters (at least 8) or in full."""
+    from lunos_events.services.accounts import revoke_api_key
+
+    prefix = _operator(lambda engine: revoke_api_key(engine, key_prefix))
+    click.echo(f"revoked key {prefix}…")
+
+
+@main.group()
+def balance() -> None:
+    """Manage balances."""
+
+
+@balance.command("add")
+@click.argument("user_id")
+@click.argument("amount")
+def balance_add(user_id: str, amount: str) -> None:
+    from lunos_events.services.accounts import add_balance
+
+    cents = _amount(amount)
+    new_balance = _operator(lambda engine: add_balance(engine, user_id, cents))
+    click.echo(f"balance of {user_id}: {format_amount(new_balance)}")

@@ -1,0 +1,83 @@
+"""SQLModel tables. The database is the source of truth; times are unix milliseconds, money is cents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, Index, Text, text
+from sqlmodel import Field, SQLModel
+
+PENDING = "pending"
+COMPLETED = "completed"
+FAILED = "failed"
+TERMINAL_STATUSES = frozenset({COMPLETED, FAILED})
+
+
+class Account(SQLModel, table=True):
+    __tablename__ = "accounts"
+
+    id: str = Field(primary_key=True, max_length=64)
+    balance_cents: int = Field(default=0, sa_type=BigInteger)
+    tier: str = Field(default="free", max_length=32)
+    # Last per-account event sequence number handed out; bumped in the same transaction as the event.
+    event_seq: int = Field(default=0, sa_type=BigInteger)
+    created_at_ms: int = Field(sa_type=BigInteger)
+
+
+class ApiKey(SQLModel, table=True):
+    __tablename__ = "api_keys"
+
+    key_hash: str = Field(primary_key=True, max_length=64)
+    prefix: str = Field(index=True, max_length=16)
+    account_id: str = Field(foreign_key="accounts.id", index=True, max_length=64)
+    created_at_ms: int = Field(sa_type=BigInteger)
+    revoked_at_ms: int | None = Field(default=None, sa_type=BigInteger)
+
+
+class Operation(SQLModel, table=True):
+    __tablename__ = "operations"
+    __table_args__ = (Index("ix_operations_account_created", "account_id", "created_at_ms"),)
+
+    id: str = Field(primary_key=True, max_length=160)
+    account_id: str = Field(foreign_key="accounts.id", max_length=64)
+    app_id: str | None = Field(default=None, index=True, max_length=128)
+    model: str = Field(max_length=128)
+    provider_model: str = Field(max_length=128)
+    prompt: str = Field(sa_type=Text)
+    parameters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(index=True, max_length=16)
+    provider_operation: str | None = Field(default=None, max_length=512)
+    video_key: str = Field(max_length=512)
+    video_url: str | None = Field(default=None, sa_type=Text)
+    error: str | None = Field(default=None, sa_type=Text)
+    cost_cents: int = Field(sa_type=BigInteger)
+    refunded: bool = Field(default=False)
+    created_at_ms: int = Field(sa_type=BigInteger)
+    updated_at_ms: int = Field(sa_type=BigInteger)
+    completed_at_ms: int | None = Field(default=None, sa_type=BigInteger)
+    deadline_at_ms: int = Field(sa_type=BigInteger)
+
+
+class Event(SQLModel, table=True):
+    """Every status change, stored before it is published (a transactional outbox)."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_operation", "operation_id", "seq"),
+        Index(
+            "ix_events_unpublished",
+            "created_at_ms",
+            sqlite_where=text("published_at_ms IS NULL"),
+            postgresql_where=text("published_at_ms IS NULL"),
+        ),
+    )
+
+    account_id: str = Field(primary_key=True, foreign_key="accounts.id", max_length=64)
+    seq: int = Field(primary_key=True, sa_type=BigInteger)
+    operation_id: str = Field(max_length=160)
+    app_id: str | None = Field(default=None, max_length=128)
+    type: str = Field(max_length=64)
+    # The status object exactly as clients saw it at that moment, kept as JSON text to replay verbatim.
+    data: str = Field(sa_type=Text)
+    created_at_ms: int = Field(sa_type=BigInteger)
+    published_at_ms: int | None = Field(default=None, sa_type=BigInteger)

@@ -1,0 +1,87 @@
+"""`lunos-events dev`: everything in one process on embedded defaults."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+
+from lunos_events.embedded_redis import EmbeddedRedis
+from lunos_events.errors import NotFound
+from lunos_events.money import parse_amount
+from lunos_events.runtime import Runtime, open_runtime
+from lunos_events.services import accounts
+from lunos_events.serving import running_processes, stop_signal
+from lunos_events.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+async def ensure_dev_account(rt: Runtime) -> str:
+    """Create the development account on first start; return its API key.
+
+    The key is pinned by LUNOS_DEV_API_KEY, or else kept in the data dir so that every start prints
+    a working key (this file exists only on embedded defaults, never in production).
+    """
+    settings = rt.settings
+    try:
+        await accounts.get_account(rt.engine, settings.dev_account_id)
+    except NotFound:
+        await accounts.create_account(
+            rt.engine, settings.dev_account_id, parse_amount(settings.dev_balance), settings.dev_tier
+        )
+    key_file = settings.data_dir / "dev-api-key"
+    key = settings.dev_api_key or (key_file.read_text().strip() if key_file.exists() else None)
+    if key and await accounts.key_exists(rt.engine, key, settings.dev_account_id):
+        return key
+    key = await accounts.create_api_key(rt.engine, settings.dev_account_id, key)
+    if not settings.dev_api_key:
+        key_file.write_text(key + "\n")
+        key_file.chmod(0o600)
+    return key
+
+
+def banner(settings: Settings, key: str, redis_note: str) -> str:
+    base = settings.resolved_public_base_url()
+    body = json.dumps(
+        {
+            "model": "google/veo-3.0-generate-preview",
+            "prompt": "A cinematic shot of a majestic lion in the savannah.",
+        }
+    )
+    return "\n".join(
+        [
+            f"lunos-events is running at {base}",
+            f"  database: {settings.resolved_database_url()}",
+            f"  redis:    {redis_note}",
+            f"  provider: {settings.provider}   storage: {settings.storage} ({settings.videos_dir})",
+            "",
+            f"Development account {settings.dev_account_id!r}, API key:",
+            f"  {key}",
+            "",
+            "Try it:",
+            f"  curl -X POST {base}/v1/video/generations \\",
+            f'    -H "Authorization: Bearer {key}" \\',
+            '    -H "Content-Type: application/json" -H "X-App-ID: my-app" \\',
+            f"    -d {shlex.quote(body)}",
+            "",
+            "Press Ctrl-C to stop.",
+        ]
+    )
+
+
+async def serve_dev(settings: Settings, redis_note: str) -> None:
+    stop = stop_signal()
+    async with open_runtime(settings) as rt:
+        key = await ensure_dev_account(rt)  # before the port opens, so the printed key always works
+        async with running_processes(rt):
+            print(banner(settings, key, redis_note), flush=True)
+            await stop.wait()
+            print("Stopping…", flush=True)
+
+
+def dev_settings_with_redis(settings: Settings) -> tuple[Settings, EmbeddedRedis | None]:
+    if settings.redis_url:
+        return settings, None
+    embedded = EmbeddedRedis(settings.data_dir / "redis")
+    return settings.model_copy(update={"redis_url": embedded.url}), embedded

@@ -1,0 +1,54 @@
+"""Domain errors. Services raise these; `api.errors` maps them to HTTP responses in one place."""
+
+from __future__ import annotations
+
+
+class LunosError(Exception):
+    """Base of every error a client may see; `message` is shown as `{"error": message}`."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidRequest(LunosError):
+    pass
+
+
+class Unauthenticated(LunosError):
+    pass
+
+
+class Forbidden(LunosError):
+    pass
+
+
+class InsufficientBalance(LunosError):
+    def __init__(self) -> None:
+        super().__init__("Insufficient balance")
+
+
+class NotFound(LunosError):
+    pass
+
+
+class ModelNotFound(NotFound):
+    def __init__(self) -> None:
+        super().__init__("Model not found")
+
+
+class Conflict(LunosError):
+    pass
+
+
+class PayloadTooLarge(LunosError):
+    pass
+
+
+class ProviderStartFailed(LunosError):
+    def __init__(self) -> None:
+        super().__init__("Failed to start video generation")
+
+
+class ServiceUnavailable(LunosError):
+    pass

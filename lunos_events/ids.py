@@ -1,0 +1,49 @@
+"""Identifiers: operation ids, storage keys and API keys."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import time
+
+OPERATION_ID_PREFIX = "video-op:"
+ACCOUNT_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+API_KEY_PREFIX = "lun_"
+API_KEY_DISPLAY_CHARS = 12
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def operation_id(account_id: str, unix_ms: int) -> str:
+    return f"{OPERATION_ID_PREFIX}{account_id}:{unix_ms}"
+
+
+def operation_owner(op_id: str) -> str | None:
+    """The account id embedded in an operation id, or None when it is not one of ours."""
+    if not op_id.startswith(OPERATION_ID_PREFIX):
+        return None
+    owner, _, stamp = op_id[len(OPERATION_ID_PREFIX) :].rpartition(":")
+    if not owner or not stamp.isdigit():
+        return None
+    return owner
+
+
+def video_key(account_id: str, unix_ms: int) -> str:
+    # The random part keeps object URLs unguessable from the (non-secret) operation id.
+    return f"{account_id}/{unix_ms}-{secrets.token_urlsafe(16)}-video.mp4"
+
+
+def new_api_key() -> str:
+    return API_KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def api_key_hash(key: str) -> str:
+    # Keys carry 256 random bits, so a fast hash is enough (no password stretching needed).
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def api_key_display_prefix(key: str) -> str:
+    return key[:API_KEY_DISPLAY_CHARS]

@@ -1,0 +1,59 @@
+"""The per-process resources, built once at start-up (app lifespan, worker start) and passed down."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from arq import create_pool
+from arq.connections import ArqRedis, RedisSettings
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from lunos_events.catalog import Catalog
+from lunos_events.db.engine import create_engine, ensure_schema
+from lunos_events.providers import build_provider
+from lunos_events.providers.base import VideoProvider
+from lunos_events.settings import Settings
+from lunos_events.storage import build_storage
+from lunos_events.storage.base import VideoStorage
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    redis: ArqRedis
+    provider: VideoProvider
+    storage: VideoStorage
+    catalog: Catalog
+
+
+def redis_settings(settings: Settings) -> RedisSettings:
+    if not settings.redis_url:
+        raise RuntimeError("LUNOS_REDIS_URL is not set (only `lunos-events dev` embeds a Redis)")
+    return RedisSettings.from_dsn(settings.redis_url)
+
+
+async def connect_redis(settings: Settings) -> ArqRedis:
+    return await create_pool(redis_settings(settings), default_queue_name=settings.queue_name)
+
+
+@asynccontextmanager
+async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    engine = create_engine(settings.resolved_database_url())
+    try:
+        await ensure_schema(engine)
+        redis = await connect_redis(settings)
+        try:
+            provider = build_provider(settings)
+            storage = build_storage(settings)
+            try:
+                yield Runtime(settings, engine, redis, provider, storage, Catalog())
+            finally:
+                await provider.aclose()
+                await storage.aclose()
+        finally:
+            await redis.aclose()
+    finally:
+        await engine.dispose()

@@ -1,0 +1,136 @@
+"""Accounts, API keys and balances."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from lunos_events.db.models import Account, ApiKey
+from lunos_events.errors import Conflict, InvalidRequest, NotFound, Unauthenticated
+from lunos_events.ids import (
+    ACCOUNT_ID_PATTERN,
+    API_KEY_DISPLAY_CHARS,
+    api_key_display_prefix,
+    api_key_hash,
+    new_api_key,
+    now_ms,
+)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller."""
+
+    account_id: str
+    tier: str
+
+
+async def create_account(engine: AsyncEngine, account_id: str, balance_cents: int, tier: str) -> Account:
+    if not ACCOUNT_ID_PATTERN.match(account_id):
+        raise InvalidRequest(
+            "Account ids are 1-64 characters: letters, digits, '_', '.', '-' (not starting with a symbol)"
+        )
+    if balance_cents < 0:
+        raise InvalidRequest("Balance must not be negative")
+    account = Account(id=account_id, balance_cents=balance_cents, tier=tier, created_at_ms=now_ms())
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(Account.__table__.insert().values(**account.model_dump()))
+    except IntegrityError:
+        raise Conflict(f"Account {account_id!r} already exists") from None
+    return account
+
+
+async def get_account(engine: AsyncEngine, account_id: str) -> Account:
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(Account).where(Account.id == account_id))).first()
+    if row is None:
+        raise NotFound(f"Account {account_id!r} not found")
+    return Account.model_validate(row._mapping)
+
+
+async def create_api_key(engine: AsyncEngine, account_id: str, key: str | None = None) -> str:
+    """Create a key for the account and return it; only its hash is stored, so it is shown once."""
+    await get_account(engine, account_id)
+    key = key or new_api_key()
+    row = ApiKey(
+        key_hash=api_key_hash(key),
+        prefix=api_key_display_prefix(key),
+        account_id=account_id,
+        created_at_ms=now_ms(),
+    )
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(ApiKey.__table__.insert().values(**row.model_dump()))
+    except IntegrityError:
+        raise Conflict("That API key already exists") from None
+    return key
+
+
+async def key_exists(engine: AsyncEngine, key: str, account_id: str) -> bool:
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(ApiKey.account_id).where(
+                    ApiKey.key_hash == api_key_hash(key), ApiKey.revoked_at_ms.is_(None)
+                )
+            )
+        ).first()
+    return row is not None and row.account_id == account_id
+
+
+async def revoke_api_key(engine: AsyncEngine, key_or_prefix: str) -> str:
+    """Revoke one live key, named by its full text or by its displayed prefix; returns that prefix."""
+    if len(key_or_prefix) > API_KEY_DISPLAY_CHARS:
+        match = ApiKey.key_hash == api_key_hash(key_or_prefix)
+    elif len(key_or_prefix) >= 8:
+        match = ApiKey.prefix.startswith(key_or_prefix, autoescape=True)
+    else:
+        raise InvalidRequest("Give the full key or at least 8 characters of its prefix")
+    async with engine.begin() as conn:
+        rows = (
+            await conn.execute(
+                select(ApiKey.key_hash, ApiKey.prefix).where(match, ApiKey.revoked_at_ms.is_(None))
+            )
+        ).all()
+        if not rows:
+            raise NotFound("No live API key matches")
+        if len(rows) > 1:
+            raise Conflict("Several live keys match that prefix; give the full key")
+        await conn.execute(
+            update(ApiKey).where(ApiKey.key_hash == rows[0].key_hash).values(revoked_at_ms=now_ms())
+        )
+    return rows[0].prefix
+
+
+async def add_balance(engine: AsyncEngine, account_id: str, amount_cents: int) -> int:
+    """Credit (or, with a negative amount, debit) an account; returns the new balance."""
+    async with engine.begin() as conn:
+        result = await conn.execute(
+            update(Account)
+            .where(Account.id == account_id, Account.balance_cents + amount_cents >= 0)
+            .values(balance_cents=Account.balance_cents + amount_cents)
+            .returning(Account.balance_cents)
+        )
+        row = result.first()
+    if row is None:
+        await get_account(engine, account_id)  # raises NotFound for an unknown account
+        raise InvalidRequest("The balance would become negative")
+    return row.balance_cents
+
+
+async def authenticate(engine: AsyncEngine, key: str) -> Principal:
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(Account.id, Account.tier)
+                .join(ApiKey, ApiKey.account_id == Account.id)
+                .where(ApiKey.key_hash == api_key_hash(key), ApiKey.revoked_at_ms.is_(None))
+            )
+        ).first()
+    if row is None:
+        raise Unauthenticated("Invalid API key")
+    return Principal(account_id=row.id, tier=row.tier)

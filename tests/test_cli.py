@@ -1,0 +1,50 @@
+"""Operator commands, run as a user would run them."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from lunos_events.serving import running_service
+from tests.conftest import auth
+from tests.processes import run, settings_env
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_operator_commands(settings) -> None:
+    env = settings_env(settings)
+
+    created = run("users", "create", "user123", "--balance", "12.50", "--tier", "pro", env=env)
+    assert created.returncode == 0, created.stderr
+    assert "user123" in created.stdout
+
+    duplicate = run("users", "create", "user123", env=env)
+    assert duplicate.returncode != 0
+    assert "already exists" in duplicate.stderr
+
+    bad_id = run("users", "create", "no spaces allowed", env=env)
+    assert bad_id.returncode != 0
+
+    made = run("keys", "create", "user123", env=env)
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.strip().splitlines()[-1]
+    assert key.startswith("lun_") and " " not in key
+
+    assert run("keys", "create", "nobody", env=env).returncode != 0
+
+    topped = run("balance", "add", "user123", "7.50", env=env)
+    assert topped.returncode == 0, topped.stderr
+    assert "20.00" in topped.stdout
+    assert run("balance", "add", "user123", "0.001", env=env).returncode != 0
+
+    async with running_service(settings) as rt:
+        async with httpx.AsyncClient(base_url=rt.settings.resolved_public_base_url()) as client:
+            account = (await client.get("/v1/account", headers=auth(key))).json()
+            assert account == {"id": "user123", "balance": "20.00", "currency": "USD", "tier": "pro"}
+
+            assert run("keys", "revoke", "lun_", env=env).returncode != 0  # too short to be safe
+            revoked = run("keys", "revoke", key[:12], env=env)
+            assert revoked.returncode == 0, revoked.stderr
+            assert (await client.get("/v1/account", headers=auth(key))).status_code == 401
+            assert run("keys", "revoke", key, env=env).returncode != 0  # already revoked
