@@ -50,6 +50,20 @@ class Settings(BaseSettings):
     worker_max_jobs: int = 200
     fault_point: str | None = Field(default=None, description="Test hook, see lunos_events.faults.")
 
+    # Webhooks (see lunos_events/webhooks/)
+    webhook_retry_schedule: str = Field(
+        default="5s,5m,30m,2h,5h,10h,10h",
+        description="Delays between delivery attempts (units ms, s, m, h); one retry per entry.",
+    )
+    webhook_timeout_seconds: float = 15.0
+    webhook_allow_private: bool = Field(
+        default=False, description="Allow loopback/private targets (development and tests only)."
+    )
+    webhook_rotation_overlap_seconds: float = 24 * 3600.0
+    webhook_disable_after_seconds: float = Field(
+        default=5 * 24 * 3600.0, description="An endpoint failing continuously this long is disabled."
+    )
+
     # Development account created by `lunos-events dev`
     dev_account_id: str = "dev"
     dev_api_key: str | None = None

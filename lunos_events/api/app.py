@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 
-from lunos_events.api import account, generations, system
+from lunos_events.api import account, generations, system, webhooks
 from lunos_events.api.errors import EXCEPTION_HANDLERS
 from lunos_events.runtime import Runtime, open_runtime
 from lunos_events.settings import Settings
@@ -27,7 +27,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             yield
 
     return Starlette(
-        routes=[*generations.routes, *account.routes, *system.routes],
+        routes=[*generations.routes, *account.routes, *system.routes, *webhooks.routes],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

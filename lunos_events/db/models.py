@@ -81,3 +81,7 @@ class Event(SQLModel, table=True):
     data: str = Field(sa_type=Text)
     created_at_ms: int = Field(sa_type=BigInteger)
     published_at_ms: int | None = Field(default=None, sa_type=BigInteger)
+
+
+# Registered on the same metadata, so `ensure_schema` creates them too.
+from lunos_events.db import webhook_models  # noqa: E402, F401

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from lunos_events.db.models import Account, Event
 from lunos_events.ids import now_ms
+from lunos_events.webhooks.fanout import record_deliveries
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,8 @@ async def append_event(
         created_at_ms=now_ms(),
     )
     await conn.execute(Event.__table__.insert().values(**event.__dict__))
+    # Webhook deliveries commit with the event, so a stored event never lacks the deliveries it owes.
+    await record_deliveries(conn, event)
     return event
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from lunos_events.catalog import Catalog, ModelSpec
 from lunos_events.errors import InvalidRequest, ModelNotFound
+from lunos_events.webhooks.fanout import RequestWebhook, parse_request_webhook
 
 MISSING_FIELDS = "Missing required fields: model and prompt"
 SUPPORTED_FORMATS = ("mp4",)
@@ -22,6 +23,7 @@ class GenerationRequest:
     negative_prompt: str | None
     response_format: str
     app_id: str | None
+    webhook: RequestWebhook | None = None
 
 
 def parse_generation_request(
@@ -84,6 +86,7 @@ def parse_generation_request(
         negative_prompt=negative_prompt,
         response_format=response_format,
         app_id=parse_app_id(header_app_id if header_app_id is not None else body.get("appId")),
+        webhook=parse_request_webhook(body),
     )
 
 

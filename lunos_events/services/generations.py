@@ -19,6 +19,7 @@ from lunos_events.services.accounts import Principal
 from lunos_events.services.generation_request import GenerationRequest
 from lunos_events.services.lifecycle import attach_provider_operation, create_operation, finish_operation
 from lunos_events.services.status import status_object
+from lunos_events.webhooks.targets import resolve_target
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +65,13 @@ def new_operation(rt: Runtime, principal: Principal, request: GenerationRequest,
 
 async def submit(rt: Runtime, principal: Principal, request: GenerationRequest) -> dict[str, Any]:
     """Charge, record, start at the provider and hand the operation to the worker."""
+    if request.webhook is not None:
+        await resolve_target(request.webhook.url, rt.settings.webhook_allow_private)
     stamp = now_ms()
     for _ in range(_ID_ATTEMPTS):
         op = new_operation(rt, principal, request, stamp)
         try:
-            event = await create_operation(rt.engine, op)
+            event = await create_operation(rt.engine, op, request.webhook)
             break
         except IntegrityError:
             stamp += 1  # another submit by this account took this millisecond: ids stay unique

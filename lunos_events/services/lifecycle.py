@@ -14,9 +14,12 @@ from lunos_events.runtime import Runtime
 from lunos_events.services import outbox
 from lunos_events.services.events import StoredEvent, append_event
 from lunos_events.services.status import event_type, status_object
+from lunos_events.webhooks.fanout import RequestWebhook, store_request_webhook
 
 
-async def create_operation(engine: AsyncEngine, op: Operation) -> StoredEvent:
+async def create_operation(
+    engine: AsyncEngine, op: Operation, webhook: RequestWebhook | None = None
+) -> StoredEvent:
     """Debit the cost and insert the pending operation with its `video.pending` event, atomically.
 
     Raises InsufficientBalance when the balance does not cover the cost, and lets IntegrityError
@@ -32,6 +35,8 @@ async def create_operation(engine: AsyncEngine, op: Operation) -> StoredEvent:
         if debited.rowcount != 1:
             raise InsufficientBalance()
         await conn.execute(Operation.__table__.insert().values(**op.model_dump()))
+        if webhook is not None:
+            await store_request_webhook(conn, op.account_id, op.id, webhook)
         return await append_event(
             conn,
             account_id=op.account_id,

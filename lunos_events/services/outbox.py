@@ -15,6 +15,7 @@ from lunos_events.bus import publish_event
 from lunos_events.ids import now_ms
 from lunos_events.runtime import Runtime
 from lunos_events.services.events import StoredEvent, mark_published, unpublished_events
+from lunos_events.webhooks.delivery import enqueue_event_deliveries
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,8 @@ log = logging.getLogger(__name__)
 async def release(rt: Runtime, event: StoredEvent) -> bool:
     try:
         await publish_event(rt.redis, rt.settings.events_channel, event)
+        # Before marking it published: if queueing fails, the relay releases the event again.
+        await enqueue_event_deliveries(rt, event.account_id, event.seq)
     except (RedisError, OSError) as exc:
         log.warning("event %s/%s not published yet: %s", event.account_id, event.seq, exc)
         return False

@@ -14,6 +14,12 @@ from lunos_events.db.models import PENDING, Operation
 from lunos_events.queue import TRACK_OPERATION, enqueue_tracking
 from lunos_events.runtime import Runtime
 from lunos_events.services.outbox import relay_unpublished
+from lunos_events.webhooks.jobs import (
+    close_webhook_client,
+    open_webhook_client,
+    webhook_cron_jobs,
+    webhook_functions,
+)
 from lunos_events.worker.tracking import track
 
 log = logging.getLogger(__name__)
@@ -51,7 +57,12 @@ async def reconcile_operations(ctx: dict[str, Any]) -> int:
 
 
 async def _on_startup(ctx: dict[str, Any]) -> None:
+    await open_webhook_client(ctx)
     await reconcile_operations(ctx)
+
+
+async def _on_shutdown(ctx: dict[str, Any]) -> None:
+    await close_webhook_client(ctx)
 
 
 def build_worker(rt: Runtime, pool: ArqRedis) -> Worker:
@@ -65,16 +76,19 @@ def build_worker(rt: Runtime, pool: ArqRedis) -> Worker:
                 max_tries=_UNBOUNDED_TRIES,
                 keep_result=0,
                 timeout=settings.job_timeout_seconds,
-            )
+            ),
+            *webhook_functions(settings),
         ],
         cron_jobs=[
             cron(relay_events, second=set(range(0, 60, 5)), run_at_startup=True, unique=True),
             cron(reconcile_operations, second={7, 37}, unique=True),
+            *webhook_cron_jobs(),
         ],
         redis_pool=pool,
         queue_name=settings.queue_name,
         ctx={"rt": rt},
         on_startup=_on_startup,
+        on_shutdown=_on_shutdown,
         max_jobs=settings.worker_max_jobs,
         # Also bounds how long a crashed worker's job stays locked before another worker re-runs it.
         job_timeout=settings.job_timeout_seconds,

@@ -1,0 +1,284 @@
+"""Sending one delivery: sign, POST, record the attempt, decide what comes next.
+
+A delivery is a durable row; the arq job (`deliver_webhook`, id `webhook:{delivery}:{round}`) only
+carries its id. A job that runs twice, early, or after a crash re-reads the row and does only
+what is still owed, so the receiver sees a message at least once, always with the same `webhook-id`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from arq.connections import ArqRedis
+from sqlalchemy import select, update
+
+from lunos_events.db.webhook_models import (
+    DELIVERY_DELIVERED,
+    DELIVERY_FAILED,
+    DELIVERY_PENDING,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+from lunos_events.faults import crash_point
+from lunos_events.ids import now_ms
+from lunos_events.runtime import Runtime
+from lunos_events.webhooks.endpoints import default_secret, signing_secrets
+from lunos_events.webhooks.schedule import parse_retry_after, parse_schedule, retry_delay
+from lunos_events.webhooks.signing import WebhookSigner
+from lunos_events.webhooks.targets import UnsafeTarget, resolve_target
+
+log = logging.getLogger(__name__)
+
+DELIVER_WEBHOOK = "deliver_webhook"
+RESPONSE_EXCERPT_BYTES = 1024
+# Read (and drop) at most this much of a response, so the connection can be reused.
+RESPONSE_READ_LIMIT = 64 * 1024
+USER_AGENT = "lunos-events-webhooks/1"
+# How early a job may run and still send (the worker's poll granularity).
+EARLY_TOLERANCE_MS = 50
+
+
+def delivery_job_id(delivery_id: str, round_: int) -> str:
+    return f"webhook:{delivery_id}:{round_}"
+
+
+async def enqueue_delivery(redis: ArqRedis, delivery_id: str, round_: int = 0, defer: float = 0) -> bool:
+    job = await redis.enqueue_job(
+        DELIVER_WEBHOOK,
+        delivery_id,
+        round_,
+        _job_id=delivery_job_id(delivery_id, round_),
+        _defer_by=defer or None,
+    )
+    return job is not None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status_code: int | None
+    latency_ms: int
+    response_body: str | None
+    error: str | None
+    retry_after: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def build_http_client(settings: Any) -> httpx.AsyncClient:
+    """One client per worker process: pooled keep-alive connections to the receivers."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.webhook_timeout_seconds),
+        follow_redirects=False,  # a 3xx is a failure: the endpoint must be updated, not guessed
+        limits=httpx.Limits(max_connections=settings.worker_max_jobs, max_keepalive_connections=100),
+        headers={"user-agent": USER_AGENT},
+    )
+
+
+async def _load(rt: Runtime, delivery_id: str) -> Any:
+    async with rt.engine.connect() as conn:
+        return (
+            await conn.execute(
+                select(
+                    WebhookDelivery,
+                    WebhookEndpoint.enabled,
+                    WebhookEndpoint.secret,
+                    WebhookEndpoint.previous_secret,
+                    WebhookEndpoint.previous_secret_expires_at_ms,
+                    WebhookEndpoint.failing_since_ms,
+                )
+                .outerjoin(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+                .where(WebhookDelivery.id == delivery_id)
+            )
+        ).first()
+
+
+async def send(http: httpx.AsyncClient, rt: Runtime, row: Any, secrets_: list[str]) -> Outcome:
+    body = row.payload.encode()
+    started = time.perf_counter()
+
+    def elapsed() -> int:
+        return int((time.perf_counter() - started) * 1000)
+
+    try:
+        target = await resolve_target(row.url, rt.settings.webhook_allow_private)
+    except UnsafeTarget as exc:
+        return Outcome(None, elapsed(), None, exc.message)
+    headers = WebhookSigner(secrets_).headers(row.id, int(time.time()), body)
+    headers.update({"content-type": "application/json", "host": target.host_header})
+    extensions = {"sni_hostname": target.tls_hostname} if target.tls_hostname else {}
+    try:
+        async with asyncio.timeout(rt.settings.webhook_timeout_seconds):
+            request = http.build_request(
+                "POST", target.url, content=body, headers=headers, extensions=extensions
+            )
+            response = await http.send(request, stream=True)
+            try:
+                excerpt = bytearray()
+                async for chunk in response.aiter_raw():
+                    if len(excerpt) < RESPONSE_EXCERPT_BYTES:
+                        excerpt += chunk[: RESPONSE_EXCERPT_BYTES - len(excerpt)]
+                    if response.num_bytes_downloaded > RESPONSE_READ_LIMIT:
+                        break
+            finally:
+                await response.aclose()
+    except TimeoutError:
+        return Outcome(None, elapsed(), None, f"timed out after {rt.settings.webhook_timeout_seconds:g}s")
+    except httpx.HTTPError as exc:
+        return Outcome(None, elapsed(), None, f"{type(exc).__name__}: {exc}"[:500])
+    retry_after = None
+    if response.status_code in (429, 503):
+        retry_after = parse_retry_after(response.headers.get("retry-after"), time.time())
+    return Outcome(
+        response.status_code,
+        elapsed(),
+        excerpt.decode("utf-8", "replace"),
+        None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}",
+        retry_after,
+    )
+
+
+async def deliver(rt: Runtime, http: httpx.AsyncClient, delivery_id: str, round_: int) -> float | None:
+    """Make the attempt the delivery is owed now; returns seconds until the next one, or None."""
+    row = await _load(rt, delivery_id)
+    if row is None or row.status != DELIVERY_PENDING or row.round != round_:
+        return None
+    now = now_ms()
+    if row.next_attempt_at_ms > now + EARLY_TOLERANCE_MS:
+        return (row.next_attempt_at_ms - now) / 1000
+    if row.endpoint_id is not None and not row.enabled:
+        reason = "endpoint deleted" if row.secret is None else "endpoint disabled"
+        await _finish(rt, row, DELIVERY_FAILED, reason)
+        return None
+    if row.endpoint_id is None:
+        keys = [await default_secret(rt, row.account_id)]
+    else:
+        keys = signing_secrets(row, now)
+
+    outcome = await send(http, rt, row, keys)
+    crash_point(rt.settings, "webhook_sent")
+    return await record_attempt(rt, row, outcome)
+
+
+async def record_attempt(rt: Runtime, row: Any, outcome: Outcome) -> float | None:
+    """Log the attempt and move the delivery (and its endpoint's health) on, in one transaction."""
+    stamp = now_ms()
+    attempts = row.attempts + 1
+    delay: float | None = None
+    disable_reason: str | None = None
+    if outcome.ok:
+        status, error = DELIVERY_DELIVERED, None
+    elif outcome.status_code == 410:
+        status, error = DELIVERY_FAILED, "HTTP 410 Gone: endpoint disabled"
+        disable_reason = "the endpoint answered 410 Gone"
+    else:
+        error = outcome.error
+        delay = retry_delay(parse_schedule(rt.settings.webhook_retry_schedule), attempts, outcome.retry_after)
+        status = DELIVERY_PENDING if delay is not None else DELIVERY_FAILED
+        failing_since = row.failing_since_ms or stamp
+        if (
+            row.endpoint_id is not None
+            and stamp - failing_since >= rt.settings.webhook_disable_after_seconds * 1000
+        ):
+            disable_reason = "failing continuously; re-enable it once the receiver works"
+            status, delay = DELIVERY_FAILED, None
+
+    async with rt.engine.begin() as conn:
+        await conn.execute(
+            WebhookAttempt.__table__.insert().values(
+                delivery_id=row.id,
+                attempted_at_ms=stamp,
+                status_code=outcome.status_code,
+                latency_ms=outcome.latency_ms,
+                response_body=outcome.response_body,
+                error=outcome.error,
+            )
+        )
+        await conn.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id == row.id, WebhookDelivery.round == row.round)
+            .values(
+                status=status,
+                attempts=attempts,
+                last_error=error,
+                next_attempt_at_ms=stamp + int((delay or 0) * 1000),
+                delivered_at_ms=stamp if outcome.ok else None,
+            )
+        )
+        if row.endpoint_id is not None:
+            await _update_endpoint_health(conn, row, outcome.ok, stamp, disable_reason)
+    return delay
+
+
+async def _update_endpoint_health(
+    conn: Any, row: Any, ok: bool, stamp: int, disable_reason: str | None
+) -> None:
+    endpoint = update(WebhookEndpoint).where(WebhookEndpoint.id == row.endpoint_id)
+    if disable_reason is not None:
+        await conn.execute(
+            endpoint.values(enabled=False, disabled_reason=disable_reason, updated_at_ms=stamp)
+        )
+    elif ok and row.failing_since_ms is not None:
+        await conn.execute(endpoint.values(failing_since_ms=None))
+    elif not ok and row.failing_since_ms is None:
+        await conn.execute(
+            endpoint.where(WebhookEndpoint.failing_since_ms.is_(None)).values(failing_since_ms=stamp)
+        )
+
+
+async def _finish(rt: Runtime, row: Any, status: str, error: str) -> None:
+    async with rt.engine.begin() as conn:
+        await conn.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id == row.id, WebhookDelivery.round == row.round)
+            .values(status=status, last_error=error)
+        )
+
+
+async def enqueue_event_deliveries(rt: Runtime, account_id: str, seq: int) -> int:
+    """Queue the deliveries an event created (right after it is stored)."""
+    async with rt.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(WebhookDelivery.id, WebhookDelivery.round).where(
+                    WebhookDelivery.account_id == account_id,
+                    WebhookDelivery.event_seq == seq,
+                    WebhookDelivery.status == DELIVERY_PENDING,
+                )
+            )
+        ).all()
+    for row in rows:
+        await enqueue_delivery(rt.redis, row.id, row.round)
+    return len(rows)
+
+
+async def relay_deliveries(rt: Runtime, grace_ms: int = 2000, limit: int = 500) -> int:
+    """Queue overdue pending deliveries whose job was lost (crash before enqueue, Redis flushed).
+
+    Deliveries that still have a job are unaffected: the job id makes the enqueue a no-op.
+    """
+    async with rt.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(WebhookDelivery.id, WebhookDelivery.round)
+                .where(
+                    WebhookDelivery.status == DELIVERY_PENDING,
+                    WebhookDelivery.next_attempt_at_ms < now_ms() - grace_ms,
+                )
+                .order_by(WebhookDelivery.next_attempt_at_ms)
+                .limit(limit)
+            )
+        ).all()
+    enqueued = 0
+    for row in rows:
+        enqueued += await enqueue_delivery(rt.redis, row.id, row.round)
+    if enqueued:
+        log.info("relay: re-enqueued %d webhook deliveries", enqueued)
+    return enqueued

@@ -1,0 +1,193 @@
+"""Webhook endpoints of an account: create, list, change, delete, rotate the secret; and the
+account's default secret used for per-request webhooks."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+
+from lunos_events.db.webhook_models import WebhookDefaultSecret, WebhookEndpoint
+from lunos_events.errors import InvalidRequest, NotFound
+from lunos_events.ids import now_ms
+from lunos_events.runtime import Runtime
+from lunos_events.services.generation_request import parse_app_id
+from lunos_events.webhooks.fanout import parse_event_filter
+from lunos_events.webhooks.signing import new_secret
+from lunos_events.webhooks.targets import check_url_syntax, resolve_target
+
+ENDPOINT_ID_PREFIX = "ep_"
+MAX_DESCRIPTION_CHARS = 500
+ENDPOINT_NOT_FOUND = "Webhook endpoint not found"
+
+
+async def check_target(rt: Runtime, url: Any) -> str:
+    """Refuse a URL that is malformed or resolves to an address webhooks may not reach."""
+    await resolve_target(check_url_syntax(url), rt.settings.webhook_allow_private)
+    return url
+
+
+def _description(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > MAX_DESCRIPTION_CHARS:
+        raise InvalidRequest(f"Field 'description' must be a string of at most {MAX_DESCRIPTION_CHARS} chars")
+    return value
+
+
+def endpoint_view(row: Any, *, with_secret: bool = False) -> dict[str, Any]:
+    view = {
+        "id": row.id,
+        "url": row.url,
+        "events": list(row.events),
+        "app_id": row.app_id,
+        "description": row.description,
+        "enabled": row.enabled,
+        "disabled_reason": row.disabled_reason,
+        "created_at_ms": row.created_at_ms,
+        "updated_at_ms": row.updated_at_ms,
+    }
+    if with_secret:
+        view["secret"] = row.secret
+    return view
+
+
+async def create_endpoint(rt: Runtime, account_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    if "url" not in body:
+        raise InvalidRequest("Missing required field: url")
+    stamp = now_ms()
+    endpoint = WebhookEndpoint(
+        id=ENDPOINT_ID_PREFIX + secrets.token_urlsafe(12),
+        account_id=account_id,
+        app_id=parse_app_id(body.get("app_id")),
+        url=await check_target(rt, body["url"]),
+        description=_description(body.get("description")),
+        events=parse_event_filter(body.get("events"), "events"),
+        secret=new_secret(),
+        created_at_ms=stamp,
+        updated_at_ms=stamp,
+    )
+    async with rt.engine.begin() as conn:
+        await conn.execute(WebhookEndpoint.__table__.insert().values(**endpoint.model_dump()))
+    return endpoint_view(endpoint, with_secret=True)
+
+
+async def load_endpoint(rt: Runtime, account_id: str, endpoint_id: str) -> Any:
+    async with rt.engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(WebhookEndpoint).where(
+                    WebhookEndpoint.id == endpoint_id, WebhookEndpoint.account_id == account_id
+                )
+            )
+        ).first()
+    if row is None:
+        raise NotFound(ENDPOINT_NOT_FOUND)
+    return row
+
+
+async def list_endpoints(rt: Runtime, account_id: str) -> list[dict[str, Any]]:
+    async with rt.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(WebhookEndpoint)
+                .where(WebhookEndpoint.account_id == account_id)
+                .order_by(WebhookEndpoint.created_at_ms)
+            )
+        ).all()
+    return [endpoint_view(r) for r in rows]
+
+
+async def update_endpoint(
+    rt: Runtime, account_id: str, endpoint_id: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    await load_endpoint(rt, account_id, endpoint_id)
+    changes: dict[str, Any] = {}
+    if "url" in body:
+        changes["url"] = await check_target(rt, body["url"])
+    if "events" in body:
+        changes["events"] = parse_event_filter(body["events"], "events")
+    if "app_id" in body:
+        changes["app_id"] = parse_app_id(body["app_id"])
+    if "description" in body:
+        changes["description"] = _description(body["description"])
+    if "enabled" in body:
+        if not isinstance(body["enabled"], bool):
+            raise InvalidRequest("Field 'enabled' must be true or false")
+        changes["enabled"] = body["enabled"]
+        # Re-enabling starts with a clean slate; the failure clock restarts.
+        changes["disabled_reason"] = None if body["enabled"] else "disabled by the account"
+        changes["failing_since_ms"] = None
+    if changes:
+        changes["updated_at_ms"] = now_ms()
+        async with rt.engine.begin() as conn:
+            await conn.execute(
+                update(WebhookEndpoint)
+                .where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.account_id == account_id)
+                .values(**changes)
+            )
+    return endpoint_view(await load_endpoint(rt, account_id, endpoint_id))
+
+
+async def delete_endpoint(rt: Runtime, account_id: str, endpoint_id: str) -> None:
+    async with rt.engine.begin() as conn:
+        deleted = await conn.execute(
+            delete(WebhookEndpoint).where(
+                WebhookEndpoint.id == endpoint_id, WebhookEndpoint.account_id == account_id
+            )
+        )
+    if deleted.rowcount != 1:
+        raise NotFound(ENDPOINT_NOT_FOUND)
+
+
+async def rotate_secret(rt: Runtime, account_id: str, endpoint_id: str) -> dict[str, Any]:
+    """A new secret; the current one keeps signing alongside it for the overlap period."""
+    current = await load_endpoint(rt, account_id, endpoint_id)
+    stamp = now_ms()
+    expires = stamp + int(rt.settings.webhook_rotation_overlap_seconds * 1000)
+    secret = new_secret()
+    async with rt.engine.begin() as conn:
+        rotated = await conn.execute(
+            update(WebhookEndpoint)
+            # Guarded on the secret read above: of two concurrent rotations only one wins.
+            .where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.secret == current.secret)
+            .values(
+                secret=secret,
+                previous_secret=current.secret,
+                previous_secret_expires_at_ms=expires,
+                updated_at_ms=stamp,
+            )
+        )
+    if rotated.rowcount != 1:
+        raise InvalidRequest("The secret was rotated concurrently; try again")
+    return {"id": endpoint_id, "secret": secret, "previous_secret_expires_at_ms": expires}
+
+
+def signing_secrets(endpoint: Any, at_ms: int) -> list[str]:
+    """The secrets that sign a message now: the current one, plus the previous one during overlap."""
+    keys = [endpoint.secret]
+    if endpoint.previous_secret and (endpoint.previous_secret_expires_at_ms or 0) > at_ms:
+        keys.append(endpoint.previous_secret)
+    return keys
+
+
+async def default_secret(rt: Runtime, account_id: str) -> str:
+    """The account's secret for per-request webhooks, created on first use."""
+    query = select(WebhookDefaultSecret.secret).where(WebhookDefaultSecret.account_id == account_id)
+    async with rt.engine.connect() as conn:
+        secret = (await conn.execute(query)).scalar_one_or_none()
+    if secret is not None:
+        return secret
+    try:
+        async with rt.engine.begin() as conn:
+            await conn.execute(
+                WebhookDefaultSecret.__table__.insert().values(
+                    account_id=account_id, secret=new_secret(), created_at_ms=now_ms()
+                )
+            )
+    except IntegrityError:
+        pass  # created concurrently: the stored one wins
+    async with rt.engine.connect() as conn:
+        return (await conn.execute(query)).scalar_one()

@@ -1,0 +1,156 @@
+"""Which deliveries an event owes, written inside the transaction that stores the event.
+
+Because the deliveries commit together with the event (and the event with the state change), a
+status change can never be stored without its webhooks, whatever process dies afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from lunos_events.db.models import PENDING, TERMINAL_STATUSES
+from lunos_events.db.webhook_models import OperationWebhook, WebhookDelivery, WebhookEndpoint
+from lunos_events.errors import InvalidRequest
+from lunos_events.services.status import event_type
+from lunos_events.webhooks.targets import check_url_syntax
+
+if TYPE_CHECKING:
+    from lunos_events.services.events import StoredEvent
+
+DELIVERY_ID_PREFIX = "msg_"
+EVENT_TYPES = frozenset(event_type(s) for s in {PENDING, *TERMINAL_STATUSES})
+DEFAULT_EVENT_TYPES = tuple(sorted(event_type(s) for s in TERMINAL_STATUSES))
+
+
+def parse_event_filter(value: Any, field: str) -> list[str]:
+    """A non-empty list of known event types; None means the terminal events."""
+    if value is None:
+        return list(DEFAULT_EVENT_TYPES)
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise InvalidRequest(f"Field '{field}' must be a non-empty list of event types")
+    unknown = sorted(set(value) - EVENT_TYPES)
+    if unknown:
+        raise InvalidRequest(
+            f"Unknown event type {unknown[0]!r} in '{field}': use {', '.join(sorted(EVENT_TYPES))}"
+        )
+    return sorted(set(value))
+
+
+@dataclass(frozen=True)
+class RequestWebhook:
+    """`webhook` (+ `webhook_events_filter`) from a submit body."""
+
+    url: str
+    events: list[str]
+
+
+def parse_request_webhook(body: dict[str, Any]) -> RequestWebhook | None:
+    url = body.get("webhook")
+    if url is None:
+        if body.get("webhook_events_filter") is not None:
+            raise InvalidRequest("Field 'webhook_events_filter' needs a 'webhook' url")
+        return None
+    return RequestWebhook(
+        url=check_url_syntax(url),
+        events=parse_event_filter(body.get("webhook_events_filter"), "webhook_events_filter"),
+    )
+
+
+async def store_request_webhook(
+    conn: AsyncConnection, account_id: str, operation_id: str, hook: RequestWebhook
+) -> None:
+    await conn.execute(
+        OperationWebhook.__table__.insert().values(
+            operation_id=operation_id, account_id=account_id, url=hook.url, events=hook.events
+        )
+    )
+
+
+def new_delivery_id() -> str:
+    return DELIVERY_ID_PREFIX + secrets.token_urlsafe(18)
+
+
+def iso_timestamp(unix_ms: int) -> str:
+    return (
+        datetime.fromtimestamp(unix_ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
+
+
+def webhook_payload(type_: str, created_at_ms: int, data_json: str) -> str:
+    """`{"type", "timestamp", "data"}`; `data` is spliced in verbatim (the stored status object)."""
+    head = json.dumps({"type": type_, "timestamp": iso_timestamp(created_at_ms)}, separators=(",", ":"))
+    return f'{head[:-1]},"data":{data_json}}}'
+
+
+def delivery_row(
+    *,
+    account_id: str,
+    endpoint_id: str | None,
+    url: str,
+    event_seq: int | None,
+    event_type: str,
+    payload: str,
+    created_at_ms: int,
+) -> dict[str, Any]:
+    return WebhookDelivery(
+        id=new_delivery_id(),
+        account_id=account_id,
+        endpoint_id=endpoint_id,
+        url=url,
+        event_seq=event_seq,
+        event_type=event_type,
+        payload=payload,
+        next_attempt_at_ms=created_at_ms,
+        created_at_ms=created_at_ms,
+    ).model_dump()
+
+
+async def record_deliveries(conn: AsyncConnection, event: StoredEvent) -> int:
+    """Insert one pending delivery per endpoint (and per-request webhook) subscribed to the event."""
+    endpoints = (
+        await conn.execute(
+            select(
+                WebhookEndpoint.id, WebhookEndpoint.url, WebhookEndpoint.events, WebhookEndpoint.app_id
+            ).where(WebhookEndpoint.account_id == event.account_id, WebhookEndpoint.enabled.is_(True))
+        )
+    ).all()
+    targets: list[tuple[str | None, str]] = [
+        (e.id, e.url)
+        for e in endpoints
+        if event.type in e.events and (e.app_id is None or e.app_id == event.app_id)
+    ]
+    hook = (
+        await conn.execute(
+            select(OperationWebhook.url, OperationWebhook.events).where(
+                OperationWebhook.operation_id == event.operation_id
+            )
+        )
+    ).first()
+    if hook is not None and event.type in hook.events:
+        targets.append((None, hook.url))
+    if not targets:
+        return 0
+    payload = webhook_payload(event.type, event.created_at_ms, event.data)
+    await conn.execute(
+        WebhookDelivery.__table__.insert(),
+        [
+            delivery_row(
+                account_id=event.account_id,
+                endpoint_id=endpoint_id,
+                url=url,
+                event_seq=event.seq,
+                event_type=event.type,
+                payload=payload,
+                created_at_ms=event.created_at_ms,
+            )
+            for endpoint_id, url in targets
+        ],
+    )
+    return len(targets)

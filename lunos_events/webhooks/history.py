@@ -1,0 +1,151 @@
+"""The delivery log (every attempt of every delivery), redelivery and test events."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import select, update
+
+from lunos_events.db.webhook_models import DELIVERY_PENDING, WebhookAttempt, WebhookDelivery
+from lunos_events.errors import Conflict, InvalidRequest, NotFound
+from lunos_events.ids import now_ms
+from lunos_events.runtime import Runtime
+from lunos_events.webhooks.delivery import enqueue_delivery
+from lunos_events.webhooks.endpoints import load_endpoint
+from lunos_events.webhooks.fanout import delivery_row, webhook_payload
+
+TEST_EVENT_TYPE = "webhook.test"
+DELIVERY_NOT_FOUND = "Webhook delivery not found"
+MAX_PAGE = 100
+
+
+def attempt_view(row: Any) -> dict[str, Any]:
+    return {
+        "attempted_at_ms": row.attempted_at_ms,
+        "status_code": row.status_code,
+        "latency_ms": row.latency_ms,
+        "response_body": row.response_body,
+        "error": row.error,
+    }
+
+
+def delivery_view(row: Any, attempts: list[Any] | None = None) -> dict[str, Any]:
+    view = {
+        "id": row.id,
+        "endpoint_id": row.endpoint_id,
+        "url": row.url,
+        "event_type": row.event_type,
+        "event_seq": row.event_seq,
+        "status": row.status,
+        "attempts": row.attempts,
+        "next_attempt_at_ms": row.next_attempt_at_ms if row.status == DELIVERY_PENDING else None,
+        "last_error": row.last_error,
+        "created_at_ms": row.created_at_ms,
+        "delivered_at_ms": row.delivered_at_ms,
+    }
+    if attempts is not None:
+        view["payload"] = json.loads(row.payload)
+        view["attempt_log"] = [attempt_view(a) for a in attempts]
+    return view
+
+
+def page_limit(value: str | None) -> int:
+    if value is None:
+        return 50
+    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE:
+        raise InvalidRequest(f"'limit' must be an integer from 1 to {MAX_PAGE}")
+    return int(value)
+
+
+async def endpoint_deliveries(
+    rt: Runtime, account_id: str, endpoint_id: str, limit: int = 50
+) -> list[dict[str, Any]]:
+    """The endpoint's most recent deliveries first."""
+    await load_endpoint(rt, account_id, endpoint_id)
+    async with rt.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(WebhookDelivery)
+                .where(WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.account_id == account_id)
+                .order_by(WebhookDelivery.created_at_ms.desc(), WebhookDelivery.id)
+                .limit(limit)
+            )
+        ).all()
+    return [delivery_view(r) for r in rows]
+
+
+async def _delivery_row(rt: Runtime, account_id: str, delivery_id: str) -> Any:
+    async with rt.engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(WebhookDelivery).where(
+                    WebhookDelivery.id == delivery_id, WebhookDelivery.account_id == account_id
+                )
+            )
+        ).first()
+    if row is None:
+        raise NotFound(DELIVERY_NOT_FOUND)
+    return row
+
+
+async def get_delivery(rt: Runtime, account_id: str, delivery_id: str) -> dict[str, Any]:
+    row = await _delivery_row(rt, account_id, delivery_id)
+    async with rt.engine.connect() as conn:
+        attempts = (
+            await conn.execute(
+                select(WebhookAttempt)
+                .where(WebhookAttempt.delivery_id == delivery_id)
+                .order_by(WebhookAttempt.attempted_at_ms, WebhookAttempt.id)
+            )
+        ).all()
+    return delivery_view(row, attempts)
+
+
+async def redeliver(rt: Runtime, account_id: str, delivery_id: str) -> dict[str, Any]:
+    """Send the same message (same `webhook-id` and body) again, with a fresh retry schedule."""
+    row = await _delivery_row(rt, account_id, delivery_id)
+    if row.endpoint_id is not None:
+        endpoint = await load_endpoint(rt, account_id, row.endpoint_id)
+        if not endpoint.enabled:
+            raise Conflict("The endpoint is disabled; enable it before redelivering")
+    next_round = row.round + 1
+    async with rt.engine.begin() as conn:
+        moved = await conn.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id == delivery_id, WebhookDelivery.round == row.round)
+            .values(
+                status=DELIVERY_PENDING,
+                round=next_round,
+                attempts=0,
+                next_attempt_at_ms=now_ms(),
+                delivered_at_ms=None,
+                last_error=None,
+            )
+        )
+    if moved.rowcount != 1:
+        raise Conflict("The delivery was redelivered concurrently")
+    await enqueue_delivery(rt.redis, delivery_id, next_round)
+    return await get_delivery(rt, account_id, delivery_id)
+
+
+async def send_test_event(rt: Runtime, account_id: str, endpoint_id: str) -> dict[str, Any]:
+    """Queue a `webhook.test` message to the endpoint, whatever its event filter."""
+    endpoint = await load_endpoint(rt, account_id, endpoint_id)
+    if not endpoint.enabled:
+        raise Conflict("The endpoint is disabled; enable it before testing")
+    stamp = now_ms()
+    data = json.dumps({"endpoint_id": endpoint_id, "message": "test event"}, separators=(",", ":"))
+    row = delivery_row(
+        account_id=account_id,
+        endpoint_id=endpoint_id,
+        url=endpoint.url,
+        event_seq=None,
+        event_type=TEST_EVENT_TYPE,
+        payload=webhook_payload(TEST_EVENT_TYPE, stamp, data),
+        created_at_ms=stamp,
+    )
+    async with rt.engine.begin() as conn:
+        await conn.execute(WebhookDelivery.__table__.insert().values(**row))
+    await enqueue_delivery(rt.redis, row["id"])
+    return await get_delivery(rt, account_id, row["id"])

@@ -1,0 +1,103 @@
+"""Webhook target URLs and the SSRF guard.
+
+A URL is checked when it is registered and again, after DNS resolution, at every delivery; the
+delivery then connects to the address that was checked (not to a second lookup), so a name that
+re-resolves to an internal address between the check and the connection gains nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+from lunos_events.errors import InvalidRequest
+
+MAX_URL_CHARS = 2048
+ALLOWED_SCHEMES = ("http", "https")
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class UnsafeTarget(InvalidRequest):
+    """The URL points at an address webhooks may not reach (loopback, private, ...)."""
+
+
+@dataclass(frozen=True)
+class ResolvedTarget:
+    url: str  # the URL to connect to: the checked address in place of the host name
+    host_header: str  # the original host (and port), sent as `Host`
+    tls_hostname: str | None  # the name to present and check in TLS, for https
+
+
+def check_url_syntax(url: object) -> str:
+    """The URL if it is an absolute http(s) URL with a host; InvalidRequest otherwise."""
+    if not isinstance(url, str) or not url:
+        raise InvalidRequest("The webhook url must be a non-empty string")
+    if len(url) > MAX_URL_CHARS or not url.isprintable() or " " in url:
+        raise InvalidRequest(f"The webhook url must be at most {MAX_URL_CHARS} printable characters")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError on a malformed port)
+    except ValueError:
+        raise InvalidRequest("The webhook url is malformed") from None
+    if parts.scheme.lower() not in ALLOWED_SCHEMES:
+        raise UnsafeTarget("The webhook url must use http or https")
+    if not parts.hostname:
+        raise InvalidRequest("The webhook url must have a host")
+    if parts.username or parts.password:
+        raise InvalidRequest("The webhook url must not carry credentials")
+    return url
+
+
+def address_allowed(address: IPAddress, allow_private: bool) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address.is_multicast or address.is_unspecified:
+        return False
+    if allow_private:
+        return True
+    return address.is_global and not (
+        address.is_loopback or address.is_private or address.is_link_local or address.is_reserved
+    )
+
+
+async def resolve_addresses(host: str, port: int) -> list[IPAddress]:
+    try:
+        return [ipaddress.ip_address(host)]
+    except ValueError:
+        pass
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise UnsafeTarget(f"The webhook host {host!r} does not resolve: {exc}") from None
+    # Scope ids (fe80::1%eth0) are dropped: such addresses are refused anyway unless private is allowed.
+    return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
+
+
+async def resolve_target(url: str, allow_private: bool) -> ResolvedTarget:
+    """Resolve the URL's host and refuse it unless every address it resolves to is allowed."""
+    check_url_syntax(url)
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = parts.hostname or ""
+    port = parts.port or (443 if scheme == "https" else 80)
+    addresses = await resolve_addresses(host, port)
+    if not addresses:
+        raise UnsafeTarget(f"The webhook host {host!r} does not resolve")
+    refused = [a for a in addresses if not address_allowed(a, allow_private)]
+    if refused:
+        raise UnsafeTarget(
+            f"The webhook url resolves to a non-public address ({refused[0]}); "
+            "set LUNOS_WEBHOOK_ALLOW_PRIVATE=true to allow private targets in development"
+        )
+    pinned = addresses[0]
+    literal = f"[{pinned}]" if pinned.version == 6 else str(pinned)
+    netloc = f"{literal}:{parts.port}" if parts.port else literal
+    return ResolvedTarget(
+        url=urlunsplit((scheme, netloc, parts.path or "/", parts.query, "")),
+        host_header=parts.netloc.rpartition("@")[2],
+        tls_hostname=host if scheme == "https" else None,
+    )

@@ -1,0 +1,64 @@
+"""A scriptable webhook receiver on a real loopback port, for tests: records every request and
+answers with the statuses it is told to (then 200)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from lunos_events.serving import ApiServer
+from tests.conftest import free_port
+
+
+@dataclass
+class Received:
+    headers: dict[str, str]
+    body: bytes
+    path: str
+
+
+@dataclass
+class RecordingReceiver:
+    url: str = ""
+    received: list[Received] = field(default_factory=list)
+    # Responses to give, in order: (status, headers); 200 once they run out.
+    script: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def handle(self, request: Request) -> Response:
+        self.received.append(Received(dict(request.headers), await request.body(), request.url.path))
+        self.arrived.set()
+        status, headers = self.script.pop(0) if self.script else (200, {})
+        return Response(f"status {status}", status_code=status, headers=headers)
+
+    async def wait_for(self, count: int, timeout: float = 30) -> list[Received]:
+        async with asyncio.timeout(timeout):
+            while len(self.received) < count:
+                self.arrived.clear()
+                await self.arrived.wait()
+        return self.received
+
+
+@contextlib.asynccontextmanager
+async def running_receiver(path: str = "/hooks") -> AsyncIterator[RecordingReceiver]:
+    receiver = RecordingReceiver()
+    app = Starlette(routes=[Route(path, receiver.handle, methods=["POST"])])
+    port = free_port()
+    server = ApiServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    receiver.url = f"http://127.0.0.1:{port}{path}"
+    try:
+        yield receiver
+    finally:
+        server.should_exit = True
+        await task
