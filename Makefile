@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+NODE_RECEIVER := webhooks/node
+NODE_STAMP := $(NODE_RECEIVER)/node_modules/.installed
 
 .PHONY: dev test lint bench
 
@@ -15,7 +17,11 @@ $(STAMP): pyproject.toml
 dev: $(STAMP)
 	$(BIN)/lunos-events dev
 
-test: $(STAMP)
+# The Node reference webhook receiver's packages (its test is skipped locally without npm).
+$(NODE_STAMP): $(NODE_RECEIVER)/package-lock.json
+	if command -v npm >/dev/null; then cd $(NODE_RECEIVER) && npm ci --no-audit --no-fund --silent && touch node_modules/.installed; fi
+
+test: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

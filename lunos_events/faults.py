@@ -2,7 +2,8 @@
 
 Points on the completion path, in order: `provider_done` (video rendered/fetched, not stored),
 `stored` (video in storage, database not updated), `committed` (final state and event committed,
-event not yet published). Unset in normal operation.
+event not yet published). On the webhook path: `webhook_sent` (the receiver answered, the attempt
+is not recorded yet). Unset in normal operation.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -69,6 +69,14 @@ class Settings(BaseSettings):
     dev_api_key: str | None = None
     dev_balance: str = "1000.00"
     dev_tier: str = "dev"
+
+    @field_validator("webhook_retry_schedule")
+    @classmethod
+    def _valid_retry_schedule(cls, value: str) -> str:
+        from lunos_events.webhooks.schedule import parse_schedule  # stdlib only; avoids a package cycle
+
+        parse_schedule(value)
+        return value
 
     def resolved_database_url(self) -> str:
         if self.database_url:

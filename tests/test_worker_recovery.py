@@ -24,7 +24,7 @@ async def wait_for_death(process, timeout: float = 30) -> int:
     return process.returncode
 
 
-@pytest.mark.settings(job_timeout_seconds=1)
+@pytest.mark.settings(job_timeout_seconds=1, webhook_timeout_seconds=0.5)
 @pytest.mark.parametrize("point", ["provider_done", "stored", "committed"])
 async def test_killed_worker_completes_once_after_restart(settings, point: str) -> None:
     # The API runs here; workers run as separate processes so they can really be SIGKILLed.

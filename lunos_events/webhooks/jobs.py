@@ -54,9 +54,9 @@ def webhook_functions(settings: Settings) -> list[Function]:
             name=DELIVER_WEBHOOK,
             max_tries=_UNBOUNDED_TRIES,
             keep_result=0,
-            # The HTTP timeout plus room for the database; also how long a crashed worker's
-            # delivery stays locked before another worker sends it.
-            timeout=settings.webhook_timeout_seconds + 5,
+            # The send is bounded by the webhook timeout; one second more covers the database.
+            # arq also derives from it how long a crashed worker's delivery stays locked.
+            timeout=settings.webhook_timeout_seconds + 1,
         )
     ]
 
