@@ -12,10 +12,12 @@ from arq.worker import Function
 from lunos_events.runtime import Runtime
 from lunos_events.settings import Settings
 from lunos_events.webhooks.delivery import DELIVER_WEBHOOK, build_http_client, deliver, relay_deliveries
+from lunos_events.webhooks.recorder import AttemptRecorder
 
 log = logging.getLogger(__name__)
 
 HTTP_CLIENT = "webhook_http"
+RECORDER = "webhook_recorder"
 # Retries are bounded by the retry schedule recorded on the delivery, not by arq's try count.
 _UNBOUNDED_TRIES = 10**9
 _RETRY_SOON_SECONDS = 5.0
@@ -24,7 +26,7 @@ _RETRY_SOON_SECONDS = 5.0
 async def deliver_webhook(ctx: dict[str, Any], delivery_id: str, round_: int = 0) -> None:
     rt: Runtime = ctx["rt"]
     try:
-        delay = await deliver(rt, ctx[HTTP_CLIENT], delivery_id, round_)
+        delay = await deliver(rt, ctx[HTTP_CLIENT], ctx[RECORDER], delivery_id, round_)
     except Exception:
         # Database trouble and the like: the delivery row is unchanged, so simply try again.
         log.exception("delivering %s failed; retrying", delivery_id)
@@ -39,12 +41,13 @@ async def relay_webhooks(ctx: dict[str, Any]) -> int:
 
 async def open_webhook_client(ctx: dict[str, Any]) -> None:
     ctx[HTTP_CLIENT] = build_http_client(ctx["rt"].settings)
+    ctx[RECORDER] = AttemptRecorder(ctx["rt"])
 
 
 async def close_webhook_client(ctx: dict[str, Any]) -> None:
     client = ctx.pop(HTTP_CLIENT, None)
     if client is not None:
-        await client.aclose()
+        await client.close()
 
 
 def webhook_functions(settings: Settings) -> list[Function]:

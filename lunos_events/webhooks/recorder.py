@@ -1,0 +1,172 @@
+"""Recording delivery attempts: what an outcome means for the delivery and its endpoint, and the
+group commit that writes them.
+
+Hundreds of deliveries finish at about the same time in one worker; written one transaction each
+they queue on the database's write lock (SQLite serialises writers). The recorder writes every
+attempt that finished meanwhile in ONE transaction, and each job waits for that commit before it
+returns, so nothing is acknowledged before it is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import bindparam, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from lunos_events.db.webhook_models import (
+    DELIVERY_DELIVERED,
+    DELIVERY_FAILED,
+    DELIVERY_PENDING,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+from lunos_events.ids import now_ms
+from lunos_events.runtime import Runtime
+from lunos_events.settings import Settings
+from lunos_events.webhooks.schedule import parse_schedule, retry_delay
+
+GONE_REASON = "the endpoint answered 410 Gone"
+FAILING_REASON = "failing continuously; re-enable it once the receiver works"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one HTTP attempt gave."""
+
+    status_code: int | None
+    latency_ms: int
+    response_body: str | None
+    error: str | None
+    retry_after: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What follows an attempt."""
+
+    status: str
+    error: str | None
+    delay: float | None  # seconds until the next attempt, None when there is none
+    disable_reason: str | None  # set when the endpoint must be disabled
+    stamp: int
+
+
+def decide(settings: Settings, row: Any, outcome: Outcome, stamp: int) -> Decision:
+    if outcome.ok:
+        return Decision(DELIVERY_DELIVERED, None, None, None, stamp)
+    if outcome.status_code == 410:
+        return Decision(DELIVERY_FAILED, "HTTP 410 Gone: endpoint disabled", None, GONE_REASON, stamp)
+    failing_since = row.failing_since_ms or stamp
+    if row.endpoint_id is not None and stamp - failing_since >= settings.webhook_disable_after_seconds * 1000:
+        return Decision(DELIVERY_FAILED, outcome.error, None, FAILING_REASON, stamp)
+    schedule = parse_schedule(settings.webhook_retry_schedule)
+    delay = retry_delay(schedule, row.attempts + 1, outcome.retry_after)
+    return Decision(
+        DELIVERY_PENDING if delay is not None else DELIVERY_FAILED, outcome.error, delay, None, stamp
+    )
+
+
+_UPDATE_DELIVERY = (
+    update(WebhookDelivery)
+    .where(WebhookDelivery.id == bindparam("d_id"), WebhookDelivery.round == bindparam("d_round"))
+    .values(
+        status=bindparam("d_status"),
+        attempts=bindparam("d_attempts"),
+        last_error=bindparam("d_error"),
+        next_attempt_at_ms=bindparam("d_next"),
+        delivered_at_ms=bindparam("d_delivered"),
+    )
+)
+
+
+class AttemptRecorder:
+    """Group commit of attempts; one per worker process."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
+        self._batch: list[tuple[Any, Outcome, Decision, asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def record(self, row: Any, outcome: Outcome) -> float | None:
+        """Store the attempt and its consequences; returns the seconds until the next attempt."""
+        decision = decide(self._rt.settings, row, outcome, now_ms())
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._batch.append((row, outcome, decision, done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_batches())
+        await done
+        return decision.delay
+
+    async def _write_batches(self) -> None:
+        while self._batch:
+            batch, self._batch = self._batch, []
+            try:
+                async with self._rt.engine.begin() as conn:
+                    await _write(conn, batch)
+            except Exception as exc:
+                for *_, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+            else:
+                for *_, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+
+
+async def _write(conn: AsyncConnection, batch: list[tuple[Any, Outcome, Decision, Any]]) -> None:
+    await conn.execute(
+        WebhookAttempt.__table__.insert(),
+        [
+            {
+                "delivery_id": row.id,
+                "attempted_at_ms": decision.stamp,
+                "status_code": outcome.status_code,
+                "latency_ms": outcome.latency_ms,
+                "response_body": outcome.response_body,
+                "error": outcome.error,
+            }
+            for row, outcome, decision, _ in batch
+        ],
+    )
+    await conn.execute(
+        _UPDATE_DELIVERY,
+        [
+            {
+                "d_id": row.id,
+                "d_round": row.round,
+                "d_status": decision.status,
+                "d_attempts": row.attempts + 1,
+                "d_error": decision.error,
+                "d_next": decision.stamp + int((decision.delay or 0) * 1000),
+                "d_delivered": decision.stamp if outcome.ok else None,
+            }
+            for row, outcome, decision, _ in batch
+        ],
+    )
+    for row, outcome, decision, _ in batch:
+        if row.endpoint_id is not None:
+            await _update_endpoint_health(conn, row, outcome.ok, decision)
+
+
+async def _update_endpoint_health(conn: AsyncConnection, row: Any, ok: bool, decision: Decision) -> None:
+    endpoint = update(WebhookEndpoint).where(WebhookEndpoint.id == row.endpoint_id)
+    if decision.disable_reason is not None:
+        await conn.execute(
+            endpoint.values(
+                enabled=False, disabled_reason=decision.disable_reason, updated_at_ms=decision.stamp
+            )
+        )
+    elif ok and row.failing_since_ms is not None:
+        await conn.execute(endpoint.values(failing_since_ms=None))
+    elif not ok and row.failing_since_ms is None:
+        await conn.execute(
+            endpoint.where(WebhookEndpoint.failing_since_ms.is_(None)).values(failing_since_ms=decision.stamp)
+        )
