@@ -133,6 +133,42 @@ async def baseline_throughput(url: str, count: int, concurrency: int) -> float:
         return count / (time.perf_counter() - started)
 
 
+async def arq_noop_rate(redis_url: str, count: int, concurrency: int) -> float:
+    """The queue's own ceiling: arq jobs that do nothing, same Redis, same worker settings."""
+    from arq import create_pool
+    from arq.connections import RedisSettings
+    from arq.worker import Worker, func
+
+    finished = 0
+
+    async def noop(ctx: dict, i: int) -> None:
+        nonlocal finished
+        finished += 1
+
+    settings = RedisSettings.from_dsn(redis_url)
+    pool = await create_pool(settings, default_queue_name="bench:noop")
+    for i in range(count):
+        await pool.enqueue_job("noop", i, _job_id=f"noop:{i}")
+    await pool.aclose()
+    worker = Worker(
+        functions=[func(noop, name="noop", keep_result=0)],
+        redis_pool=await create_pool(settings),
+        queue_name="bench:noop",
+        max_jobs=concurrency,
+        poll_delay=0.05,
+        keep_result=0,
+        handle_signals=False,
+    )
+    started = time.perf_counter()
+    task = asyncio.create_task(worker.async_run())
+    while finished < count:
+        await asyncio.sleep(0.01)
+    rate = count / (time.perf_counter() - started)
+    await worker.close()
+    task.cancel()
+    return rate
+
+
 async def baseline_latency(url: str, count: int, rate: float) -> list[float]:
     body = json.dumps({"type": "video.completed", "timestamp": "2026-01-01T00:00:00Z", "data": {}}).encode()
     times = []
@@ -217,6 +253,7 @@ async def run(args: argparse.Namespace, work: Path, redis_url: str, base: str) -
             baseline_rate = await baseline_throughput(
                 f"{base}/hook", args.deliveries, settings.worker_max_jobs
             )
+            noop_rate = await arq_noop_rate(redis_url, args.deliveries, settings.worker_max_jobs)
             await reset(base)
 
             # Latency: events released one by one, as completing operations do.
@@ -231,6 +268,7 @@ async def run(args: argparse.Namespace, work: Path, redis_url: str, base: str) -
         "concurrency": settings.worker_max_jobs,
         "delivered_rate": delivered_rate,
         "baseline_rate": baseline_rate,
+        "noop_rate": noop_rate,
         "latencies": latencies,
         "bare": bare,
     }
@@ -251,6 +289,10 @@ def report(args: argparse.Namespace, result: dict) -> None:
     print(
         f"  throughput: {delivered_rate:8.0f} deliveries/s   baseline bare aiohttp POST loop: "
         f"{baseline_rate:8.0f} POST/s   ratio {delivered_rate / baseline_rate:.2f}"
+    )
+    print(
+        f"  (reference: arq no-op jobs in one process: {result['noop_rate']:8.0f} jobs/s; "
+        f"deliveries/s is {delivered_rate / result['noop_rate']:.2f} of that queue ceiling)"
     )
     print(
         f"  completion -> receipt ({len(latencies)} events at {args.rate:g}/s): "

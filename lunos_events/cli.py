@@ -46,10 +46,10 @@ def _settings(**overrides: Any) -> Settings:
 @click.option("--port", type=int, default=None, help="Listen port (LUNOS_PORT, default 8787).")
 def dev(host: str | None, port: int | None) -> None:
     """Run API, worker and an embedded Redis in one process, on SQLite and local storage."""
-    from lunos_events.dev import dev_settings_with_redis, serve_dev
+    from lunos_events.dev import dev_settings_with_redis, dev_webhook_settings, serve_dev
 
     configure_logging()
-    settings, embedded = dev_settings_with_redis(_settings(host=host, port=port))
+    settings, embedded = dev_settings_with_redis(dev_webhook_settings(_settings(host=host, port=port)))
     note = f"embedded redis-server at {settings.redis_url}" if embedded else settings.redis_url
     if embedded:
         embedded.start()

@@ -55,6 +55,12 @@ def banner(settings: Settings, key: str, redis_note: str) -> str:
             f"  database: {settings.resolved_database_url()}",
             f"  redis:    {redis_note}",
             f"  provider: {settings.provider}   storage: {settings.storage} ({settings.videos_dir})",
+            "  webhooks: "
+            + (
+                "private and loopback targets allowed (development only)"
+                if settings.webhook_allow_private
+                else "public targets only"
+            ),
             "",
             f"Development account {settings.dev_account_id!r}, API key:",
             f"  {key}",
@@ -78,6 +84,14 @@ async def serve_dev(settings: Settings, redis_note: str) -> None:
             print(banner(settings, key, redis_note), flush=True)
             await stop.wait()
             print("Stopping…", flush=True)
+
+
+def dev_webhook_settings(settings: Settings) -> Settings:
+    """`dev` lets webhooks reach loopback and private addresses (local receivers) unless
+    LUNOS_WEBHOOK_ALLOW_PRIVATE says otherwise; the banner says so. `serve` never does."""
+    if "webhook_allow_private" in settings.model_fields_set:
+        return settings
+    return settings.model_copy(update={"webhook_allow_private": True})
 
 
 def dev_settings_with_redis(settings: Settings) -> tuple[Settings, EmbeddedRedis | None]:

@@ -71,6 +71,11 @@ def test_dev_runs_everything_and_stops_cleanly(tmp_path) -> None:
             time.sleep(0.1)
         assert status["status"] == "completed"
         assert httpx.get(status["video_url"]).headers["content-type"] == "video/mp4"
+
+        # `dev` says it lets webhooks reach local receivers, and does.
+        assert "  webhooks: private and loopback targets allowed (development only)" in lines
+        local_hook = {"url": f"http://127.0.0.1:{free_port()}/hooks"}
+        assert httpx.post(f"{base}/v1/webhooks", headers=headers, json=local_hook).status_code == 201
     finally:
         process.send_signal(signal.SIGINT)
         assert wait_for_exit(process, 20) == 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -25,6 +26,7 @@ from lunos_events.db.webhook_models import (
 from lunos_events.faults import crash_point
 from lunos_events.ids import now_ms
 from lunos_events.runtime import Runtime
+from lunos_events.webhooks.batching import Batcher
 from lunos_events.webhooks.endpoints import default_secret, signing_secrets
 from lunos_events.webhooks.recorder import AttemptRecorder, Outcome
 from lunos_events.webhooks.schedule import parse_retry_after
@@ -71,22 +73,31 @@ def build_http_client(settings: Any) -> aiohttp.ClientSession:
     )
 
 
-async def _load(rt: Runtime, delivery_id: str) -> Any:
-    async with rt.engine.connect() as conn:
-        return (
-            await conn.execute(
-                select(
-                    WebhookDelivery,
-                    WebhookEndpoint.enabled,
-                    WebhookEndpoint.secret,
-                    WebhookEndpoint.previous_secret,
-                    WebhookEndpoint.previous_secret_expires_at_ms,
-                    WebhookEndpoint.failing_since_ms,
-                )
-                .outerjoin(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
-                .where(WebhookDelivery.id == delivery_id)
-            )
-        ).first()
+_DELIVERY_WITH_ENDPOINT = select(
+    *WebhookDelivery.__table__.c,
+    WebhookEndpoint.enabled,
+    WebhookEndpoint.secret,
+    WebhookEndpoint.previous_secret,
+    WebhookEndpoint.previous_secret_expires_at_ms,
+    WebhookEndpoint.failing_since_ms,
+).outerjoin(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+
+
+class DeliveryLoader:
+    """Reads deliveries (with their endpoint's signing state), one query per batch of jobs."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
+        self._batcher: Batcher[str, Any] = Batcher(self._load_batch)
+
+    async def load(self, delivery_id: str) -> Any:
+        return await self._batcher.call(delivery_id)
+
+    async def _load_batch(self, ids: list[str]) -> list[Any]:
+        async with self._rt.engine.connect() as conn:
+            rows = (await conn.execute(_DELIVERY_WITH_ENDPOINT.where(WebhookDelivery.id.in_(set(ids))))).all()
+        by_id = {row.id: row for row in rows}
+        return [by_id.get(i) for i in ids]
 
 
 async def send(http: aiohttp.ClientSession, rt: Runtime, row: Any, secrets_: list[str]) -> Outcome:
@@ -138,11 +149,25 @@ async def send(http: aiohttp.ClientSession, rt: Runtime, row: Any, secrets_: lis
     )
 
 
-async def deliver(
-    rt: Runtime, http: aiohttp.ClientSession, recorder: AttemptRecorder, delivery_id: str, round_: int
-) -> float | None:
+@dataclass
+class Courier:
+    """What a worker process needs to deliver: built once at start-up, shared by all jobs."""
+
+    http: aiohttp.ClientSession
+    loader: DeliveryLoader
+    recorder: AttemptRecorder
+
+    @classmethod
+    def open(cls, rt: Runtime) -> Courier:
+        return cls(build_http_client(rt.settings), DeliveryLoader(rt), AttemptRecorder(rt))
+
+    async def aclose(self) -> None:
+        await self.http.close()
+
+
+async def deliver(rt: Runtime, courier: Courier, delivery_id: str, round_: int) -> float | None:
     """Make the attempt the delivery is owed now; returns seconds until the next one, or None."""
-    row = await _load(rt, delivery_id)
+    row = await courier.loader.load(delivery_id)
     if row is None or row.status != DELIVERY_PENDING or row.round != round_:
         return None
     now = now_ms()
@@ -157,9 +182,9 @@ async def deliver(
     else:
         keys = signing_secrets(row, now)
 
-    outcome = await send(http, rt, row, keys)
+    outcome = await send(courier.http, rt, row, keys)
     crash_point(rt.settings, "webhook_sent")
-    return await recorder.record(row, outcome)
+    return await courier.recorder.record(row, outcome)
 
 
 async def _finish(rt: Runtime, row: Any, status: str, error: str) -> None:

@@ -11,13 +11,11 @@ from arq.worker import Function
 
 from lunos_events.runtime import Runtime
 from lunos_events.settings import Settings
-from lunos_events.webhooks.delivery import DELIVER_WEBHOOK, build_http_client, deliver, relay_deliveries
-from lunos_events.webhooks.recorder import AttemptRecorder
+from lunos_events.webhooks.delivery import DELIVER_WEBHOOK, Courier, deliver, relay_deliveries
 
 log = logging.getLogger(__name__)
 
-HTTP_CLIENT = "webhook_http"
-RECORDER = "webhook_recorder"
+COURIER = "webhook_courier"
 # Retries are bounded by the retry schedule recorded on the delivery, not by arq's try count.
 _UNBOUNDED_TRIES = 10**9
 _RETRY_SOON_SECONDS = 5.0
@@ -26,7 +24,7 @@ _RETRY_SOON_SECONDS = 5.0
 async def deliver_webhook(ctx: dict[str, Any], delivery_id: str, round_: int = 0) -> None:
     rt: Runtime = ctx["rt"]
     try:
-        delay = await deliver(rt, ctx[HTTP_CLIENT], ctx[RECORDER], delivery_id, round_)
+        delay = await deliver(rt, ctx[COURIER], delivery_id, round_)
     except Exception:
         # Database trouble and the like: the delivery row is unchanged, so simply try again.
         log.exception("delivering %s failed; retrying", delivery_id)
@@ -39,15 +37,14 @@ async def relay_webhooks(ctx: dict[str, Any]) -> int:
     return await relay_deliveries(ctx["rt"])
 
 
-async def open_webhook_client(ctx: dict[str, Any]) -> None:
-    ctx[HTTP_CLIENT] = build_http_client(ctx["rt"].settings)
-    ctx[RECORDER] = AttemptRecorder(ctx["rt"])
+async def open_webhook_courier(ctx: dict[str, Any]) -> None:
+    ctx[COURIER] = Courier.open(ctx["rt"])
 
 
-async def close_webhook_client(ctx: dict[str, Any]) -> None:
-    client = ctx.pop(HTTP_CLIENT, None)
-    if client is not None:
-        await client.close()
+async def close_webhook_courier(ctx: dict[str, Any]) -> None:
+    courier = ctx.pop(COURIER, None)
+    if courier is not None:
+        await courier.aclose()
 
 
 def webhook_functions(settings: Settings) -> list[Function]:

@@ -9,7 +9,6 @@ returns, so nothing is acknowledged before it is durable.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +26,7 @@ from lunos_events.db.webhook_models import (
 from lunos_events.ids import now_ms
 from lunos_events.runtime import Runtime
 from lunos_events.settings import Settings
+from lunos_events.webhooks.batching import Batcher
 from lunos_events.webhooks.schedule import parse_schedule, retry_delay
 
 GONE_REASON = "the endpoint answered 410 Gone"
@@ -92,36 +92,21 @@ class AttemptRecorder:
 
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
-        self._batch: list[tuple[Any, Outcome, Decision, asyncio.Future[None]]] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._batcher: Batcher[tuple[Any, Outcome, Decision], None] = Batcher(self._write_batch)
 
     async def record(self, row: Any, outcome: Outcome) -> float | None:
         """Store the attempt and its consequences; returns the seconds until the next attempt."""
         decision = decide(self._rt.settings, row, outcome, now_ms())
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._batch.append((row, outcome, decision, done))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_batches())
-        await done
+        await self._batcher.call((row, outcome, decision))
         return decision.delay
 
-    async def _write_batches(self) -> None:
-        while self._batch:
-            batch, self._batch = self._batch, []
-            try:
-                async with self._rt.engine.begin() as conn:
-                    await _write(conn, batch)
-            except Exception as exc:
-                for *_, done in batch:
-                    if not done.done():
-                        done.set_exception(exc)
-            else:
-                for *_, done in batch:
-                    if not done.done():
-                        done.set_result(None)
+    async def _write_batch(self, batch: list[tuple[Any, Outcome, Decision]]) -> list[None]:
+        async with self._rt.engine.begin() as conn:
+            await _write(conn, batch)
+        return [None] * len(batch)
 
 
-async def _write(conn: AsyncConnection, batch: list[tuple[Any, Outcome, Decision, Any]]) -> None:
+async def _write(conn: AsyncConnection, batch: list[tuple[Any, Outcome, Decision]]) -> None:
     await conn.execute(
         WebhookAttempt.__table__.insert(),
         [
@@ -133,7 +118,7 @@ async def _write(conn: AsyncConnection, batch: list[tuple[Any, Outcome, Decision
                 "response_body": outcome.response_body,
                 "error": outcome.error,
             }
-            for row, outcome, decision, _ in batch
+            for row, outcome, decision in batch
         ],
     )
     await conn.execute(
@@ -148,15 +133,18 @@ async def _write(conn: AsyncConnection, batch: list[tuple[Any, Outcome, Decision
                 "d_next": decision.stamp + int((decision.delay or 0) * 1000),
                 "d_delivered": decision.stamp if outcome.ok else None,
             }
-            for row, outcome, decision, _ in batch
+            for row, outcome, decision in batch
         ],
     )
-    for row, outcome, decision, _ in batch:
+    for row, outcome, decision in batch:
         if row.endpoint_id is not None:
             await _update_endpoint_health(conn, row, outcome.ok, decision)
 
 
 async def _update_endpoint_health(conn: AsyncConnection, row: Any, ok: bool, decision: Decision) -> None:
+    healthy_and_was = ok and row.failing_since_ms is None
+    if healthy_and_was and decision.disable_reason is None:
+        return  # the common case writes nothing
     endpoint = update(WebhookEndpoint).where(WebhookEndpoint.id == row.endpoint_id)
     if decision.disable_reason is not None:
         await conn.execute(

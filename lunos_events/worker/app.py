@@ -15,8 +15,8 @@ from lunos_events.queue import TRACK_OPERATION, enqueue_tracking
 from lunos_events.runtime import Runtime
 from lunos_events.services.outbox import relay_unpublished
 from lunos_events.webhooks.jobs import (
-    close_webhook_client,
-    open_webhook_client,
+    close_webhook_courier,
+    open_webhook_courier,
     webhook_cron_jobs,
     webhook_functions,
 )
@@ -57,12 +57,12 @@ async def reconcile_operations(ctx: dict[str, Any]) -> int:
 
 
 async def _on_startup(ctx: dict[str, Any]) -> None:
-    await open_webhook_client(ctx)
+    await open_webhook_courier(ctx)
     await reconcile_operations(ctx)
 
 
 async def _on_shutdown(ctx: dict[str, Any]) -> None:
-    await close_webhook_client(ctx)
+    await close_webhook_courier(ctx)
 
 
 def build_worker(rt: Runtime, pool: ArqRedis) -> Worker:
