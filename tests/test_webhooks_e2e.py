@@ -340,3 +340,48 @@ async def test_endpoint_crud_and_bad_input(service, client) -> None:
     assert (await client.delete(f"/v1/webhooks/{endpoint['id']}", headers=auth(key))).status_code == 204
     assert (await client.get(f"/v1/webhooks/{endpoint['id']}", headers=auth(key))).status_code == 404
     assert (await client.delete(f"/v1/webhooks/{endpoint['id']}", headers=auth(key))).status_code == 404
+
+
+@pytest.mark.settings(webhook_allow_private=True, webhook_timeout_seconds=0.5, webhook_retry_schedule="100ms")
+async def test_slow_receiver_times_out_and_is_retried(service, client) -> None:
+    key = await create_user(service, "patient")
+    async with running_receiver() as receiver:
+        receiver.stalls = [3.0]
+        endpoint = (await client.post("/v1/webhooks", headers=auth(key), json={"url": receiver.url})).json()
+        delivery_id = (await client.post(f"/v1/webhooks/{endpoint['id']}/test", headers=auth(key))).json()[
+            "id"
+        ]
+        log = await wait_for_delivery(client, delivery_id, auth(key), "delivered")
+    first, second = log["attempt_log"]
+    assert first["status_code"] is None and "timed out" in first["error"]
+    assert 400 <= first["latency_ms"] < 2000
+    assert second["status_code"] == 200
+
+
+@pytest.mark.settings(webhook_allow_private=True)
+async def test_a_stored_delivery_whose_job_was_lost_is_still_sent(service, client) -> None:
+    """The delivery row is the truth: one with no queued job (Redis flushed, a crash before the
+    enqueue) is picked up by the worker's relay and sent."""
+    from lunos_events.db.webhook_models import WebhookDelivery
+    from lunos_events.ids import now_ms
+    from lunos_events.webhooks.fanout import delivery_row, webhook_payload
+
+    key = await create_user(service, "orphan")
+    async with running_receiver() as receiver:
+        endpoint = (await client.post("/v1/webhooks", headers=auth(key), json={"url": receiver.url})).json()
+        stamp = now_ms() - 10_000
+        row = delivery_row(
+            account_id="orphan",
+            endpoint_id=endpoint["id"],
+            url=receiver.url,
+            event_seq=None,
+            event_type="webhook.test",
+            payload=webhook_payload("webhook.test", stamp, json.dumps({"endpoint_id": endpoint["id"]})),
+            created_at_ms=stamp,
+        )
+        async with service.engine.begin() as conn:
+            await conn.execute(WebhookDelivery.__table__.insert().values(**row))
+        [message] = await receiver.wait_for(1, timeout=20)
+    assert message.headers["webhook-id"] == row["id"]
+    assert Webhook(endpoint["secret"]).verify(message.body, message.headers)["type"] == "webhook.test"
+    await wait_for_delivery(client, row["id"], auth(key), "delivered")

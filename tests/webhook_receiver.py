@@ -32,10 +32,14 @@ class RecordingReceiver:
     # Responses to give, in order: (status, headers); 200 once they run out.
     script: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    # Seconds to stall before answering, per request in order (a slow receiver).
+    stalls: list[float] = field(default_factory=list)
 
     async def handle(self, request: Request) -> Response:
         self.received.append(Received(dict(request.headers), await request.body(), request.url.path))
         self.arrived.set()
+        if self.stalls:
+            await asyncio.sleep(self.stalls.pop(0))
         status, headers = self.script.pop(0) if self.script else (200, {})
         return Response(f"status {status}", status_code=status, headers=headers)
 

@@ -8,10 +8,11 @@ from starlette.routing import Route
 
 from lunos_events.api.auth import authenticate
 from lunos_events.api.body import read_json_object
+from lunos_events.runtime import Runtime
 from lunos_events.webhooks import endpoints, history
 
 
-async def _caller(request: Request) -> tuple[object, str]:
+async def _caller(request: Request) -> tuple[Runtime, str]:
     principal = await authenticate(request)
     return request.app.state.rt, principal.account_id
 
