@@ -10,16 +10,15 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import UTC, datetime
 
 import anyio
 import httpx
 import pytest
-from standardwebhooks.webhooks import Webhook
 
 from tests.conftest import auth, create_user, free_port
 from tests.helpers import generation_body, wait_for_status
 from tests.processes import PROJECT_ROOT
+from tests.webhook_receiver import library_signed_headers
 
 pytestmark = pytest.mark.anyio
 
@@ -76,14 +75,7 @@ class ReceiverProcess:
 
 
 def signed(secret: str, msg_id: str, body: bytes, at: float | None = None) -> dict[str, str]:
-    """Headers made with the standardwebhooks library itself, for hand-crafted requests."""
-    stamp = datetime.fromtimestamp(at if at is not None else time.time(), UTC)
-    return {
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(int(stamp.timestamp())),
-        "webhook-signature": Webhook(secret).sign(msg_id, stamp, body.decode()),
-        "content-type": "application/json",
-    }
+    return {**library_signed_headers(secret, msg_id, body, at), "content-type": "application/json"}
 
 
 @pytest.mark.settings(webhook_allow_private=True, webhook_rotation_overlap_seconds=3600)

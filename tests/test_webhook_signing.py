@@ -19,19 +19,11 @@ from lunos_events.webhooks import (
 from lunos_events.webhooks import WebhookVerificationError as OurVerificationError
 from lunos_events.webhooks.fanout import webhook_payload
 from lunos_events.webhooks.signing import WebhookSigner, new_secret
+from tests.webhook_receiver import library_signed_headers
 
 BODY = webhook_payload(
     "video.completed", 1_703_123_460_000, '{"id":"video-op:u:1","status":"completed"}'
 ).encode()
-
-
-def library_headers(secret: str, msg_id: str, body: bytes, at: float | None = None) -> dict[str, str]:
-    stamp = datetime.fromtimestamp(at if at is not None else time.time(), UTC)
-    return {
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(int(stamp.timestamp())),
-        "webhook-signature": Webhook(secret).sign(msg_id, stamp, body.decode()),
-    }
 
 
 def test_our_signatures_verify_with_the_library() -> None:
@@ -45,7 +37,7 @@ def test_our_signatures_verify_with_the_library() -> None:
 
 def test_verify_accepts_library_signed_messages() -> None:
     secret = new_secret()
-    event = verify(BODY, library_headers(secret, "msg_2", BODY), secret)
+    event = verify(BODY, library_signed_headers(secret, "msg_2", BODY), secret)
     assert event == WebhookEvent(
         id="msg_2",
         type="video.completed",
@@ -69,7 +61,7 @@ def test_verify_accepts_any_of_several_signatures_and_several_secrets() -> None:
 
 def test_verify_raises_typed_errors() -> None:
     secret = new_secret()
-    headers = library_headers(secret, "msg_4", BODY)
+    headers = library_signed_headers(secret, "msg_4", BODY)
     with pytest.raises(InvalidSignature):
         verify(BODY.replace(b"completed", b"failed"), headers, secret)
     with pytest.raises(InvalidSignature):
@@ -77,23 +69,25 @@ def test_verify_raises_typed_errors() -> None:
     with pytest.raises(InvalidSignature):
         verify(BODY, dict(headers, **{"webhook-id": "msg_other"}), secret)
     with pytest.raises(StaleTimestamp):
-        verify(BODY, library_headers(secret, "msg_4", BODY, at=time.time() - 600), secret)
+        verify(BODY, library_signed_headers(secret, "msg_4", BODY, at=time.time() - 600), secret)
     with pytest.raises(StaleTimestamp):
-        verify(BODY, library_headers(secret, "msg_4", BODY, at=time.time() + 600), secret)
+        verify(BODY, library_signed_headers(secret, "msg_4", BODY, at=time.time() + 600), secret)
     with pytest.raises(StaleTimestamp):
         verify(BODY, dict(headers, **{"webhook-timestamp": "soon"}), secret)
     with pytest.raises(MissingHeaders):
         verify(BODY, {k: v for k, v in headers.items() if k != "webhook-signature"}, secret)
     not_event = b'{"hello": 1}'
     with pytest.raises(InvalidPayload):
-        verify(not_event, library_headers(secret, "msg_5", not_event), secret)
+        verify(not_event, library_signed_headers(secret, "msg_5", not_event), secret)
     for error in (InvalidSignature, StaleTimestamp, MissingHeaders, InvalidPayload):
         assert issubclass(error, OurVerificationError)
 
 
 def test_verify_reads_headers_in_any_case_and_honours_tolerance() -> None:
     secret = new_secret()
-    headers = {k.title(): v for k, v in library_headers(secret, "msg_6", BODY, at=time.time() - 100).items()}
+    headers = {
+        k.title(): v for k, v in library_signed_headers(secret, "msg_6", BODY, at=time.time() - 100).items()
+    }
     assert verify(BODY, headers, secret).id == "msg_6"
     with pytest.raises(StaleTimestamp):
         verify(BODY, headers, secret, tolerance_seconds=30)

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import uvicorn
+from standardwebhooks.webhooks import Webhook
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -66,3 +69,13 @@ async def running_receiver(path: str = "/hooks") -> AsyncIterator[RecordingRecei
     finally:
         server.should_exit = True
         await task
+
+
+def library_signed_headers(secret: str, msg_id: str, body: bytes, at: float | None = None) -> dict[str, str]:
+    """Standard Webhooks headers made by the `standardwebhooks` library itself (not our signer)."""
+    stamp = datetime.fromtimestamp(at if at is not None else time.time(), UTC)
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(stamp.timestamp())),
+        "webhook-signature": Webhook(secret).sign(msg_id, stamp, body.decode()),
+    }

@@ -74,18 +74,19 @@ async def create_endpoint(rt: Runtime, account_id: str, body: dict[str, Any]) ->
     return endpoint_view(endpoint, with_secret=True)
 
 
-async def load_endpoint(rt: Runtime, account_id: str, endpoint_id: str) -> Any:
+async def load_owned(rt: Runtime, table: Any, row_id: str, account_id: str, not_found: str) -> Any:
+    """The row of `table` with this id if the account owns it; another account's is NotFound too."""
     async with rt.engine.connect() as conn:
         row = (
-            await conn.execute(
-                select(WebhookEndpoint).where(
-                    WebhookEndpoint.id == endpoint_id, WebhookEndpoint.account_id == account_id
-                )
-            )
+            await conn.execute(select(table).where(table.id == row_id, table.account_id == account_id))
         ).first()
     if row is None:
-        raise NotFound(ENDPOINT_NOT_FOUND)
+        raise NotFound(not_found)
     return row
+
+
+async def load_endpoint(rt: Runtime, account_id: str, endpoint_id: str) -> Any:
+    return await load_owned(rt, WebhookEndpoint, endpoint_id, account_id, ENDPOINT_NOT_FOUND)
 
 
 async def list_endpoints(rt: Runtime, account_id: str) -> list[dict[str, Any]]:

@@ -8,11 +8,11 @@ from typing import Any
 from sqlalchemy import select, update
 
 from lunos_events.db.webhook_models import DELIVERY_PENDING, WebhookAttempt, WebhookDelivery
-from lunos_events.errors import Conflict, InvalidRequest, NotFound
+from lunos_events.errors import Conflict, InvalidRequest
 from lunos_events.ids import now_ms
 from lunos_events.runtime import Runtime
 from lunos_events.webhooks.delivery import enqueue_delivery
-from lunos_events.webhooks.endpoints import load_endpoint
+from lunos_events.webhooks.endpoints import load_endpoint, load_owned
 from lunos_events.webhooks.fanout import delivery_row, webhook_payload
 
 TEST_EVENT_TYPE = "webhook.test"
@@ -76,17 +76,7 @@ async def endpoint_deliveries(
 
 
 async def _delivery_row(rt: Runtime, account_id: str, delivery_id: str) -> Any:
-    async with rt.engine.connect() as conn:
-        row = (
-            await conn.execute(
-                select(WebhookDelivery).where(
-                    WebhookDelivery.id == delivery_id, WebhookDelivery.account_id == account_id
-                )
-            )
-        ).first()
-    if row is None:
-        raise NotFound(DELIVERY_NOT_FOUND)
-    return row
+    return await load_owned(rt, WebhookDelivery, delivery_id, account_id, DELIVERY_NOT_FOUND)
 
 
 async def get_delivery(rt: Runtime, account_id: str, delivery_id: str) -> dict[str, Any]:
