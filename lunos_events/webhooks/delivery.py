@@ -26,6 +26,7 @@ from lunos_events.db.webhook_models import (
 from lunos_events.faults import crash_point
 from lunos_events.ids import now_ms
 from lunos_events.runtime import Runtime
+from lunos_events.settings import Settings
 from lunos_events.webhooks.batching import Batcher
 from lunos_events.webhooks.endpoints import default_secret, signing_secrets
 from lunos_events.webhooks.recorder import AttemptRecorder, Outcome
@@ -59,7 +60,7 @@ async def enqueue_delivery(redis: ArqRedis, delivery_id: str, round_: int = 0, d
     return job is not None
 
 
-def build_http_client(settings: Any) -> aiohttp.ClientSession:
+def build_http_client(settings: Settings) -> aiohttp.ClientSession:
     """One session per worker process: pooled keep-alive connections to the receivers.
 
     aiohttp rather than httpx here: with hundreds of concurrent deliveries httpx's connection pool
