@@ -8,14 +8,24 @@ import time
 
 import anyio
 import httpx
+import jsonschema
 import pytest
+import yaml
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from tests.conftest import auth, create_user
 from tests.helpers import generation_body, wait_for_status
+from tests.processes import PROJECT_ROOT
 from tests.webhook_receiver import running_receiver
 
 pytestmark = pytest.mark.anyio
+
+
+def payload_schema_validator() -> jsonschema.Draft202012Validator:
+    spec = yaml.safe_load((PROJECT_ROOT / "openapi.yaml").read_text())
+    schema = {"$ref": "#/components/schemas/WebhookPayload", "components": spec["components"]}
+    return jsonschema.Draft202012Validator(schema)
+
 
 FAST_RETRIES = pytest.mark.settings(webhook_allow_private=True, webhook_retry_schedule="200ms,200ms,200ms")
 
@@ -49,6 +59,7 @@ async def test_submit_with_webhook_delivers_one_verified_completion(
 
     payload = Webhook(secret).verify(message.body, message.headers)
     assert payload["type"] == "video.completed"
+    payload_schema_validator().validate(payload)  # the payload openapi.yaml documents
     assert payload["data"] == final
     assert payload["timestamp"].endswith("Z")
     assert message.headers["content-type"] == "application/json"
