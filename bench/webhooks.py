@@ -38,7 +38,7 @@ from lunos_events.services.events import append_event  # noqa: E402
 from lunos_events.services.outbox import release  # noqa: E402
 from lunos_events.settings import Settings  # noqa: E402
 from lunos_events.webhooks import endpoints  # noqa: E402
-from lunos_events.webhooks.delivery import enqueue_event_deliveries  # noqa: E402
+from lunos_events.webhooks.drain import enqueue_event_deliveries  # noqa: E402
 from lunos_events.webhooks.signing import WebhookSigner, new_secret  # noqa: E402
 
 RECEIVER_SOURCE = """
@@ -107,6 +107,15 @@ async def wait_receipts(base: str, count: int, timeout: float) -> list[list[floa
         if len(got) >= count or time.monotonic() > deadline:
             return got
         await asyncio.sleep(0.2)
+
+
+async def count_attempts(rt) -> int:
+    from sqlalchemy import func, select
+
+    from lunos_events.db.webhook_models import WebhookAttempt
+
+    async with rt.engine.connect() as conn:
+        return (await conn.execute(select(func.count()).select_from(WebhookAttempt))).scalar_one()
 
 
 async def reset(base: str) -> None:
@@ -249,6 +258,7 @@ async def run(args: argparse.Namespace, work: Path, redis_url: str, base: str) -
             got = await wait_receipts(base, args.deliveries, timeout=600)
             stamps = sorted(r[0] for r in got)
             delivered_rate = (len(stamps) - 1) / (stamps[-1] - stamps[0])
+            attempts = await count_attempts(rt)
             await reset(base)
             baseline_rate = await baseline_throughput(
                 f"{base}/hook", args.deliveries, settings.worker_max_jobs
@@ -269,6 +279,7 @@ async def run(args: argparse.Namespace, work: Path, redis_url: str, base: str) -
         "delivered_rate": delivered_rate,
         "baseline_rate": baseline_rate,
         "noop_rate": noop_rate,
+        "attempts": attempts,
         "latencies": latencies,
         "bare": bare,
     }
@@ -289,6 +300,9 @@ def report(args: argparse.Namespace, result: dict) -> None:
     print(
         f"  throughput: {delivered_rate:8.0f} deliveries/s   baseline bare aiohttp POST loop: "
         f"{baseline_rate:8.0f} POST/s   ratio {delivered_rate / baseline_rate:.2f}"
+    )
+    print(
+        f"  attempts recorded: {result['attempts']} for {args.deliveries} deliveries (1 each = no duplicates)"
     )
     print(
         f"  (reference: arq no-op jobs in one process: {result['noop_rate']:8.0f} jobs/s; "

@@ -396,3 +396,24 @@ async def test_a_stored_delivery_whose_job_was_lost_is_still_sent(service, clien
     assert message.headers["webhook-id"] == row["id"]
     assert Webhook(endpoint["secret"]).verify(message.body, message.headers)["type"] == "webhook.test"
     await wait_for_delivery(client, row["id"], auth(key), "delivered")
+
+
+@pytest.mark.settings(webhook_allow_private=True)
+async def test_a_burst_is_sent_once_each_by_concurrent_drains(service, client) -> None:
+    """First attempts go out through coalesced drain jobs that lease deliveries: a burst spread over
+    several drains reaches the receiver exactly once per message."""
+    key = await create_user(service, "bursty")
+    async with running_receiver() as receiver:
+        endpoint = (await client.post("/v1/webhooks", headers=auth(key), json={"url": receiver.url})).json()
+        sent = []
+        for _ in range(40):
+            sent.append(
+                (await client.post(f"/v1/webhooks/{endpoint['id']}/test", headers=auth(key))).json()["id"]
+            )
+            await anyio.sleep(0.01)  # spans several 200 ms drain windows
+        await receiver.wait_for(40)
+        await anyio.sleep(1.0)
+    assert sorted(m.headers["webhook-id"] for m in receiver.received) == sorted(sent)
+    for delivery_id in sent[:3]:
+        log = await wait_for_delivery(client, delivery_id, auth(key), "delivered")
+        assert len(log["attempt_log"]) == 1

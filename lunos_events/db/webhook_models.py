@@ -60,6 +60,7 @@ class WebhookDelivery(SQLModel, table=True):
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
         Index("ix_webhook_deliveries_endpoint", "endpoint_id", "created_at_ms"),
+        Index("ix_webhook_deliveries_event", "account_id", "event_seq"),
         Index(
             "ix_webhook_deliveries_pending",
             "next_attempt_at_ms",
@@ -81,6 +82,8 @@ class WebhookDelivery(SQLModel, table=True):
     attempts: int = Field(default=0)
     # Bumped by a manual redelivery, so jobs of an earlier round stop.
     round: int = Field(default=0)
+    # A drain job that claimed this (first) attempt owns it until then; see webhooks/drain.py.
+    claimed_until_ms: int = Field(default=0, sa_type=BigInteger)
     next_attempt_at_ms: int = Field(sa_type=BigInteger)
     last_error: str | None = Field(default=None, sa_type=Text)
     created_at_ms: int = Field(sa_type=BigInteger)

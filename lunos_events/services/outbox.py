@@ -15,7 +15,7 @@ from lunos_events.bus import publish_event
 from lunos_events.ids import now_ms
 from lunos_events.runtime import Runtime
 from lunos_events.services.events import StoredEvent, mark_published, unpublished_events
-from lunos_events.webhooks.delivery import enqueue_event_deliveries
+from lunos_events.webhooks.drain import enqueue_event_deliveries
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,9 @@
 """Sending one delivery: sign, POST, record the attempt, decide what comes next.
 
-A delivery is a durable row; the arq job (`deliver_webhook`, id `webhook:{delivery}:{round}`) only
-carries its id. A job that runs twice, early, or after a crash re-reads the row and does only
-what is still owed, so the receiver sees a message at least once, always with the same `webhook-id`.
+A delivery is a durable row. Its first attempt is made by a drain job (drain.py); retries and
+redeliveries by a job of its own (`deliver_webhook`, id `webhook:{delivery}:{round}`) that carries
+only its id. A job that runs twice, early, or after a crash re-reads the row and does only what is
+still owed, so the receiver sees a message at least once, always with the same `webhook-id`.
 """
 
 from __future__ import annotations
@@ -94,6 +95,9 @@ class DeliveryLoader:
     async def load(self, delivery_id: str) -> Any:
         return await self._batcher.call(delivery_id)
 
+    async def load_many(self, ids: list[str]) -> list[Any]:
+        return await self._load_batch(ids)
+
     async def _load_batch(self, ids: list[str]) -> list[Any]:
         async with self._rt.engine.connect() as conn:
             rows = (await conn.execute(_DELIVERY_WITH_ENDPOINT.where(WebhookDelivery.id.in_(set(ids))))).all()
@@ -174,6 +178,14 @@ async def deliver(rt: Runtime, courier: Courier, delivery_id: str, round_: int) 
     now = now_ms()
     if row.next_attempt_at_ms > now + EARLY_TOLERANCE_MS:
         return (row.next_attempt_at_ms - now) / 1000
+    if row.claimed_until_ms > now:
+        return (row.claimed_until_ms - now) / 1000  # a drain is sending it; look again afterwards
+    return await attempt(rt, courier, row)
+
+
+async def attempt(rt: Runtime, courier: Courier, row: Any) -> float | None:
+    """Send the delivery once and record the outcome; returns seconds until the next attempt."""
+    now = now_ms()
     if row.endpoint_id is not None and not row.enabled:
         reason = "endpoint deleted" if row.secret is None else "endpoint disabled"
         await _finish(rt, row, DELIVERY_FAILED, reason)
@@ -195,45 +207,3 @@ async def _finish(rt: Runtime, row: Any, status: str, error: str) -> None:
             .where(WebhookDelivery.id == row.id, WebhookDelivery.round == row.round)
             .values(status=status, last_error=error)
         )
-
-
-async def enqueue_event_deliveries(rt: Runtime, account_id: str, seq: int) -> int:
-    """Queue the deliveries an event created (right after it is stored)."""
-    async with rt.engine.connect() as conn:
-        rows = (
-            await conn.execute(
-                select(WebhookDelivery.id, WebhookDelivery.round).where(
-                    WebhookDelivery.account_id == account_id,
-                    WebhookDelivery.event_seq == seq,
-                    WebhookDelivery.status == DELIVERY_PENDING,
-                )
-            )
-        ).all()
-    for row in rows:
-        await enqueue_delivery(rt.redis, row.id, row.round)
-    return len(rows)
-
-
-async def relay_deliveries(rt: Runtime, grace_ms: int = 2000, limit: int = 500) -> int:
-    """Queue overdue pending deliveries whose job was lost (crash before enqueue, Redis flushed).
-
-    Deliveries that still have a job are unaffected: the job id makes the enqueue a no-op.
-    """
-    async with rt.engine.connect() as conn:
-        rows = (
-            await conn.execute(
-                select(WebhookDelivery.id, WebhookDelivery.round)
-                .where(
-                    WebhookDelivery.status == DELIVERY_PENDING,
-                    WebhookDelivery.next_attempt_at_ms < now_ms() - grace_ms,
-                )
-                .order_by(WebhookDelivery.next_attempt_at_ms)
-                .limit(limit)
-            )
-        ).all()
-    enqueued = 0
-    for row in rows:
-        enqueued += await enqueue_delivery(rt.redis, row.id, row.round)
-    if enqueued:
-        log.info("relay: re-enqueued %d webhook deliveries", enqueued)
-    return enqueued

@@ -12,6 +12,7 @@ from lunos_events.errors import Conflict, InvalidRequest
 from lunos_events.ids import now_ms
 from lunos_events.runtime import Runtime
 from lunos_events.webhooks.delivery import enqueue_delivery
+from lunos_events.webhooks.drain import enqueue_drain
 from lunos_events.webhooks.endpoints import load_endpoint, load_owned
 from lunos_events.webhooks.fanout import delivery_row, webhook_payload
 
@@ -137,5 +138,5 @@ async def send_test_event(rt: Runtime, account_id: str, endpoint_id: str) -> dic
     )
     async with rt.engine.begin() as conn:
         await conn.execute(WebhookDelivery.__table__.insert().values(**row))
-    await enqueue_delivery(rt.redis, row["id"])
+    await enqueue_drain(rt.redis)
     return await get_delivery(rt, account_id, row["id"])

@@ -11,7 +11,8 @@ from arq.worker import Function
 
 from lunos_events.runtime import Runtime
 from lunos_events.settings import Settings
-from lunos_events.webhooks.delivery import DELIVER_WEBHOOK, Courier, deliver, relay_deliveries
+from lunos_events.webhooks.delivery import DELIVER_WEBHOOK, Courier, deliver
+from lunos_events.webhooks.drain import DRAIN_WEBHOOKS, drain, relay_deliveries
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,11 @@ async def deliver_webhook(ctx: dict[str, Any], delivery_id: str, round_: int = 0
         delay = _RETRY_SOON_SECONDS
     if delay is not None:
         raise Retry(defer=delay)
+
+
+async def drain_webhooks(ctx: dict[str, Any], window: int) -> int:
+    rt: Runtime = ctx["rt"]
+    return await drain(rt, ctx[COURIER], window, max_inflight=rt.settings.worker_max_jobs)
 
 
 async def relay_webhooks(ctx: dict[str, Any]) -> int:
@@ -57,7 +63,14 @@ def webhook_functions(settings: Settings) -> list[Function]:
             # The send is bounded by the webhook timeout; one second more covers the database.
             # arq also derives from it how long a crashed worker's delivery stays locked.
             timeout=settings.webhook_timeout_seconds + 1,
-        )
+        ),
+        func(
+            drain_webhooks,
+            name=DRAIN_WEBHOOKS,
+            keep_result=0,
+            # Claims stop after one webhook timeout, and what was claimed is answered within another.
+            timeout=2 * settings.webhook_timeout_seconds + 1,
+        ),
     ]
 
 

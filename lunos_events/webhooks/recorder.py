@@ -83,6 +83,7 @@ _UPDATE_DELIVERY = (
         last_error=bindparam("d_error"),
         next_attempt_at_ms=bindparam("d_next"),
         delivered_at_ms=bindparam("d_delivered"),
+        claimed_until_ms=0,
     )
 )
 
