@@ -44,10 +44,7 @@ from lunos_events.db.models import COMPLETED, PENDING, Operation  # noqa: E402
 from lunos_events.embedded_redis import EmbeddedRedis  # noqa: E402
 from lunos_events.ids import now_ms  # noqa: E402
 from lunos_events.runtime import open_runtime  # noqa: E402
-from lunos_events.services import (
-    accounts,
-    outbox,
-)
+from lunos_events.services import accounts, outbox  # noqa: E402
 from lunos_events.services.events import append_event, last_event_seq  # noqa: E402
 from lunos_events.services.lifecycle import create_operation, finish_operation  # noqa: E402
 from lunos_events.settings import Settings  # noqa: E402
@@ -270,7 +267,7 @@ async def bare_pubsub_latency(rt, samples: int) -> list[float]:  # type: ignore[
         for i in range(samples):
             started = time.perf_counter()
             await rt.redis.publish("bench:baseline", str(i))
-            while (message := await pubsub.get_message(timeout=5)) is None:
+            while await pubsub.get_message(timeout=5) is None:
                 pass
             latencies.append(time.perf_counter() - started)
     finally:
@@ -371,15 +368,18 @@ async def fanout(args, rt, server, base: str, path: str, op_id: str) -> None:  #
         f"  server RSS: {rss_before / 1024:.1f} MiB before, {rss_after / 1024:.1f} MiB with the streams open"
     )
     print(
-        f"  RSS per idle connection: {per_conn:.1f} KB   (target <= 20 KB: {'ok' if per_conn <= 20 else 'MISSED'})"
+        f"  RSS per idle connection: {per_conn:.1f} KB   "
+        f"(target <= 20 KB: {'ok' if per_conn <= 20 else 'MISSED'})"
     )
     print("  status change -> received by every subscriber:")
     print(
-        f"    p50 {fmt_ms(percentile(delays, 0.5))}   p99 {fmt_ms(percentile(delays, 0.99))}   max {fmt_ms(max(delays))}"
+        f"    p50 {fmt_ms(percentile(delays, 0.5))}   p99 {fmt_ms(percentile(delays, 0.99))}   "
+        f"max {fmt_ms(max(delays))}"
     )
     p99 = percentile(delays, 0.99)
     print(
-        f"    server CPU for the fan-out: {server_cpu * 1000:.0f} ms ({server_cpu / connected * 1e6:.1f} us per subscriber)"
+        f"    server CPU for the fan-out: {server_cpu * 1000:.0f} ms "
+        f"({server_cpu / connected * 1e6:.1f} us per subscriber)"
     )
     print(f"    target p99 < 500 ms: {'ok' if p99 < 0.5 else 'MISSED'}")
     fanout.p99 = p99  # type: ignore[attr-defined]
@@ -392,7 +392,8 @@ def report_latency(single: list[float], floor: list[float]) -> None:
         f"    p50 {fmt_ms(single_p50)}   p99 {fmt_ms(percentile(single, 0.99))}   max {fmt_ms(max(single))}"
     )
     print(
-        f"  baseline, bare Redis pub/sub round trip: p50 {fmt_ms(floor_p50)}   p99 {fmt_ms(percentile(floor, 0.99))}"
+        f"  baseline, bare Redis pub/sub round trip: p50 {fmt_ms(floor_p50)}   "
+        f"p99 {fmt_ms(percentile(floor, 0.99))}"
     )
     print(f"  ratio p50 / baseline p50: {single_p50 / floor_p50:.1f}x")
     p99 = getattr(fanout, "p99", None)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 import anyio
 import httpx
 import pytest
@@ -130,8 +128,8 @@ async def test_events_arriving_during_the_replay_are_neither_lost_nor_doubled(se
     history, live, padding = 3000, 5, 4000
     async with running_service(settings, worker=False) as rt:
         key = await create_user(rt, "historian")
-        # ~12 MB of history: far more than the socket buffers hold, so while this client is not
-        # reading, the server is stuck in the middle of its replay, and the live events below are
+        # ~12 MB of history: far more than the loopback socket buffers hold while this client is not
+        # reading, so the server is stuck in the middle of its replay, and the live events below are
         # both in the subscription's buffer and in the store's later replay batches.
         async with rt.engine.begin() as conn:
             await conn.execute(
@@ -153,9 +151,7 @@ async def test_events_arriving_during_the_replay_are_neither_lost_nor_doubled(se
             await conn.execute(update(Account).where(Account.id == "historian").values(event_seq=history))
 
         base = settings.resolved_public_base_url()
-        # A small receive buffer keeps the server from finishing the replay into socket buffers.
-        small_buffer = httpx.AsyncHTTPTransport(socket_options=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)])
-        async with httpx.AsyncClient(base_url=base, timeout=60, transport=small_buffer) as client:
+        async with httpx.AsyncClient(base_url=base, timeout=60) as client:
             async with client.stream(
                 "GET", "/v1/video/events?last_event_id=0", headers=auth(key)
             ) as response:
@@ -164,7 +160,10 @@ async def test_events_arriving_during_the_replay_are_neither_lost_nor_doubled(se
                 assert first is not None and first.seq == 1
                 await record_events(rt, "historian", live)  # published while the replay is under way
                 rest = await reader.take(history + live - 1, timeout=60)
-    assert [e.seq for e in [first, *rest]] == list(range(1, history + live + 1))
+                # A sentinel must come next: a duplicate of a live event would arrive before it.
+                await record_events(rt, "historian", 1)
+                sentinel = await reader.next()
+    assert [e.seq for e in [first, *rest, sentinel]] == list(range(1, history + live + 2))
 
 
 @pytest.mark.settings(sse_heartbeat_seconds=0.2)
