@@ -66,6 +66,8 @@ def banner(settings: Settings, key: str, redis_note: str) -> str:
             '    -H "Content-Type: application/json" -H "X-App-ID: my-app" \\',
             f"    -d {shlex.quote(body)}",
             "",
+            f"Or open {base}/ in a browser, paste the key and watch a job live.",
+            "",
             "Press Ctrl-C to stop.",
         ]
     )
