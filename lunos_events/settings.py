@@ -5,8 +5,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class TierLimits(BaseModel):
+    """How much one account of a tier may do: submits per minute and generations in flight at once."""
+
+    submits_per_minute: int = Field(ge=0)
+    max_in_flight: int = Field(ge=0)
+
+
+DEFAULT_TIERS = {
+    "free": TierLimits(submits_per_minute=10, max_in_flight=2),
+    "standard": TierLimits(submits_per_minute=60, max_in_flight=10),
+    "pro": TierLimits(submits_per_minute=300, max_in_flight=50),
+    "dev": TierLimits(submits_per_minute=1000, max_in_flight=500),
+}
 
 
 class Settings(BaseSettings):
@@ -29,6 +44,7 @@ class Settings(BaseSettings):
     )
     queue_name: str = "lunos:queue"
     events_channel: str = "lunos:events"
+    redis_key_prefix: str = Field(default="lunos", description="Prefix of the keys kept in Redis (limits).")
 
     # Provider and storage
     provider: str = Field(default="local", description="local (simulator)")
@@ -50,6 +66,16 @@ class Settings(BaseSettings):
     job_timeout_seconds: float = 120.0
     worker_max_jobs: int = 200
     fault_point: str | None = Field(default=None, description="Test hook, see lunos_events.faults.")
+
+    # Limits and idempotency
+    tiers: dict[str, TierLimits] = Field(
+        default_factory=lambda: dict(DEFAULT_TIERS),
+        description="Limits per account tier, as JSON; an account of an unknown tier gets `free`'s.",
+    )
+    rate_limit_window_seconds: float = Field(
+        default=60.0, gt=0, description="The sliding window `submits_per_minute` counts over."
+    )
+    idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=1)
 
     # Live status: SSE streams, stream tokens, CORS
     stream_token_secret: str | None = Field(
@@ -78,6 +104,9 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
         return value
+
+    def tier_limits(self, tier: str) -> TierLimits:
+        return self.tiers.get(tier) or self.tiers.get("free") or DEFAULT_TIERS["free"]
 
     def resolved_database_url(self) -> str:
         if self.database_url:

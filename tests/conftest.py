@@ -49,6 +49,7 @@ def make_settings(tmp_path: Path, redis_url: str, **overrides: object) -> Settin
         "redis_url": redis_url,
         "queue_name": f"lunos:test:{tag}:queue",
         "events_channel": f"lunos:test:{tag}:events",
+        "redis_key_prefix": f"lunos:test:{tag}",
         "simulator_latency_seconds": 0.3,
         "simulator_width": 320,
         "simulator_height": 180,
@@ -82,8 +83,11 @@ async def client(service: Runtime) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-async def create_user(rt: Runtime, account_id: str, balance: str = "100.00", tier: str = "free") -> str:
-    """Create an account with a balance and return a fresh API key for it."""
+async def create_user(rt: Runtime, account_id: str, balance: str = "100.00", tier: str = "dev") -> str:
+    """Create an account with a balance and return a fresh API key for it.
+
+    The default tier's limits are generous so that tests of other things never hit them.
+    """
     await accounts.create_account(rt.engine, account_id, parse_amount(balance), tier)
     return await accounts.create_api_key(rt.engine, account_id)
 

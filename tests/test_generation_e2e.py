@@ -53,7 +53,7 @@ async def test_submit_poll_download(service, client: httpx.AsyncClient) -> None:
     assert info["frames"] == round(settings.simulator_video_seconds * settings.simulator_fps)
 
     account = (await client.get("/v1/account", headers=auth(key))).json()
-    assert account == {"id": "user123", "balance": "6.80", "currency": "USD", "tier": "free"}
+    assert account == {"id": "user123", "balance": "6.80", "currency": "USD", "tier": "dev"}
 
     async with service.engine.connect() as conn:
         op = (await conn.execute(select(Operation).where(Operation.id == body["id"]))).one()

@@ -9,7 +9,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
-from lunos_events.api import account, generations, page, streams, system
+from lunos_events.api import account, generations, page, streams, system, usage
 from lunos_events.api.errors import EXCEPTION_HANDLERS
 from lunos_events.runtime import Runtime, open_runtime
 from lunos_events.settings import Settings
@@ -27,6 +27,13 @@ def cors_middleware(settings: Settings) -> list[Middleware]:
             allow_origins=settings.cors_allowed_origins,
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type", "X-App-ID", "Last-Event-ID", "Idempotency-Key"],
+            expose_headers=[
+                "Retry-After",
+                "X-RateLimit-Limit",
+                "X-RateLimit-Remaining",
+                "X-RateLimit-Reset",
+                "Idempotent-Replayed",
+            ],
             max_age=600,
         )
     ]
@@ -49,7 +56,14 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             yield
 
     app = Starlette(
-        routes=[*generations.routes, *streams.routes, *account.routes, *system.routes, *page.routes],
+        routes=[
+            *generations.routes,
+            *streams.routes,
+            *account.routes,
+            *usage.routes,
+            *system.routes,
+            *page.routes,
+        ],
         middleware=cors_middleware(settings),
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,

@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from lunos_events.db.models import FAILED, PENDING, Operation
-from lunos_events.errors import NotFound, ProviderStartFailed
+from lunos_events.db.models import CANCELLED, FAILED, PENDING, Operation
+from lunos_events.errors import Conflict, NotFound, ProviderStartFailed
 from lunos_events.ids import now_ms, operation_id, operation_owner, video_key
 from lunos_events.providers.base import GenerationJob
 from lunos_events.queue import enqueue_tracking
@@ -64,6 +64,12 @@ def new_operation(rt: Runtime, principal: Principal, request: GenerationRequest,
 
 async def submit(rt: Runtime, principal: Principal, request: GenerationRequest) -> dict[str, Any]:
     """Charge, record, start at the provider and hand the operation to the worker."""
+    op = await create(rt, principal, request)
+    return await start(rt, op)
+
+
+async def create(rt: Runtime, principal: Principal, request: GenerationRequest) -> Operation:
+    """Charge and record the pending operation (and its event); nothing is started yet."""
     stamp = now_ms()
     for _ in range(_ID_ATTEMPTS):
         op = new_operation(rt, principal, request, stamp)
@@ -75,10 +81,14 @@ async def submit(rt: Runtime, principal: Principal, request: GenerationRequest) 
     else:
         raise RuntimeError("could not allocate an operation id")
     await outbox.release(rt, event)
+    return op
+
+
+async def start(rt: Runtime, op: Operation) -> dict[str, Any]:
+    """Start a created operation at the provider; a refusal fails and refunds it (502)."""
     # Tracking is queued before the provider call: if this process dies mid-start, the tracker
     # notices the operation never started and refunds it.
     await enqueue_tracking(rt.redis, op.id, rt.settings.poll_interval_seconds)
-
     try:
         name = await rt.provider.start(provider_job(op))
     except Exception:
@@ -104,3 +114,12 @@ async def get_status(rt: Runtime, principal: Principal, op_id: str) -> dict[str,
     if row is None:
         raise NotFound("Operation not found")
     return status_object(op_id, row.status, row.video_url, row.error)
+
+
+async def cancel(rt: Runtime, principal: Principal, op_id: str) -> dict[str, Any]:
+    """Cancel a pending operation: refunded, with its `video.cancelled` event; 409 once it has ended."""
+    await get_status(rt, principal, op_id)  # 404 for unknown ids and other accounts' alike
+    if await finish_operation(rt, op_id, CANCELLED, refund=True) is not None:
+        return status_object(op_id, CANCELLED, None, None)
+    current = await get_status(rt, principal, op_id)
+    raise Conflict(f"Operation is already {current['status']} and cannot be cancelled")
