@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from lunos_events.errors import LunosError
+from lunos_events.logs import configure_logging
 from lunos_events.money import format_amount, parse_amount
 from lunos_events.settings import Settings
 
@@ -25,11 +26,6 @@ def run_async(main: Awaitable[T]) -> T:
         loop_factory = None
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         return runner.run(main)  # type: ignore[arg-type]
-
-
-def configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("arq").setLevel(logging.WARNING)
 
 
 @click.group()
@@ -48,10 +44,10 @@ def dev(host: str | None, port: int | None) -> None:
     """Run API, worker and an embedded Redis in one process, on SQLite and local storage."""
     from lunos_events.dev import dev_settings_with_redis, dev_settings_with_stream_secret, serve_dev
 
-    configure_logging()
     settings, embedded = dev_settings_with_redis(
         dev_settings_with_stream_secret(_settings(host=host, port=port))
     )
+    configure_logging(settings.log_format)
     note = f"embedded redis-server at {settings.redis_url}" if embedded else settings.redis_url
     if embedded:
         embedded.start()
@@ -70,8 +66,8 @@ def serve(host: str | None, port: int | None) -> None:
     from lunos_events.serving import running_service, stop_signal
     from lunos_events.streams.tokens import signer_from_settings
 
-    configure_logging()
     settings = _settings(host=host, port=port)
+    configure_logging(settings.log_format)
     try:
         signer_from_settings(settings)
     except RuntimeError as exc:
@@ -91,8 +87,8 @@ def worker() -> None:
     """Run an arq worker only (needs LUNOS_REDIS_URL)."""
     from lunos_events.serving import running_service, stop_signal
 
-    configure_logging()
     settings = _settings()
+    configure_logging(settings.log_format)
 
     async def work() -> None:
         stop = stop_signal()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     start_grace_seconds: float = 60.0
     job_timeout_seconds: float = 120.0
     worker_max_jobs: int = 200
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="text, or json (one object per line)"
+    )
     fault_point: str | None = Field(default=None, description="Test hook, see lunos_events.faults.")
 
     # Limits and idempotency

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -16,9 +17,14 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
     """The environment that makes a child process see the same Settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LUNOS_")}
-    for name, value in settings.model_dump().items():
-        if value is not None:
-            env[f"LUNOS_{name.upper()}"] = str(value)
+    for name, value in settings.model_dump(mode="json").items():
+        if value is None:
+            continue
+        if isinstance(value, list):
+            value = ",".join(value)  # list settings are comma-separated
+        elif isinstance(value, dict):
+            value = json.dumps(value)
+        env[f"LUNOS_{name.upper()}"] = str(value)
     env.update(extra)
     return env
 

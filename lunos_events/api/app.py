@@ -11,6 +11,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from lunos_events.api import account, generations, page, streams, system, usage
 from lunos_events.api.errors import EXCEPTION_HANDLERS
+from lunos_events.metrics import Metrics, MetricsMiddleware
 from lunos_events.runtime import Runtime, open_runtime
 from lunos_events.settings import Settings
 from lunos_events.streams.hub import EventHub
@@ -55,18 +56,24 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             )
             yield
 
+    routes = [
+        *generations.routes,
+        *streams.routes,
+        *account.routes,
+        *usage.routes,
+        *system.routes,
+        *page.routes,
+    ]
+    metrics = Metrics()
     app = Starlette(
-        routes=[
-            *generations.routes,
-            *streams.routes,
-            *account.routes,
-            *usage.routes,
-            *system.routes,
-            *page.routes,
+        routes=routes,
+        middleware=[
+            Middleware(MetricsMiddleware, metrics=metrics, routes=routes),
+            *cors_middleware(settings),
         ],
-        middleware=cors_middleware(settings),
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
     app.state.hub = hub
+    app.state.metrics = metrics
     return app

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from lunos_events.db.models import CANCELLED, FAILED, PENDING, Operation
 from lunos_events.errors import Conflict, NotFound, ProviderStartFailed
 from lunos_events.ids import now_ms, operation_id, operation_owner, video_key
+from lunos_events.logs import operation_context
 from lunos_events.providers.base import GenerationJob
 from lunos_events.queue import enqueue_tracking
 from lunos_events.runtime import Runtime
@@ -89,12 +90,13 @@ async def start(rt: Runtime, op: Operation) -> dict[str, Any]:
     # Tracking is queued before the provider call: if this process dies mid-start, the tracker
     # notices the operation never started and refunds it.
     await enqueue_tracking(rt.redis, op.id, rt.settings.poll_interval_seconds)
-    try:
-        name = await rt.provider.start(provider_job(op))
-    except Exception:
-        log.exception("provider refused to start %s", op.id)
-        await finish_operation(rt, op.id, FAILED, error=START_FAILED, refund=True)
-        raise ProviderStartFailed() from None
+    with operation_context(op.id):
+        try:
+            name = await rt.provider.start(provider_job(op))
+        except Exception:
+            log.exception("provider refused to start %s", op.id)
+            await finish_operation(rt, op.id, FAILED, error=START_FAILED, refund=True)
+            raise ProviderStartFailed() from None
     await attach_provider_operation(rt.engine, op.id, name)
     return {"id": op.id, "operation_name": name, "status": PENDING}
 
