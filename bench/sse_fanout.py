@@ -18,74 +18,47 @@ Printed, with baselines measured in the same run:
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# Run as a script, this folder comes first on sys.path, where bench/http.py would shadow the
+# standard library's `http`: the project root takes its place.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 import argparse
 import asyncio
-import contextlib
 import multiprocessing
-import os
-import resource
 import secrets
 import select
 import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from multiprocessing.connection import Connection
-from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from lunos_events.db.models import COMPLETED, PENDING, Operation  # noqa: E402
-from lunos_events.embedded_redis import EmbeddedRedis  # noqa: E402
-from lunos_events.ids import now_ms  # noqa: E402
-from lunos_events.runtime import open_runtime  # noqa: E402
-from lunos_events.services import accounts, outbox  # noqa: E402
-from lunos_events.services.events import append_event, last_event_seq  # noqa: E402
-from lunos_events.services.lifecycle import create_operation, finish_operation  # noqa: E402
-from lunos_events.settings import Settings  # noqa: E402
-from lunos_events.streams.tokens import StreamTokenSigner  # noqa: E402
+from bench.common import (
+    child_env,
+    cpu_seconds,
+    fmt_ms,
+    free_port,
+    percentile,
+    raise_fd_limit,
+    rss_kb,
+    start_lunos,
+)
+from lunos_events.db.models import COMPLETED, PENDING, Operation
+from lunos_events.embedded_redis import EmbeddedRedis
+from lunos_events.ids import now_ms
+from lunos_events.runtime import open_runtime
+from lunos_events.services import accounts, outbox
+from lunos_events.services.events import append_event, last_event_seq
+from lunos_events.services.lifecycle import create_operation, finish_operation
+from lunos_events.settings import Settings
+from lunos_events.streams.tokens import StreamTokenSigner
 
 ACCOUNT = "bench"
-
-
-def raise_fd_limit() -> int:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return hard
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time the process has used."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def fmt_ms(seconds: float) -> str:
-    return f"{seconds * 1000:8.1f} ms"
 
 
 # ---------------------------------------------------------------- client processes
@@ -178,24 +151,6 @@ def client_process(count: int, host: str, port: int, path: str, pipe: Connection
 
 
 # ---------------------------------------------------------------- the server under test
-
-
-def start_server(env: dict[str, str], base: str) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "lunos_events", "serve"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{base}/healthz").status_code == 200:
-                return process
-        time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("the API server did not start")
 
 
 async def pending_operation(rt, index: int) -> str:  # type: ignore[no-untyped-def]
@@ -292,10 +247,7 @@ async def run(args: argparse.Namespace) -> None:
             stream_token_secret=secret,
             sse_heartbeat_seconds=args.heartbeat,
         )
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LUNOS_")}
-        for name, value in settings.model_dump().items():
-            if value is not None and name != "cors_allowed_origins":
-                env[f"LUNOS_{name.upper()}"] = str(value)
+        env = child_env(settings.as_env())
 
         async with open_runtime(settings) as rt:
             await accounts.create_account(rt.engine, ACCOUNT, 0, "bench")
@@ -303,7 +255,7 @@ async def run(args: argparse.Namespace) -> None:
             token = StreamTokenSigner(secret, 3600).for_account(ACCOUNT)
             path = f"/v1/video/events?token={token}"
 
-            server = start_server(env, base)
+            server = start_lunos("serve", env, f"{base}/healthz")
             try:
                 await fanout(args, rt, server, base, path, op_id)
                 single = await one_subscriber_latency(rt, base, path, args.samples)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -18,6 +19,7 @@ T = TypeVar("T")
 
 
 def run_async(main: Awaitable[T]) -> T:
+    sys.setswitchinterval(0.0002)
     try:
         import uvloop
 

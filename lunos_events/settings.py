@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -107,6 +108,19 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
         return value
+
+    def as_env(self) -> dict[str, str]:
+        """The `LUNOS_*` variables that give another process these same settings."""
+        env = {}
+        for name, value in self.model_dump(mode="json").items():
+            if value is None:
+                continue
+            if isinstance(value, list):
+                value = ",".join(value)  # list settings are comma-separated
+            elif isinstance(value, dict):
+                value = json.dumps(value)
+            env[f"LUNOS_{name.upper()}"] = str(value)
+        return env
 
     def tier_limits(self, tier: str) -> TierLimits:
         return self.tiers.get(tier) or self.tiers.get("free") or DEFAULT_TIERS["free"]

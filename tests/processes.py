@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -17,14 +16,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
     """The environment that makes a child process see the same Settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LUNOS_")}
-    for name, value in settings.model_dump(mode="json").items():
-        if value is None:
-            continue
-        if isinstance(value, list):
-            value = ",".join(value)  # list settings are comma-separated
-        elif isinstance(value, dict):
-            value = json.dumps(value)
-        env[f"LUNOS_{name.upper()}"] = str(value)
+    env.update(settings.as_env())
     env.update(extra)
     return env
 

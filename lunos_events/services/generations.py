@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from lunos_events.db.models import CANCELLED, FAILED, PENDING, Operation
+from lunos_events.db.point_reads import OPERATION_STATUS
 from lunos_events.errors import Conflict, NotFound, ProviderStartFailed
 from lunos_events.ids import now_ms, operation_id, operation_owner, video_key
 from lunos_events.logs import operation_context
@@ -105,17 +105,10 @@ async def get_status(rt: Runtime, principal: Principal, op_id: str) -> dict[str,
     # Another account's id answers exactly like an unknown one: existence is never revealed.
     if operation_owner(op_id) != principal.account_id:
         raise NotFound("Operation not found")
-    async with rt.engine.connect() as conn:
-        row = (
-            await conn.execute(
-                select(Operation.status, Operation.video_url, Operation.error).where(
-                    Operation.id == op_id, Operation.account_id == principal.account_id
-                )
-            )
-        ).first()
+    row = await rt.reads.one(OPERATION_STATUS, operation_id=op_id, account_id=principal.account_id)
     if row is None:
         raise NotFound("Operation not found")
-    return status_object(op_id, row.status, row.video_url, row.error)
+    return status_object(op_id, *row)
 
 
 async def cancel(rt: Runtime, principal: Principal, op_id: str) -> dict[str, Any]:
