@@ -47,6 +47,7 @@ def make_settings(tmp_path: Path, redis_url: str, **overrides: object) -> Settin
         "data_dir": tmp_path / "data",
         "port": free_port(),
         "redis_url": redis_url,
+        "provider": "local",  # even when the machine has Google credentials in its environment
         "queue_name": f"lunos:test:{tag}:queue",
         "events_channel": f"lunos:test:{tag}:events",
         "simulator_latency_seconds": 0.3,

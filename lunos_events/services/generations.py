@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 START_FAILED = "Failed to start video generation"
 _ID_ATTEMPTS = 64
+# Stored in `parameters` next to the documented fields and handed to the provider as options.
+MODEL_OPTIONS = ("resolution", "seed", "personGeneration")
 
 
 def provider_job(op: Operation) -> GenerationJob:
@@ -35,6 +37,7 @@ def provider_job(op: Operation) -> GenerationJob:
         aspect_ratio=params["aspectRatio"],
         duration_seconds=params["durationSeconds"],
         negative_prompt=params.get("negativePrompt"),
+        options={name: params[name] for name in MODEL_OPTIONS if params.get(name) is not None},
     )
 
 
@@ -52,6 +55,7 @@ def new_operation(rt: Runtime, principal: Principal, request: GenerationRequest,
             "negativePrompt": request.negative_prompt,
             "durationSeconds": request.duration_seconds,
             "response_format": request.response_format,
+            **request.options,
         },
         status=PENDING,
         video_key=video_key(principal.account_id, stamp_ms),
