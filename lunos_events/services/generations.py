@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from lunos_events.db.models import FAILED, PENDING, Operation
+from lunos_events.db.models import COMPLETED, FAILED, PENDING, Operation
 from lunos_events.errors import NotFound, ProviderStartFailed
 from lunos_events.ids import now_ms, operation_id, operation_owner, video_key
 from lunos_events.providers.base import GenerationJob
@@ -100,11 +100,26 @@ async def get_status(rt: Runtime, principal: Principal, op_id: str) -> dict[str,
     async with rt.engine.connect() as conn:
         row = (
             await conn.execute(
-                select(Operation.status, Operation.video_url, Operation.error).where(
+                select(Operation.status, Operation.video_url, Operation.error, Operation.video_key).where(
                     Operation.id == op_id, Operation.account_id == principal.account_id
                 )
             )
         ).first()
     if row is None:
         raise NotFound("Operation not found")
-    return status_object(op_id, row.status, row.video_url, row.error)
+    video_url = row.video_url
+    if video_url and row.status == COMPLETED:
+        video_url = await refreshed_video_url(rt, op_id, row.video_key, video_url)
+    return status_object(op_id, row.status, video_url, row.error)
+
+
+async def refreshed_video_url(rt: Runtime, op_id: str, key: str, url: str) -> str:
+    """Re-sign a presigned video URL that is close to expiry, and keep the new one."""
+    fresh = await rt.storage.refresh_url(key, url)
+    if fresh is None:
+        return url
+    async with rt.engine.begin() as conn:
+        await conn.execute(
+            update(Operation).where(Operation.id == op_id, Operation.video_url == url).values(video_url=fresh)
+        )
+    return fresh
