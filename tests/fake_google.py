@@ -18,14 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from lunos_events.providers.render import render_video
-from tests.conftest import free_port
+from tests.loopback_server import LoopbackServer
 
 API_KEY = "fake-vertex-express-key"
 START = re.compile(
@@ -146,28 +145,8 @@ def error(code: int, message: str, status: str | None = None) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message, "status": status}}, status_code=code)
 
 
-class FakeGoogleServer:
-    """Runs the fake in a thread with its own event loop, so blocking test code never stalls it."""
-
+class FakeGoogleServer(LoopbackServer):
     def __init__(self, fake: FakeGoogle) -> None:
+        super().__init__(Starlette(routes=[Route("/{path:path}", fake.handle, methods=["GET", "POST"])]))
         self.fake = fake
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         fake.base_url = self.url
-        app = Starlette(routes=[Route("/{path:path}", fake.handle, methods=["GET", "POST"])])
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-
-    def __enter__(self) -> FakeGoogleServer:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("fake Google endpoint did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)

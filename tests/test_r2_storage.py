@@ -17,7 +17,7 @@ from lunos_events.storage import build_storage
 from lunos_events.storage.r2 import R2Storage, presigned_expiry
 from tests.conftest import auth, create_user
 from tests.fake_google import FakeGoogle, FakeGoogleServer
-from tests.fake_r2 import create_bucket, moto_server, r2_overrides, s3_client
+from tests.fake_r2 import FlakyS3Proxy, create_bucket, moto_server, r2_overrides, s3_client
 from tests.helpers import generation_body, probe_mp4, wait_for_status
 from tests.test_veo_provider import google_settings
 
@@ -82,6 +82,31 @@ async def test_small_video_is_one_put(settings, s3_endpoint, r2_bucket, tmp_path
         await storage.aclose()
     head = s3_client(s3_endpoint).head_object(Bucket=r2_bucket, Key="a/b.mp4")
     assert "-" not in head["ETag"] and head["ContentLength"] == 100_000
+
+
+async def test_transient_s3_errors_are_retried(settings, s3_endpoint, r2_bucket, tmp_path) -> None:
+    source = tmp_path / "big.mp4"
+    source.write_bytes(os.urandom(11 * MiB))
+    parts = {"r2_multipart_threshold_bytes": 5 * MiB, "r2_multipart_chunk_bytes": 5 * MiB}
+    with FlakyS3Proxy(s3_endpoint, failures=3) as proxy:
+        storage = r2_storage(settings, proxy.url, r2_bucket, **parts)
+        try:
+            await storage.save("retried.mp4", source)
+        finally:
+            await storage.aclose()
+        assert proxy.served_errors == 3
+    stored = s3_client(s3_endpoint).get_object(Bucket=r2_bucket, Key="retried.mp4")["Body"].read()
+    assert stored == source.read_bytes()
+
+    with FlakyS3Proxy(s3_endpoint, failures=10**6) as proxy:
+        storage = r2_storage(settings, proxy.url, r2_bucket, r2_max_attempts=2, **parts)
+        try:
+            with pytest.raises(Exception, match=r"ServiceUnavailable|503"):
+                await storage.save("never.mp4", source)
+        finally:
+            await storage.aclose()
+    listed = s3_client(s3_endpoint).list_objects_v2(Bucket=r2_bucket, Prefix="never")
+    assert listed.get("KeyCount", 0) == 0
 
 
 async def test_public_base_url_is_used_without_signing(settings, s3_endpoint, r2_bucket) -> None:
