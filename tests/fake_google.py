@@ -8,6 +8,7 @@ safety filtering, operations it forgets, and videos returned inline or as a URI.
 from __future__ import annotations
 
 import base64
+import json
 import re
 import tempfile
 import threading
@@ -16,6 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import anyio
 from starlette.applications import Starlette
@@ -27,8 +29,10 @@ from lunos_events.providers.render import render_video
 from tests.loopback_server import LoopbackServer
 
 API_KEY = "fake-vertex-express-key"
+ACCESS_TOKEN = "fake-oauth-access-token"  # handed out by the fake token endpoint (project mode)
+JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 START = re.compile(
-    r"^v1beta1/(?:projects/[^/]+/locations/[^/]+/)?publishers/google/models/([^/:]+):predictLongRunning$"
+    r"^v1beta1/(?:projects/([^/]+)/locations/([^/]+)/)?publishers/google/models/([^/:]+):predictLongRunning$"
 )
 FETCH = re.compile(r"^v1beta1/(.+/models/[^/:]+):fetchPredictOperation$")
 BLOCK_MARKER = "#fake-google-blocked"
@@ -65,6 +69,8 @@ class FakeGoogle:
     start_requests: list[dict[str, Any]] = field(default_factory=list)
     poll_requests: int = 0
     videos: dict[str, bytes] = field(default_factory=dict)  # operation name -> bytes handed out
+    paths: list[str] = field(default_factory=list)  # every API path called, in order
+    token_requests: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def video_for(self, prompt: str) -> bytes:
@@ -86,16 +92,52 @@ class FakeGoogle:
         if request.method == "GET" and path.startswith("files/"):
             data = self.videos.get(path.removeprefix("files/"))
             return Response(data, media_type="video/mp4") if data else error(404, "No such file")
-        if request.headers.get("x-goog-api-key") != API_KEY:
-            return error(401, "API key not valid", "UNAUTHENTICATED")
+        if request.method == "POST" and path == "token":
+            return await self.token(request)
+        bearer = request.headers.get("authorization") == f"Bearer {ACCESS_TOKEN}"
+        if request.headers.get("x-goog-api-key") != API_KEY and not bearer:
+            return error(401, "Request had invalid authentication credentials", "UNAUTHENTICATED")
+        self.paths.append(path)
         body = await request.json()
         if match := START.match(path):
-            return await self.start(match.group(1), body)
+            return await self.start(match.group(3), body, match.group(1), match.group(2))
         if match := FETCH.match(path):
             return await self.fetch(match.group(1), body)
         return error(404, f"Unknown method {request.method} {path}")
 
-    async def start(self, model: str, body: dict[str, Any]) -> Response:
+    async def token(self, request: Request) -> Response:
+        """OAuth token endpoint for application default credentials (a service account key file)."""
+        form = dict(parse_qsl((await request.body()).decode()))
+        if form.get("grant_type") != JWT_GRANT or not form.get("assertion"):
+            return JSONResponse({"error": "invalid_grant"}, status_code=400)
+        self.token_requests += 1
+        return JSONResponse({"access_token": ACCESS_TOKEN, "expires_in": 3600, "token_type": "Bearer"})
+
+    def credentials_file(self, directory: Path) -> Path:
+        """A service account key file (a real RSA key) whose access tokens come from this fake."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
+        path = directory / "service-account.json"
+        info = {
+            "type": "service_account",
+            "project_id": "my-project",
+            "private_key_id": "fake-key-id",
+            "private_key": pem,
+            "client_email": "lunos@my-project.iam.gserviceaccount.com",
+            "client_id": "1234567890",
+            "token_uri": f"{self.base_url}/token",
+        }
+        path.write_text(json.dumps(info))
+        return path
+
+    async def start(
+        self, model: str, body: dict[str, Any], project: str | None = None, location: str | None = None
+    ) -> Response:
         with self._lock:
             self.start_requests.append(body)
             code = self.start_errors.pop(0) if self.start_errors else None
@@ -104,7 +146,8 @@ class FakeGoogle:
         instance, parameters = body["instances"][0], body.get("parameters", {})
         if not instance.get("prompt"):
             return error(400, "prompt is required")
-        resource = f"projects/fake-project/locations/us-central1/publishers/google/models/{model}"
+        resource = f"projects/{project or 'fake-project'}/locations/{location or 'us-central1'}"
+        resource += f"/publishers/google/models/{model}"
         name = f"{resource}/operations/{uuid.uuid4()}"
         self.operations[name] = FakeOperation(name, model, instance["prompt"], parameters, time.monotonic())
         return JSONResponse({"name": name})

@@ -180,6 +180,36 @@ async def test_video_returned_as_uri_is_downloaded(veo_service, veo_client, fake
     assert video.content == fake_google.fake.videos[submitted["operation_name"].rsplit("/", 1)[-1]]
 
 
+async def test_project_mode_with_application_default_credentials(
+    settings, fake_google, tmp_path, monkeypatch
+) -> None:
+    """GOOGLE_CLOUD_PROJECT + GOOGLE_CLOUD_LOCATION: OAuth tokens from ADC, project-scoped URLs."""
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(fake_google.fake.credentials_file(tmp_path)))
+    configured = google_settings(
+        settings,
+        fake_google,
+        google_api_key=None,
+        google_cloud_project="my-project",
+        google_cloud_location="europe-west4",
+    )
+    async with (
+        running_service(configured) as rt,
+        httpx.AsyncClient(base_url=configured.resolved_public_base_url(), timeout=30) as client,
+    ):
+        key = await create_user(rt, "veo", "10.00")
+        submitted = (
+            await client.post("/v1/video/generations", headers=auth(key), json=generation_body())
+        ).json()
+        final = await wait_for_status(client, submitted["id"], auth(key))
+    assert final["status"] == "completed", final
+    fake = fake_google.fake
+    assert fake.token_requests >= 1
+    model = "publishers/google/models/veo-3.0-generate-preview"
+    prefix = f"v1beta1/projects/my-project/locations/europe-west4/{model}"
+    assert fake.paths[0] == f"{prefix}:predictLongRunning"
+    assert fake.paths[-1] == f"{prefix}:fetchPredictOperation"
+
+
 @pytest.mark.settings(job_timeout_seconds=1)
 async def test_worker_restart_resumes_from_stored_operation_name(settings, fake_google) -> None:
     settings = google_settings(settings, fake_google)
