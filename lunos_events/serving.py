@@ -9,6 +9,7 @@ import signal
 from collections.abc import AsyncIterator
 
 import uvicorn
+from arq.worker import Worker
 
 from lunos_events.api.app import create_app
 from lunos_events.runtime import Runtime, connect_redis, open_runtime
@@ -58,9 +59,22 @@ async def running_worker(rt: Runtime) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        await worker.close()
+        await close_worker(worker)
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def close_worker(worker: Worker) -> None:
+    try:
+        await worker.close()
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise
+        # arq's close() gathers the jobs it has just cancelled, so a job still running at shutdown
+        # re-raises its cancellation here and skips the rest of close(): finish it.
+        worker.tasks.clear()
+        await worker.close()
 
 
 @contextlib.asynccontextmanager
