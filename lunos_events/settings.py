@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     r2_presign_refresh_seconds: int = Field(
         default=24 * 3600, ge=0, description="Status reads re-sign a URL that expires sooner than this."
     )
-    r2_multipart_threshold_bytes: int = Field(default=16 * 1024 * 1024, ge=5 * 1024 * 1024)
+    r2_multipart_threshold_bytes: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024)
     r2_multipart_chunk_bytes: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024)
     r2_max_attempts: int = Field(default=5, ge=1)
 

@@ -48,7 +48,7 @@ class R2Storage:
             multipart_threshold=config.multipart_threshold_bytes,
             multipart_chunksize=config.multipart_chunk_bytes,
             max_concurrency=2,
-            max_io_queue=2,  # parts read ahead of the uploads: this is what bounds memory
+            max_io_queue=1,  # parts read ahead of the uploads: with the concurrency, this bounds memory
         )
 
     async def _s3(self) -> Any:
