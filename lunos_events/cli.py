@@ -46,10 +46,12 @@ def _settings(**overrides: Any) -> Settings:
 @click.option("--port", type=int, default=None, help="Listen port (LUNOS_PORT, default 8787).")
 def dev(host: str | None, port: int | None) -> None:
     """Run API, worker and an embedded Redis in one process, on SQLite and local storage."""
-    from lunos_events.dev import dev_settings_with_redis, serve_dev
+    from lunos_events.dev import dev_settings_with_redis, dev_settings_with_stream_secret, serve_dev
 
     configure_logging()
-    settings, embedded = dev_settings_with_redis(_settings(host=host, port=port))
+    settings, embedded = dev_settings_with_redis(
+        dev_settings_with_stream_secret(_settings(host=host, port=port))
+    )
     note = f"embedded redis-server at {settings.redis_url}" if embedded else settings.redis_url
     if embedded:
         embedded.start()
@@ -64,11 +66,16 @@ def dev(host: str | None, port: int | None) -> None:
 @click.option("--host", default=None, help="Listen address (LUNOS_HOST).")
 @click.option("--port", type=int, default=None, help="Listen port (LUNOS_PORT).")
 def serve(host: str | None, port: int | None) -> None:
-    """Run the API server only (needs LUNOS_REDIS_URL)."""
+    """Run the API server only (needs LUNOS_REDIS_URL and LUNOS_STREAM_TOKEN_SECRET)."""
     from lunos_events.serving import running_service, stop_signal
+    from lunos_events.streams.tokens import signer_from_settings
 
     configure_logging()
     settings = _settings(host=host, port=port)
+    try:
+        signer_from_settings(settings)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
 
     async def serve_api() -> None:
         stop = stop_signal()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import shlex
 
 from lunos_events.embedded_redis import EmbeddedRedis
@@ -65,6 +66,8 @@ def banner(settings: Settings, key: str, redis_note: str) -> str:
             '    -H "Content-Type: application/json" -H "X-App-ID: my-app" \\',
             f"    -d {shlex.quote(body)}",
             "",
+            f"Or open {base}/ in a browser, paste the key and watch a job live.",
+            "",
             "Press Ctrl-C to stop.",
         ]
     )
@@ -78,6 +81,23 @@ async def serve_dev(settings: Settings, redis_note: str) -> None:
             print(banner(settings, key, redis_note), flush=True)
             await stop.wait()
             print("Stopping…", flush=True)
+
+
+def dev_settings_with_stream_secret(settings: Settings) -> Settings:
+    """Settings with a stream token secret: LUNOS_STREAM_TOKEN_SECRET, or one kept in the data dir.
+
+    Kept on disk (like the development key) so `events_url` links stay valid across restarts.
+    """
+    if settings.stream_token_secret:
+        return settings
+    secret_file = settings.data_dir / "stream-token-secret"
+    secret = secret_file.read_text().strip() if secret_file.exists() else ""
+    if not secret:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_hex(32)
+        secret_file.write_text(secret + "\n")
+        secret_file.chmod(0o600)
+    return settings.model_copy(update={"stream_token_secret": secret})
 
 
 def dev_settings_with_redis(settings: Settings) -> tuple[Settings, EmbeddedRedis | None]:

@@ -6,10 +6,9 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import uvicorn
-from arq.worker import Worker
 
 from lunos_events.api.app import create_app
 from lunos_events.runtime import Runtime, connect_redis, open_runtime
@@ -22,15 +21,28 @@ log = logging.getLogger(__name__)
 class ApiServer(uvicorn.Server):
     """uvicorn's server without its own signal handling: the process owner decides when to stop."""
 
+    def __init__(self, config: uvicorn.Config, *, on_shutdown: Callable[[], None] | None = None) -> None:
+        super().__init__(config)
+        self._on_shutdown = on_shutdown
+
     @contextlib.contextmanager
     def capture_signals(self):  # type: ignore[override]
         yield
 
+    async def shutdown(self, sockets=None) -> None:  # type: ignore[no-untyped-def]
+        # Event streams never end by themselves, and sse-starlette cannot see this server stop (it
+        # watches uvicorn's signal handlers, which this server does not install): end them first,
+        # so their responses finish cleanly instead of being cancelled after the grace period.
+        if self._on_shutdown is not None:
+            self._on_shutdown()
+        await super().shutdown(sockets)
+
 
 @contextlib.asynccontextmanager
 async def running_api(settings: Settings, rt: Runtime | None = None) -> AsyncIterator[ApiServer]:
+    app = create_app(settings, rt)
     config = uvicorn.Config(
-        create_app(settings, rt),
+        app,
         host=settings.host,
         port=settings.port,
         access_log=False,
@@ -38,7 +50,7 @@ async def running_api(settings: Settings, rt: Runtime | None = None) -> AsyncIte
         lifespan="on",
         timeout_graceful_shutdown=5,
     )
-    server = ApiServer(config)
+    server = ApiServer(config, on_shutdown=app.state.hub.close)
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
@@ -59,20 +71,13 @@ async def running_worker(rt: Runtime) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        await close_worker(worker)
+        # arq's close() cancels the running jobs and then gathers them without return_exceptions,
+        # so a job still running at shutdown would raise CancelledError out of close(). Stop the
+        # worker and let its jobs finish cancelling first; close() then finds nothing running.
+        worker.handle_sig(signal.SIGUSR1)
         with contextlib.suppress(asyncio.CancelledError):
             await task
-
-
-async def close_worker(worker: Worker) -> None:
-    try:
-        await worker.close()
-    except asyncio.CancelledError:
-        current = asyncio.current_task()
-        if current is not None and current.cancelling():
-            raise
-        # arq's close() gathers the jobs it has just cancelled, so a job still running at shutdown
-        # re-raises its cancellation here and skips the rest of close(): finish it.
+        await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
         worker.tasks.clear()
         await worker.close()
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -89,11 +90,33 @@ class Settings(BaseSettings):
     worker_max_jobs: int = 200
     fault_point: str | None = Field(default=None, description="Test hook, see lunos_events.faults.")
 
+    # Live status: SSE streams, stream tokens, CORS
+    stream_token_secret: str | None = Field(
+        default=None,
+        repr=False,
+        description="HMAC key of stream tokens, shared by every API process; `dev` generates one.",
+    )
+    stream_token_ttl_seconds: int = Field(default=3600, ge=10)
+    sse_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    sse_retry_ms: int = Field(default=3000, ge=0)
+    sse_queue_size: int = Field(default=256, ge=1, description="Events buffered per stream before it is cut.")
+    sse_send_timeout_seconds: float = Field(default=10.0, gt=0)
+    cors_allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Origins allowed to call the API from a browser (comma-separated)."
+    )
+
     # Development account created by `lunos-events dev`
     dev_account_id: str = "dev"
     dev_api_key: str | None = None
     dev_balance: str = "1000.00"
     dev_tier: str = "dev"
+
+    @field_validator("cors_allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
+        return value
 
     def resolved_database_url(self) -> str:
         if self.database_url:

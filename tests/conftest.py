@@ -57,6 +57,7 @@ def make_settings(tmp_path: Path, redis_url: str, **overrides: object) -> Settin
         "simulator_fps": 12,
         "simulator_video_seconds": 2.0,
         "poll_interval_seconds": 0.1,
+        "stream_token_secret": uuid.uuid4().hex + uuid.uuid4().hex,
     }
     if os.environ.get("LUNOS_TEST_DATABASE_URL"):
         values["database_url"] = fresh_test_database(os.environ["LUNOS_TEST_DATABASE_URL"])

@@ -22,17 +22,20 @@ async def test_submit_poll_download(service, client: httpx.AsyncClient) -> None:
     )
     assert submitted.status_code == 200, submitted.text
     body = submitted.json()
-    assert set(body) == {"id", "operation_name", "status"}
+    assert set(body) == {"id", "operation_name", "status", "events_url"}
     assert re.fullmatch(r"video-op:user123:\d{13}", body["id"])
     assert body["operation_name"].startswith("operations/veo-3.0-generate-preview/")
     assert body["status"] == "pending"
 
-    pending = await client.get(f"/v1/video/generations/{body['id']}", headers=auth(key))
-    assert pending.json() == {"id": body["id"], "status": "pending"}
+    pending = (await client.get(f"/v1/video/generations/{body['id']}", headers=auth(key))).json()
+    assert pending.pop("events_url").startswith(
+        f"{client.base_url}/v1/video/generations/{body['id']}/events?token="
+    )
+    assert pending == {"id": body["id"], "status": "pending"}
 
     final = await wait_for_status(client, body["id"], auth(key))
     assert final["status"] == "completed", final
-    assert set(final) == {"id", "status", "video_url"}
+    assert set(final) == {"id", "status", "video_url", "events_url"}
     # The object key keeps the documented shape but adds an unguessable part.
     assert re.fullmatch(
         r"http://127\.0\.0\.1:\d+/media/user123/\d{13}-[A-Za-z0-9_-]{16,}-video\.mp4", final["video_url"]

@@ -8,6 +8,7 @@ from starlette.routing import Route
 
 from lunos_events.api.auth import authenticate
 from lunos_events.api.body import read_json_object
+from lunos_events.api.streams import operation_events_url
 from lunos_events.services import generations
 from lunos_events.services.generation_request import parse_generation_request
 
@@ -22,7 +23,9 @@ async def create_generation(request: Request) -> JSONResponse:
         max_prompt_chars=rt.settings.max_prompt_chars,
         header_app_id=request.headers.get("x-app-id"),
     )
-    return JSONResponse(await generations.submit(rt, principal, generation))
+    created = await generations.submit(rt, principal, generation)
+    created["events_url"] = operation_events_url(request, principal.account_id, created["id"])
+    return JSONResponse(created)
 
 
 async def get_generation(request: Request) -> JSONResponse:
@@ -30,6 +33,7 @@ async def get_generation(request: Request) -> JSONResponse:
     status = await generations.get_status(
         request.app.state.rt, principal, request.path_params["operation_id"]
     )
+    status["events_url"] = operation_events_url(request, principal.account_id, status["id"])
     return JSONResponse(status)
 
 
