@@ -15,11 +15,11 @@ from lunos_events.serving import running_service
 from lunos_events.settings import Settings
 from lunos_events.storage import build_storage
 from lunos_events.storage.r2 import R2Storage, presigned_expiry
-from tests.conftest import auth, create_user
+from tests.conftest import auth
 from tests.fake_google import FakeGoogle, FakeGoogleServer
 from tests.fake_r2 import FlakyS3Proxy, create_bucket, moto_server, r2_overrides, s3_client
-from tests.helpers import generation_body, probe_mp4, wait_for_status
-from tests.test_veo_provider import google_settings
+from tests.helpers import probe_mp4
+from tests.test_veo_provider import google_settings, submit_and_wait
 
 pytestmark = pytest.mark.anyio
 
@@ -145,11 +145,7 @@ async def test_google_and_r2_end_to_end(settings, s3_endpoint, r2_bucket) -> Non
             running_service(configured) as rt,
             httpx.AsyncClient(base_url=configured.resolved_public_base_url(), timeout=30) as client,
         ):
-            key = await create_user(rt, "prod", "10.00")
-            submitted = (
-                await client.post("/v1/video/generations", headers=auth(key), json=generation_body())
-            ).json()
-            final = await wait_for_status(client, submitted["id"], auth(key))
+            key, submitted, final = await submit_and_wait(rt, client, "prod")
             assert final["status"] == "completed", final
             assert final["video_url"].startswith(f"{s3_endpoint}/{r2_bucket}/prod/")
             async with httpx.AsyncClient() as http:

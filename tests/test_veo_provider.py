@@ -58,6 +58,15 @@ async def veo_client(veo_service: Runtime) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
+async def submit_and_wait(rt: Runtime, client: httpx.AsyncClient, account_id: str) -> tuple[str, dict, dict]:
+    """Create an account, submit the reference body and wait: (API key, submit response, final status)."""
+    key = await create_user(rt, account_id, "10.00")
+    response = await client.post("/v1/video/generations", headers=auth(key), json=generation_body())
+    assert response.status_code == 200, response.text
+    submitted = response.json()
+    return key, submitted, await wait_for_status(client, submitted["id"], auth(key))
+
+
 async def balance(rt: Runtime, account_id: str) -> int:
     return (await accounts.get_account(rt.engine, account_id)).balance_cents
 
@@ -196,11 +205,7 @@ async def test_project_mode_with_application_default_credentials(
         running_service(configured) as rt,
         httpx.AsyncClient(base_url=configured.resolved_public_base_url(), timeout=30) as client,
     ):
-        key = await create_user(rt, "veo", "10.00")
-        submitted = (
-            await client.post("/v1/video/generations", headers=auth(key), json=generation_body())
-        ).json()
-        final = await wait_for_status(client, submitted["id"], auth(key))
+        _, _, final = await submit_and_wait(rt, client, "veo")
     assert final["status"] == "completed", final
     fake = fake_google.fake
     assert fake.token_requests >= 1
