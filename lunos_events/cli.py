@@ -101,6 +101,29 @@ def worker() -> None:
     run_async(work())
 
 
+@main.command()
+def migrate() -> None:
+    """Apply pending schema migrations to the database named by the settings."""
+    from lunos_events.db.engine import create_engine
+    from lunos_events.db.migrate import current_revision, head_revision, upgrade_database
+
+    async def go() -> str | None:
+        engine = create_engine(Settings().resolved_database_url())
+        try:
+            before = await current_revision(engine)
+            await upgrade_database(engine)
+            return before
+        finally:
+            await engine.dispose()
+
+    before = run_async(go())
+    head = head_revision()
+    if before == head:
+        click.echo(f"database schema is up to date (revision {head})")
+    else:
+        click.echo(f"database schema migrated from {before or 'empty'} to {head}")
+
+
 def _operator(action: Callable[[Any], Awaitable[T]]) -> T:
     """Run one operator action against the database named by the settings."""
     from lunos_events.db.engine import create_engine, ensure_schema

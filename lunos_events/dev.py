@@ -55,7 +55,7 @@ def banner(settings: Settings, key: str, redis_note: str) -> str:
             f"lunos-events is running at {base}",
             f"  database: {settings.resolved_database_url()}",
             f"  redis:    {redis_note}",
-            f"  provider: {settings.provider}   storage: {settings.storage} ({settings.videos_dir})",
+            f"  provider: {settings.resolved_provider()}   storage: {settings.storage}",
             "",
             f"Development account {settings.dev_account_id!r}, API key:",
             f"  {key}",

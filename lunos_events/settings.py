@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AliasChoices, BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -48,8 +48,47 @@ class Settings(BaseSettings):
     redis_key_prefix: str = Field(default="lunos", description="Prefix of the keys kept in Redis (limits).")
 
     # Provider and storage
-    provider: str = Field(default="local", description="local (simulator)")
-    storage: str = Field(default="local", description="local (files served by the app)")
+    provider: str | None = Field(
+        default=None, description="local (simulator) or google (Veo); unset: google when credentials are set"
+    )
+    storage: str = Field(default="local", description="local (files served by the app) or r2 (S3 API)")
+
+    # Google Veo through google-genai. Credentials use the SDK's own variable names.
+    google_api_key: str | None = Field(
+        default=None, validation_alias=AliasChoices("google_api_key", "lunos_google_api_key")
+    )
+    google_cloud_project: str | None = Field(
+        default=None, validation_alias=AliasChoices("google_cloud_project", "lunos_google_cloud_project")
+    )
+    google_cloud_location: str | None = Field(
+        default=None, validation_alias=AliasChoices("google_cloud_location", "lunos_google_cloud_location")
+    )
+    google_genai_use_vertexai: bool | None = Field(
+        default=None,
+        validation_alias=AliasChoices("google_genai_use_vertexai", "lunos_google_genai_use_vertexai"),
+    )
+    google_base_url: str | None = Field(default=None, description="Overrides the Google endpoint (tests).")
+    google_start_attempts: int = Field(default=4, ge=1, description="Tries to start one generation.")
+    google_retry_initial_seconds: float = 1.0
+    google_retry_max_seconds: float = 8.0
+    google_request_timeout_seconds: float = 60.0
+
+    # Cloudflare R2 (or any S3 endpoint) through aioboto3
+    r2_endpoint_url: str | None = None
+    r2_bucket: str | None = None
+    r2_access_key_id: str | None = None
+    r2_secret_access_key: str | None = None
+    r2_region: str = "auto"
+    r2_public_base_url: str | None = Field(
+        default=None, description="Public custom domain of the bucket; unset: presigned GET URLs."
+    )
+    r2_presign_expiry_seconds: int = Field(default=7 * 24 * 3600, ge=60, le=7 * 24 * 3600)
+    r2_presign_refresh_seconds: int = Field(
+        default=24 * 3600, ge=0, description="Status reads re-sign a URL that expires sooner than this."
+    )
+    r2_multipart_threshold_bytes: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024)
+    r2_multipart_chunk_bytes: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024)
+    r2_max_attempts: int = Field(default=5, ge=1)
 
     # Local simulator
     simulator_latency_seconds: float = 4.0
@@ -129,6 +168,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'lunos.db').resolve()}"
+
+    def resolved_provider(self) -> str:
+        if self.provider:
+            return self.provider
+        return "google" if self.google_api_key or self.google_cloud_project else "local"
 
     def resolved_public_base_url(self) -> str:
         if self.public_base_url:

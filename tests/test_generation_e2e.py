@@ -79,6 +79,8 @@ async def test_range_requests_for_seeking(service, client: httpx.AsyncClient) ->
 
 
 async def test_media_rejects_unknown_and_escaping_keys(service, client: httpx.AsyncClient) -> None:
+    # On PostgreSQL nothing else has created the data dir yet.
+    service.settings.data_dir.mkdir(parents=True, exist_ok=True)
     (service.settings.data_dir / "secret.txt").write_text("not a video")
     for path in ("/media/nobody/none.mp4", "/media/../secret.txt", "/media/%2e%2e/secret.txt"):
         response = await client.get(path)

@@ -23,7 +23,7 @@ API_KEY_OWNER = (
     .join(ApiKey, ApiKey.account_id == Account.id)
     .where(ApiKey.key_hash == bindparam("key_hash"), ApiKey.revoked_at_ms.is_(None))
 )
-OPERATION_STATUS = select(Operation.status, Operation.video_url, Operation.error).where(
+OPERATION_STATUS = select(Operation.status, Operation.video_url, Operation.error, Operation.video_key).where(
     Operation.id == bindparam("operation_id"), Operation.account_id == bindparam("account_id")
 )
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
-from lunos_events.db.models import CANCELLED, FAILED, PENDING, Operation
+from lunos_events.db.models import CANCELLED, COMPLETED, FAILED, PENDING, Operation
 from lunos_events.db.point_reads import OPERATION_STATUS
 from lunos_events.errors import Conflict, NotFound, ProviderStartFailed
 from lunos_events.ids import now_ms, operation_id, operation_owner, video_key
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 
 START_FAILED = "Failed to start video generation"
 _ID_ATTEMPTS = 64
+# Stored in `parameters` next to the documented fields and handed to the provider as options.
+MODEL_OPTIONS = ("resolution", "seed", "personGeneration")
 
 
 def provider_job(op: Operation) -> GenerationJob:
@@ -36,6 +39,7 @@ def provider_job(op: Operation) -> GenerationJob:
         aspect_ratio=params["aspectRatio"],
         duration_seconds=params["durationSeconds"],
         negative_prompt=params.get("negativePrompt"),
+        options={name: params[name] for name in MODEL_OPTIONS if params.get(name) is not None},
     )
 
 
@@ -53,6 +57,7 @@ def new_operation(rt: Runtime, principal: Principal, request: GenerationRequest,
             "negativePrompt": request.negative_prompt,
             "durationSeconds": request.duration_seconds,
             "response_format": request.response_format,
+            **request.options,
         },
         status=PENDING,
         video_key=video_key(principal.account_id, stamp_ms),
@@ -108,7 +113,22 @@ async def get_status(rt: Runtime, principal: Principal, op_id: str) -> dict[str,
     row = await rt.reads.one(OPERATION_STATUS, operation_id=op_id, account_id=principal.account_id)
     if row is None:
         raise NotFound("Operation not found")
-    return status_object(op_id, *row)
+    status, video_url, error, video_key = row
+    if video_url and status == COMPLETED:
+        video_url = await refreshed_video_url(rt, op_id, video_key, video_url)
+    return status_object(op_id, status, video_url, error)
+
+
+async def refreshed_video_url(rt: Runtime, op_id: str, key: str, url: str) -> str:
+    """Re-sign a presigned video URL that is close to expiry, and keep the new one."""
+    fresh = await rt.storage.refresh_url(key, url)
+    if fresh is None:
+        return url
+    async with rt.engine.begin() as conn:
+        await conn.execute(
+            update(Operation).where(Operation.id == op_id, Operation.video_url == url).values(video_url=fresh)
+        )
+    return fresh
 
 
 async def cancel(rt: Runtime, principal: Principal, op_id: str) -> dict[str, Any]:
