@@ -31,15 +31,15 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lunos_events.embedded_redis import EmbeddedRedis  # noqa: E402
-from lunos_events.runtime import open_runtime  # noqa: E402
-from lunos_events.services import accounts  # noqa: E402
-from lunos_events.services.events import append_event  # noqa: E402
-from lunos_events.services.outbox import release  # noqa: E402
-from lunos_events.settings import Settings  # noqa: E402
-from lunos_events.webhooks import endpoints  # noqa: E402
-from lunos_events.webhooks.drain import enqueue_event_deliveries  # noqa: E402
-from lunos_events.webhooks.signing import WebhookSigner, new_secret  # noqa: E402
+from lunos_events.embedded_redis import EmbeddedRedis
+from lunos_events.runtime import open_runtime
+from lunos_events.services import accounts
+from lunos_events.services.events import append_event
+from lunos_events.services.outbox import release
+from lunos_events.settings import Settings
+from lunos_events.webhooks import endpoints
+from lunos_events.webhooks.drain import enqueue_event_deliveries
+from lunos_events.webhooks.signing import WebhookSigner, new_secret
 
 RECEIVER_SOURCE = """
 import sys, time

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import click
 
 from lunos_events.errors import LunosError
+from lunos_events.logs import configure_logging
 from lunos_events.money import format_amount, parse_amount
 from lunos_events.settings import Settings
 
@@ -17,6 +19,7 @@ T = TypeVar("T")
 
 
 def run_async(main: Awaitable[T]) -> T:
+    sys.setswitchinterval(0.0002)
     try:
         import uvloop
 
@@ -25,11 +28,6 @@ def run_async(main: Awaitable[T]) -> T:
         loop_factory = None
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         return runner.run(main)  # type: ignore[arg-type]
-
-
-def configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("arq").setLevel(logging.WARNING)
 
 
 @click.group()
@@ -46,10 +44,17 @@ def _settings(**overrides: Any) -> Settings:
 @click.option("--port", type=int, default=None, help="Listen port (LUNOS_PORT, default 8787).")
 def dev(host: str | None, port: int | None) -> None:
     """Run API, worker and an embedded Redis in one process, on SQLite and local storage."""
-    from lunos_events.dev import dev_settings_with_redis, dev_webhook_settings, serve_dev
+    from lunos_events.dev import (
+        dev_settings_with_redis,
+        dev_settings_with_stream_secret,
+        dev_webhook_settings,
+        serve_dev,
+    )
 
-    configure_logging()
-    settings, embedded = dev_settings_with_redis(dev_webhook_settings(_settings(host=host, port=port)))
+    settings, embedded = dev_settings_with_redis(
+        dev_webhook_settings(dev_settings_with_stream_secret(_settings(host=host, port=port)))
+    )
+    configure_logging(settings.log_format)
     note = f"embedded redis-server at {settings.redis_url}" if embedded else settings.redis_url
     if embedded:
         embedded.start()
@@ -64,11 +69,16 @@ def dev(host: str | None, port: int | None) -> None:
 @click.option("--host", default=None, help="Listen address (LUNOS_HOST).")
 @click.option("--port", type=int, default=None, help="Listen port (LUNOS_PORT).")
 def serve(host: str | None, port: int | None) -> None:
-    """Run the API server only (needs LUNOS_REDIS_URL)."""
+    """Run the API server only (needs LUNOS_REDIS_URL and LUNOS_STREAM_TOKEN_SECRET)."""
     from lunos_events.serving import running_service, stop_signal
+    from lunos_events.streams.tokens import signer_from_settings
 
-    configure_logging()
     settings = _settings(host=host, port=port)
+    configure_logging(settings.log_format)
+    try:
+        signer_from_settings(settings)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
 
     async def serve_api() -> None:
         stop = stop_signal()
@@ -84,8 +94,8 @@ def worker() -> None:
     """Run an arq worker only (needs LUNOS_REDIS_URL)."""
     from lunos_events.serving import running_service, stop_signal
 
-    configure_logging()
     settings = _settings()
+    configure_logging(settings.log_format)
 
     async def work() -> None:
         stop = stop_signal()
@@ -94,6 +104,29 @@ def worker() -> None:
             await stop.wait()
 
     run_async(work())
+
+
+@main.command()
+def migrate() -> None:
+    """Apply pending schema migrations to the database named by the settings."""
+    from lunos_events.db.engine import create_engine
+    from lunos_events.db.migrate import current_revision, head_revision, upgrade_database
+
+    async def go() -> str | None:
+        engine = create_engine(Settings().resolved_database_url())
+        try:
+            before = await current_revision(engine)
+            await upgrade_database(engine)
+            return before
+        finally:
+            await engine.dispose()
+
+    before = run_async(go())
+    head = head_revision()
+    if before == head:
+        click.echo(f"database schema is up to date (revision {head})")
+    else:
+        click.echo(f"database schema migrated from {before or 'empty'} to {head}")
 
 
 def _operator(action: Callable[[Any], Awaitable[T]]) -> T:

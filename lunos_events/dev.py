@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import shlex
 
 from lunos_events.embedded_redis import EmbeddedRedis
@@ -54,7 +55,7 @@ def banner(settings: Settings, key: str, redis_note: str) -> str:
             f"lunos-events is running at {base}",
             f"  database: {settings.resolved_database_url()}",
             f"  redis:    {redis_note}",
-            f"  provider: {settings.provider}   storage: {settings.storage} ({settings.videos_dir})",
+            f"  provider: {settings.resolved_provider()}   storage: {settings.storage}",
             "  webhooks: "
             + (
                 "private and loopback targets allowed (development only)"
@@ -70,6 +71,8 @@ def banner(settings: Settings, key: str, redis_note: str) -> str:
             f'    -H "Authorization: Bearer {key}" \\',
             '    -H "Content-Type: application/json" -H "X-App-ID: my-app" \\',
             f"    -d {shlex.quote(body)}",
+            "",
+            f"Or open {base}/ in a browser, paste the key and watch a job live.",
             "",
             "Press Ctrl-C to stop.",
         ]
@@ -92,6 +95,23 @@ def dev_webhook_settings(settings: Settings) -> Settings:
     if "webhook_allow_private" in settings.model_fields_set:
         return settings
     return settings.model_copy(update={"webhook_allow_private": True})
+
+
+def dev_settings_with_stream_secret(settings: Settings) -> Settings:
+    """Settings with a stream token secret: LUNOS_STREAM_TOKEN_SECRET, or one kept in the data dir.
+
+    Kept on disk (like the development key) so `events_url` links stay valid across restarts.
+    """
+    if settings.stream_token_secret:
+        return settings
+    secret_file = settings.data_dir / "stream-token-secret"
+    secret = secret_file.read_text().strip() if secret_file.exists() else ""
+    if not secret:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_hex(32)
+        secret_file.write_text(secret + "\n")
+        secret_file.chmod(0o600)
+    return settings.model_copy(update={"stream_token_secret": secret})
 
 
 def dev_settings_with_redis(settings: Settings) -> tuple[Settings, EmbeddedRedis | None]:

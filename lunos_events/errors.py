@@ -52,3 +52,11 @@ class ProviderStartFailed(LunosError):
 
 class ServiceUnavailable(LunosError):
     pass
+
+
+class RateLimited(LunosError):
+    """Over a tier limit (429); `headers` carry Retry-After and the X-RateLimit-* figures."""
+
+    def __init__(self, message: str, headers: dict[str, str]) -> None:
+        super().__init__(message)
+        self.headers = headers

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lunos_events.catalog import Catalog
 from lunos_events.db.engine import create_engine, ensure_schema
+from lunos_events.db.point_reads import PointReads
 from lunos_events.providers import build_provider
 from lunos_events.providers.base import VideoProvider
 from lunos_events.settings import Settings
@@ -27,6 +28,7 @@ class Runtime:
     provider: VideoProvider
     storage: VideoStorage
     catalog: Catalog
+    reads: PointReads
 
 
 def redis_settings(settings: Settings) -> RedisSettings:
@@ -49,7 +51,11 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             provider = build_provider(settings)
             storage = build_storage(settings)
             try:
-                yield Runtime(settings, engine, redis, provider, storage, Catalog())
+                reads = PointReads(engine, settings.resolved_database_url())
+                try:
+                    yield Runtime(settings, engine, redis, provider, storage, Catalog(), reads)
+                finally:
+                    reads.close()
             finally:
                 await provider.aclose()
                 await storage.aclose()

@@ -6,14 +6,14 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import uvicorn
 
 from lunos_events.api.app import create_app
-from lunos_events.runtime import Runtime, connect_redis, open_runtime
+from lunos_events.runtime import Runtime, open_runtime
 from lunos_events.settings import Settings
-from lunos_events.worker.app import build_worker
+from lunos_events.worker.supervisor import SupervisedWorker
 
 log = logging.getLogger(__name__)
 
@@ -21,15 +21,28 @@ log = logging.getLogger(__name__)
 class ApiServer(uvicorn.Server):
     """uvicorn's server without its own signal handling: the process owner decides when to stop."""
 
+    def __init__(self, config: uvicorn.Config, *, on_shutdown: Callable[[], None] | None = None) -> None:
+        super().__init__(config)
+        self._on_shutdown = on_shutdown
+
     @contextlib.contextmanager
     def capture_signals(self):  # type: ignore[override]
         yield
 
+    async def shutdown(self, sockets=None) -> None:  # type: ignore[no-untyped-def]
+        # Event streams never end by themselves, and sse-starlette cannot see this server stop (it
+        # watches uvicorn's signal handlers, which this server does not install): end them first,
+        # so their responses finish cleanly instead of being cancelled after the grace period.
+        if self._on_shutdown is not None:
+            self._on_shutdown()
+        await super().shutdown(sockets)
+
 
 @contextlib.asynccontextmanager
 async def running_api(settings: Settings, rt: Runtime | None = None) -> AsyncIterator[ApiServer]:
+    app = create_app(settings, rt)
     config = uvicorn.Config(
-        create_app(settings, rt),
+        app,
         host=settings.host,
         port=settings.port,
         access_log=False,
@@ -37,7 +50,7 @@ async def running_api(settings: Settings, rt: Runtime | None = None) -> AsyncIte
         lifespan="on",
         timeout_graceful_shutdown=5,
     )
-    server = ApiServer(config)
+    server = ApiServer(config, on_shutdown=app.state.hub.close)
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
@@ -53,14 +66,12 @@ async def running_api(settings: Settings, rt: Runtime | None = None) -> AsyncIte
 
 @contextlib.asynccontextmanager
 async def running_worker(rt: Runtime) -> AsyncIterator[None]:
-    worker = build_worker(rt, await connect_redis(rt.settings))
-    task = asyncio.create_task(worker.async_run())
+    supervised = SupervisedWorker(rt)
+    task = asyncio.create_task(supervised.run())
     try:
         yield
     finally:
-        await worker.close()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await supervised.stop(task)
 
 
 @contextlib.asynccontextmanager

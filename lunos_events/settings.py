@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class TierLimits(BaseModel):
+    """How much one account of a tier may do: submits per minute and generations in flight at once."""
+
+    submits_per_minute: int = Field(ge=0)
+    max_in_flight: int = Field(ge=0)
+
+
+DEFAULT_TIERS = {
+    "free": TierLimits(submits_per_minute=10, max_in_flight=2),
+    "standard": TierLimits(submits_per_minute=60, max_in_flight=10),
+    "pro": TierLimits(submits_per_minute=300, max_in_flight=50),
+    "dev": TierLimits(submits_per_minute=1000, max_in_flight=500),
+}
 
 
 class Settings(BaseSettings):
@@ -28,10 +45,50 @@ class Settings(BaseSettings):
     )
     queue_name: str = "lunos:queue"
     events_channel: str = "lunos:events"
+    redis_key_prefix: str = Field(default="lunos", description="Prefix of the keys kept in Redis (limits).")
 
     # Provider and storage
-    provider: str = Field(default="local", description="local (simulator)")
-    storage: str = Field(default="local", description="local (files served by the app)")
+    provider: str | None = Field(
+        default=None, description="local (simulator) or google (Veo); unset: google when credentials are set"
+    )
+    storage: str = Field(default="local", description="local (files served by the app) or r2 (S3 API)")
+
+    # Google Veo through google-genai. Credentials use the SDK's own variable names.
+    google_api_key: str | None = Field(
+        default=None, validation_alias=AliasChoices("google_api_key", "lunos_google_api_key")
+    )
+    google_cloud_project: str | None = Field(
+        default=None, validation_alias=AliasChoices("google_cloud_project", "lunos_google_cloud_project")
+    )
+    google_cloud_location: str | None = Field(
+        default=None, validation_alias=AliasChoices("google_cloud_location", "lunos_google_cloud_location")
+    )
+    google_genai_use_vertexai: bool | None = Field(
+        default=None,
+        validation_alias=AliasChoices("google_genai_use_vertexai", "lunos_google_genai_use_vertexai"),
+    )
+    google_base_url: str | None = Field(default=None, description="Overrides the Google endpoint (tests).")
+    google_start_attempts: int = Field(default=4, ge=1, description="Tries to start one generation.")
+    google_retry_initial_seconds: float = 1.0
+    google_retry_max_seconds: float = 8.0
+    google_request_timeout_seconds: float = 60.0
+
+    # Cloudflare R2 (or any S3 endpoint) through aioboto3
+    r2_endpoint_url: str | None = None
+    r2_bucket: str | None = None
+    r2_access_key_id: str | None = None
+    r2_secret_access_key: str | None = None
+    r2_region: str = "auto"
+    r2_public_base_url: str | None = Field(
+        default=None, description="Public custom domain of the bucket; unset: presigned GET URLs."
+    )
+    r2_presign_expiry_seconds: int = Field(default=7 * 24 * 3600, ge=60, le=7 * 24 * 3600)
+    r2_presign_refresh_seconds: int = Field(
+        default=24 * 3600, ge=0, description="Status reads re-sign a URL that expires sooner than this."
+    )
+    r2_multipart_threshold_bytes: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024)
+    r2_multipart_chunk_bytes: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024)
+    r2_max_attempts: int = Field(default=5, ge=1)
 
     # Local simulator
     simulator_latency_seconds: float = 4.0
@@ -48,6 +105,9 @@ class Settings(BaseSettings):
     start_grace_seconds: float = 60.0
     job_timeout_seconds: float = 120.0
     worker_max_jobs: int = 200
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="text, or json (one object per line)"
+    )
     fault_point: str | None = Field(default=None, description="Test hook, see lunos_events.faults.")
 
     # Webhooks (see lunos_events/webhooks/)
@@ -64,6 +124,31 @@ class Settings(BaseSettings):
         default=5 * 24 * 3600.0, description="An endpoint failing continuously this long is disabled."
     )
 
+    # Limits and idempotency
+    tiers: dict[str, TierLimits] = Field(
+        default_factory=lambda: dict(DEFAULT_TIERS),
+        description="Limits per account tier, as JSON; an account of an unknown tier gets `free`'s.",
+    )
+    rate_limit_window_seconds: float = Field(
+        default=60.0, gt=0, description="The sliding window `submits_per_minute` counts over."
+    )
+    idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=1)
+
+    # Live status: SSE streams, stream tokens, CORS
+    stream_token_secret: str | None = Field(
+        default=None,
+        repr=False,
+        description="HMAC key of stream tokens, shared by every API process; `dev` generates one.",
+    )
+    stream_token_ttl_seconds: int = Field(default=3600, ge=10)
+    sse_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    sse_retry_ms: int = Field(default=3000, ge=0)
+    sse_queue_size: int = Field(default=256, ge=1, description="Events buffered per stream before it is cut.")
+    sse_send_timeout_seconds: float = Field(default=10.0, gt=0)
+    cors_allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Origins allowed to call the API from a browser (comma-separated)."
+    )
+
     # Development account created by `lunos-events dev`
     dev_account_id: str = "dev"
     dev_api_key: str | None = None
@@ -78,10 +163,38 @@ class Settings(BaseSettings):
         parse_schedule(value)
         return value
 
+    @field_validator("cors_allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
+        return value
+
+    def as_env(self) -> dict[str, str]:
+        """The `LUNOS_*` variables that give another process these same settings."""
+        env = {}
+        for name, value in self.model_dump(mode="json").items():
+            if value is None:
+                continue
+            if isinstance(value, list):
+                value = ",".join(value)  # list settings are comma-separated
+            elif isinstance(value, dict):
+                value = json.dumps(value)
+            env[f"LUNOS_{name.upper()}"] = str(value)
+        return env
+
+    def tier_limits(self, tier: str) -> TierLimits:
+        return self.tiers.get(tier) or self.tiers.get("free") or DEFAULT_TIERS["free"]
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'lunos.db').resolve()}"
+
+    def resolved_provider(self) -> str:
+        if self.provider:
+            return self.provider
+        return "google" if self.google_api_key or self.google_cloud_project else "local"
 
     def resolved_public_base_url(self) -> str:
         if self.public_base_url:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy.engine import make_url
 
 from lunos_events.embedded_redis import EmbeddedRedis
 from lunos_events.money import parse_amount
@@ -47,19 +48,81 @@ def make_settings(tmp_path: Path, redis_url: str, **overrides: object) -> Settin
         "data_dir": tmp_path / "data",
         "port": free_port(),
         "redis_url": redis_url,
+        "provider": "local",  # even when the machine has Google credentials in its environment
         "queue_name": f"lunos:test:{tag}:queue",
         "events_channel": f"lunos:test:{tag}:events",
+        "redis_key_prefix": f"lunos:test:{tag}",
         "simulator_latency_seconds": 0.3,
         "simulator_width": 320,
         "simulator_height": 180,
         "simulator_fps": 12,
         "simulator_video_seconds": 2.0,
         "poll_interval_seconds": 0.1,
+        "stream_token_secret": uuid.uuid4().hex + uuid.uuid4().hex,
     }
     if os.environ.get("LUNOS_TEST_DATABASE_URL"):
-        values["database_url"] = os.environ["LUNOS_TEST_DATABASE_URL"]
+        values["database_url"] = fresh_test_database(os.environ["LUNOS_TEST_DATABASE_URL"])
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
+
+
+_created_databases: list[tuple[str, str]] = []  # (server URL, database name)
+
+
+def fresh_test_database(url: str) -> str:
+    """On PostgreSQL, a new empty database per test (tests reuse account ids); other URLs as given."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        return url
+    name = f"lunos_test_{uuid.uuid4().hex[:12]}"
+    run_on_postgres(url, f'CREATE DATABASE "{name}"')
+    _created_databases.append((url, name))
+    return parsed.set(database=name).render_as_string(hide_password=False)
+
+
+def run_on_postgres(url: str, *statements: str) -> None:
+    """Run statements on the server's maintenance database, from a thread with its own event loop."""
+    import asyncio
+    import threading
+
+    import asyncpg
+
+    parsed = make_url(url)
+
+    async def execute() -> None:
+        conn = await asyncpg.connect(
+            host=parsed.host,
+            port=parsed.port,
+            user=parsed.username,
+            password=parsed.password,
+            database="postgres",
+        )
+        try:
+            for statement in statements:
+                await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    errors: list[BaseException] = []
+    thread = threading.Thread(target=lambda: _collect(errors, lambda: asyncio.run(execute())))
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+
+
+def _collect(errors: list[BaseException], action) -> None:
+    try:
+        action()
+    except BaseException as exc:
+        errors.append(exc)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_test_databases() -> Iterator[None]:
+    yield
+    for url, name in _created_databases:
+        run_on_postgres(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
@@ -81,8 +144,11 @@ async def client(service: Runtime) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-async def create_user(rt: Runtime, account_id: str, balance: str = "100.00", tier: str = "free") -> str:
-    """Create an account with a balance and return a fresh API key for it."""
+async def create_user(rt: Runtime, account_id: str, balance: str = "100.00", tier: str = "dev") -> str:
+    """Create an account with a balance and return a fresh API key for it.
+
+    The default tier's limits are generous so that tests of other things never hit them.
+    """
     await accounts.create_account(rt.engine, account_id, parse_amount(balance), tier)
     return await accounts.create_api_key(rt.engine, account_id)
 

@@ -16,9 +16,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
     """The environment that makes a child process see the same Settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LUNOS_")}
-    for name, value in settings.model_dump().items():
-        if value is not None:
-            env[f"LUNOS_{name.upper()}"] = str(value)
+    env.update(settings.as_env())
     env.update(extra)
     return env
 

@@ -22,17 +22,20 @@ async def test_submit_poll_download(service, client: httpx.AsyncClient) -> None:
     )
     assert submitted.status_code == 200, submitted.text
     body = submitted.json()
-    assert set(body) == {"id", "operation_name", "status"}
+    assert set(body) == {"id", "operation_name", "status", "events_url"}
     assert re.fullmatch(r"video-op:user123:\d{13}", body["id"])
     assert body["operation_name"].startswith("operations/veo-3.0-generate-preview/")
     assert body["status"] == "pending"
 
-    pending = await client.get(f"/v1/video/generations/{body['id']}", headers=auth(key))
-    assert pending.json() == {"id": body["id"], "status": "pending"}
+    pending = (await client.get(f"/v1/video/generations/{body['id']}", headers=auth(key))).json()
+    assert pending.pop("events_url").startswith(
+        f"{client.base_url}/v1/video/generations/{body['id']}/events?token="
+    )
+    assert pending == {"id": body["id"], "status": "pending"}
 
     final = await wait_for_status(client, body["id"], auth(key))
     assert final["status"] == "completed", final
-    assert set(final) == {"id", "status", "video_url"}
+    assert set(final) == {"id", "status", "video_url", "events_url"}
     # The object key keeps the documented shape but adds an unguessable part.
     assert re.fullmatch(
         r"http://127\.0\.0\.1:\d+/media/user123/\d{13}-[A-Za-z0-9_-]{16,}-video\.mp4", final["video_url"]
@@ -50,7 +53,7 @@ async def test_submit_poll_download(service, client: httpx.AsyncClient) -> None:
     assert info["frames"] == round(settings.simulator_video_seconds * settings.simulator_fps)
 
     account = (await client.get("/v1/account", headers=auth(key))).json()
-    assert account == {"id": "user123", "balance": "6.80", "currency": "USD", "tier": "free"}
+    assert account == {"id": "user123", "balance": "6.80", "currency": "USD", "tier": "dev"}
 
     async with service.engine.connect() as conn:
         op = (await conn.execute(select(Operation).where(Operation.id == body["id"]))).one()
@@ -76,6 +79,8 @@ async def test_range_requests_for_seeking(service, client: httpx.AsyncClient) ->
 
 
 async def test_media_rejects_unknown_and_escaping_keys(service, client: httpx.AsyncClient) -> None:
+    # On PostgreSQL nothing else has created the data dir yet.
+    service.settings.data_dir.mkdir(parents=True, exist_ok=True)
     (service.settings.data_dir / "secret.txt").write_text("not a video")
     for path in ("/media/nobody/none.mp4", "/media/../secret.txt", "/media/%2e%2e/secret.txt"):
         response = await client.get(path)

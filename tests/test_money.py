@@ -51,6 +51,7 @@ async def test_safety_block_fails_and_refunds_once(service, client: httpx.AsyncC
     op_id = (await client.post("/v1/video/generations", headers=auth(key), json=body)).json()["id"]
     assert await balance_cents(service, "blocked") == 180
     final = await wait_for_status(client, op_id, auth(key))
+    assert final.pop("events_url")
     assert final == {
         "id": op_id,
         "status": "failed",
@@ -74,6 +75,7 @@ async def test_deadline_fails_and_refunds(service, client: httpx.AsyncClient) ->
         "id"
     ]
     final = await wait_for_status(client, op_id, auth(key), timeout=10)
+    assert final.pop("events_url")
     assert final == {"id": op_id, "status": "failed", "error": TIMED_OUT}
     assert await balance_cents(service, "slow") == 500
 

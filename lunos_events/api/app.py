@@ -3,31 +3,78 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 
-from lunos_events.api import account, generations, system, webhooks
+from lunos_events.api import account, generations, page, streams, system, usage, webhooks
 from lunos_events.api.errors import EXCEPTION_HANDLERS
+from lunos_events.metrics import Metrics, MetricsMiddleware
 from lunos_events.runtime import Runtime, open_runtime
 from lunos_events.settings import Settings
+from lunos_events.streams.hub import EventHub
+from lunos_events.streams.tokens import signer_from_settings
+
+
+def cors_middleware(settings: Settings) -> list[Middleware]:
+    """Lets pages on the allowed origins call the API and open its event streams."""
+    if not settings.cors_allowed_origins:
+        return []
+    return [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_allowed_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "X-App-ID", "Last-Event-ID", "Idempotency-Key"],
+            expose_headers=[
+                "Retry-After",
+                "X-RateLimit-Limit",
+                "X-RateLimit-Remaining",
+                "X-RateLimit-Reset",
+                "Idempotent-Replayed",
+            ],
+            max_age=600,
+        )
+    ]
 
 
 def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
     """Build the app; it opens its own Runtime at start-up unless one is shared with it (`dev`)."""
+    # Built here so the server can end its streams at shutdown; it listens only while the app runs.
+    hub = EventHub(queue_size=settings.sse_queue_size, heartbeat_seconds=settings.sse_heartbeat_seconds)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if runtime is not None:
-            app.state.rt = runtime
-            yield
-            return
-        async with open_runtime(settings) as rt:
+        app.state.stream_tokens = signer_from_settings(settings)
+        async with AsyncExitStack() as stack:
+            rt = runtime if runtime is not None else await stack.enter_async_context(open_runtime(settings))
             app.state.rt = rt
+            await stack.enter_async_context(
+                hub.running(rt.settings.redis_url or "", rt.settings.events_channel, rt.engine)
+            )
             yield
 
-    return Starlette(
-        routes=[*generations.routes, *account.routes, *system.routes, *webhooks.routes],
+    routes = [
+        *generations.routes,
+        *streams.routes,
+        *account.routes,
+        *usage.routes,
+        *system.routes,
+        *webhooks.routes,
+        *page.routes,
+    ]
+    metrics = Metrics()
+    app = Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(MetricsMiddleware, metrics=metrics, routes=routes),
+            *cors_middleware(settings),
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
+    app.state.hub = hub
+    app.state.metrics = metrics
+    return app

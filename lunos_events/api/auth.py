@@ -19,4 +19,4 @@ async def authenticate(request: Request) -> Principal:
     key = bearer_token(request)
     if key is None:
         raise Unauthenticated("Missing API key: send 'Authorization: Bearer <key>'")
-    return await accounts.authenticate(request.app.state.rt.engine, key)
+    return await accounts.authenticate(request.app.state.rt.reads, key)

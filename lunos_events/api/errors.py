@@ -21,6 +21,7 @@ STATUS_BY_ERROR: dict[type[errors.LunosError], int] = {
     errors.NotFound: 404,
     errors.Conflict: 409,
     errors.PayloadTooLarge: 413,
+    errors.RateLimited: 429,
     errors.ProviderStartFailed: 502,
     errors.ServiceUnavailable: 503,
 }
@@ -33,7 +34,7 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
 async def handle_domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, errors.LunosError)
     status = next(STATUS_BY_ERROR[cls] for cls in type(exc).__mro__ if cls in STATUS_BY_ERROR)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else getattr(exc, "headers", None)
     return error_response(status, exc.message, headers)
 
 

@@ -1,4 +1,4 @@
-"""Routes of the documented API: submit a generation, read its status."""
+"""Routes of the video job API: submit, status, cancel, and the account's list of operations."""
 
 from __future__ import annotations
 
@@ -8,13 +8,16 @@ from starlette.routing import Route
 
 from lunos_events.api.auth import authenticate
 from lunos_events.api.body import read_json_object
-from lunos_events.services import generations
-from lunos_events.services.generation_request import parse_generation_request
+from lunos_events.api.streams import operation_events_url
+from lunos_events.services import generations, history, idempotency
+from lunos_events.services.admission import admit_submit
+from lunos_events.services.generation_request import parse_app_id, parse_generation_request
 
 
 async def create_generation(request: Request) -> JSONResponse:
     principal = await authenticate(request)
     rt = request.app.state.rt
+    key = idempotency.parse_key(request.headers.get("idempotency-key"))
     body = await read_json_object(request, rt.settings.max_body_bytes)
     generation = parse_generation_request(
         body,
@@ -22,7 +25,15 @@ async def create_generation(request: Request) -> JSONResponse:
         max_prompt_chars=rt.settings.max_prompt_chars,
         header_app_id=request.headers.get("x-app-id"),
     )
-    return JSONResponse(await generations.submit(rt, principal, generation))
+    created, headers = await admit_submit(
+        rt,
+        principal,
+        generation,
+        idempotency_key=key,
+        fingerprint=idempotency.request_hash(body, generation.app_id),
+    )
+    created = {**created, "events_url": operation_events_url(request, principal.account_id, created["id"])}
+    return JSONResponse(created, headers=headers)
 
 
 async def get_generation(request: Request) -> JSONResponse:
@@ -30,10 +41,34 @@ async def get_generation(request: Request) -> JSONResponse:
     status = await generations.get_status(
         request.app.state.rt, principal, request.path_params["operation_id"]
     )
+    status["events_url"] = operation_events_url(request, principal.account_id, status["id"])
     return JSONResponse(status)
+
+
+async def cancel_generation(request: Request) -> JSONResponse:
+    principal = await authenticate(request)
+    status = await generations.cancel(request.app.state.rt, principal, request.path_params["operation_id"])
+    return JSONResponse(status)
+
+
+async def list_generations(request: Request) -> JSONResponse:
+    principal = await authenticate(request)
+    query = request.query_params
+    after = query.get("after")
+    page = await history.list_operations(
+        request.app.state.rt.engine,
+        principal.account_id,
+        status=history.parse_status(query.get("status")),
+        app_id=parse_app_id(query.get("app_id")),
+        limit=history.parse_limit(query.get("limit")),
+        after=history.Cursor.decode(after) if after else None,
+    )
+    return JSONResponse(page)
 
 
 routes = [
     Route("/v1/video/generations", create_generation, methods=["POST"]),
+    Route("/v1/video/generations", list_generations, methods=["GET"]),
     Route("/v1/video/generations/{operation_id}", get_generation, methods=["GET"]),
+    Route("/v1/video/generations/{operation_id}/cancel", cancel_generation, methods=["POST"]),
 ]

@@ -1,17 +1,72 @@
-"""Liveness, and locally stored videos."""
+"""Liveness, readiness, metrics, and locally stored videos."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
+from sqlalchemy import func, select, text
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from lunos_events.api.errors import error_response
+from lunos_events.db.models import Operation
+from lunos_events.metrics import gauge
+from lunos_events.services.history import STATUSES
 from lunos_events.storage.local import LocalStorage
+
+log = logging.getLogger(__name__)
+
+READY_CHECK_TIMEOUT_SECONDS = 2.0
+PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 
 
 async def healthz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> JSONResponse:
+    """Ready when the database and Redis both answer: a load balancer sends traffic only then."""
+    rt = request.app.state.rt
+
+    async def database() -> None:
+        async with rt.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    checks: dict[str, str] = {}
+    for name, probe in (("database", database), ("redis", rt.redis.ping)):
+        try:
+            await asyncio.wait_for(probe(), READY_CHECK_TIMEOUT_SECONDS)
+            checks[name] = "ok"
+        except Exception as exc:  # any failure means not ready; the reason goes to the log
+            log.warning("readiness check %s failed: %s", name, exc)
+            checks[name] = "unreachable"
+    failed = [name for name, state in checks.items() if state != "ok"]
+    if failed:
+        return JSONResponse({"error": f"Not ready: {', '.join(failed)} unreachable", "checks": checks}, 503)
+    return JSONResponse({"status": "ready", "checks": checks})
+
+
+async def metrics(request: Request) -> Response:
+    rt = request.app.state.rt
+    async with rt.engine.connect() as conn:
+        rows = (await conn.execute(select(Operation.status, func.count()).group_by(Operation.status))).all()
+    by_status = dict.fromkeys(STATUSES, 0) | {status: n for status, n in rows}
+    state = [
+        gauge("lunos_operations", "Operations by status (all accounts).", by_status, "status"),
+        gauge(
+            "lunos_sse_connections",
+            "Open event streams on this process.",
+            request.app.state.hub.subscriber_count,
+        ),
+    ]
+    try:
+        depth = await rt.redis.zcard(rt.settings.queue_name)
+        state.append(gauge("lunos_queue_depth", "Jobs waiting in the arq queue.", depth))
+    except Exception as exc:  # the rest of the metrics are still worth serving
+        log.warning("queue depth unavailable: %s", exc)
+    return Response(request.app.state.metrics.render(state), media_type=PROMETHEUS_TEXT)
 
 
 async def media(request: Request) -> Response:
@@ -27,5 +82,7 @@ async def media(request: Request) -> Response:
 
 routes = [
     Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
     Route("/media/{key:path}", media, methods=["GET"]),
 ]

@@ -7,7 +7,6 @@ from pathlib import Path
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlmodel import SQLModel
 
 from lunos_events.db import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
@@ -35,5 +34,7 @@ def create_engine(database_url: str) -> AsyncEngine:
 
 
 async def ensure_schema(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
-        await conn.run_sync(SQLModel.metadata.create_all)
+    """Apply pending migrations (schema changes go through Alembic, never `create_all`)."""
+    from lunos_events.db.migrate import upgrade_database
+
+    await upgrade_database(engine)

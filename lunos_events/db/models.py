@@ -10,7 +10,8 @@ from sqlmodel import Field, SQLModel
 PENDING = "pending"
 COMPLETED = "completed"
 FAILED = "failed"
-TERMINAL_STATUSES = frozenset({COMPLETED, FAILED})
+CANCELLED = "cancelled"
+TERMINAL_STATUSES = frozenset({COMPLETED, FAILED, CANCELLED})
 
 
 class Account(SQLModel, table=True):
@@ -81,6 +82,20 @@ class Event(SQLModel, table=True):
     data: str = Field(sa_type=Text)
     created_at_ms: int = Field(sa_type=BigInteger)
     published_at_ms: int | None = Field(default=None, sa_type=BigInteger)
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """A submit's `Idempotency-Key`: the first request claims it, repeats get its response back."""
+
+    __tablename__ = "idempotency_keys"
+
+    account_id: str = Field(primary_key=True, foreign_key="accounts.id", max_length=64)
+    key: str = Field(primary_key=True, max_length=255)
+    request_hash: str = Field(max_length=64)
+    # NULL while the first request is still being handled.
+    response: str | None = Field(default=None, sa_type=Text)
+    created_at_ms: int = Field(sa_type=BigInteger)
+    expires_at_ms: int = Field(sa_type=BigInteger, index=True)
 
 
 # Registered on the same metadata, so `ensure_schema` creates them too.

@@ -7,7 +7,8 @@ from lunos_events.settings import Settings
 
 
 def build_provider(settings: Settings) -> VideoProvider:
-    if settings.provider == "local":
+    name = settings.resolved_provider()
+    if name == "local":
         from lunos_events.providers.local import LocalSimulator
 
         return LocalSimulator(
@@ -18,4 +19,28 @@ def build_provider(settings: Settings) -> VideoProvider:
             fps=settings.simulator_fps,
             video_seconds=settings.simulator_video_seconds,
         )
-    raise ValueError(f"unknown provider {settings.provider!r} (LUNOS_PROVIDER)")
+    if name == "google":
+        from lunos_events.providers.veo import VeoConfig, VeoProvider
+
+        if settings.google_genai_use_vertexai is False:
+            # google-genai 3.x offers generate_videos in Vertex AI mode only.
+            raise ValueError(
+                "Veo needs Vertex AI mode: unset GOOGLE_GENAI_USE_VERTEXAI=false and use a Vertex AI "
+                "express-mode API key (GOOGLE_API_KEY) or GOOGLE_CLOUD_PROJECT with application credentials"
+            )
+        if not (settings.google_api_key or settings.google_cloud_project or settings.google_base_url):
+            raise ValueError("LUNOS_PROVIDER=google needs GOOGLE_API_KEY or GOOGLE_CLOUD_PROJECT")
+        return VeoProvider(
+            VeoConfig(
+                api_key=settings.google_api_key,
+                project=settings.google_cloud_project,
+                location=settings.google_cloud_location,
+                base_url=settings.google_base_url,
+                start_attempts=settings.google_start_attempts,
+                retry_initial_seconds=settings.google_retry_initial_seconds,
+                retry_max_seconds=settings.google_retry_max_seconds,
+                request_timeout_seconds=settings.google_request_timeout_seconds,
+            ),
+            settings.data_dir / "tmp",
+        )
+    raise ValueError(f"unknown provider {name!r} (LUNOS_PROVIDER)")

@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lunos_events.db.models import Account, ApiKey
+from lunos_events.db.point_reads import API_KEY_OWNER, PointReads
 from lunos_events.errors import Conflict, InvalidRequest, NotFound, Unauthenticated
 from lunos_events.ids import (
     ACCOUNT_ID_PATTERN,
@@ -122,15 +123,9 @@ async def add_balance(engine: AsyncEngine, account_id: str, amount_cents: int) -
     return row.balance_cents
 
 
-async def authenticate(engine: AsyncEngine, key: str) -> Principal:
-    async with engine.connect() as conn:
-        row = (
-            await conn.execute(
-                select(Account.id, Account.tier)
-                .join(ApiKey, ApiKey.account_id == Account.id)
-                .where(ApiKey.key_hash == api_key_hash(key), ApiKey.revoked_at_ms.is_(None))
-            )
-        ).first()
+async def authenticate(reads: PointReads, key: str) -> Principal:
+    row = await reads.one(API_KEY_OWNER, key_hash=api_key_hash(key))
     if row is None:
         raise Unauthenticated("Invalid API key")
-    return Principal(account_id=row.id, tier=row.tier)
+    account_id, tier = row
+    return Principal(account_id=account_id, tier=tier)

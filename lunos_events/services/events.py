@@ -121,3 +121,30 @@ async def mark_published(engine: AsyncEngine, event: StoredEvent) -> None:
             )
             .values(published_at_ms=now_ms())
         )
+
+
+async def events_after(
+    engine: AsyncEngine,
+    account_id: str,
+    after_seq: int,
+    *,
+    operation_id: str | None = None,
+    app_id: str | None = None,
+    limit: int = 500,
+) -> list[StoredEvent]:
+    """The account's events with seq > `after_seq`, oldest first, optionally of one operation or app."""
+    query = select(*_EVENT_COLUMNS).where(Event.account_id == account_id, Event.seq > after_seq)
+    if operation_id is not None:
+        query = query.where(Event.operation_id == operation_id)
+    if app_id is not None:
+        query = query.where(Event.app_id == app_id)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(query.order_by(Event.seq).limit(limit))).all()
+    return [StoredEvent.from_row(r) for r in rows]
+
+
+async def last_event_seq(engine: AsyncEngine, account_id: str) -> int:
+    """The highest seq stored for the account (0 if none); every lower seq is committed too."""
+    async with engine.connect() as conn:
+        seq = (await conn.execute(select(Account.event_seq).where(Account.id == account_id))).scalar()
+    return seq or 0

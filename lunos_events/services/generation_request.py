@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from lunos_events.catalog import Catalog, ModelSpec
@@ -12,6 +12,7 @@ from lunos_events.webhooks.fanout import RequestWebhook, parse_request_webhook
 MISSING_FIELDS = "Missing required fields: model and prompt"
 SUPPORTED_FORMATS = ("mp4",)
 MAX_APP_ID_CHARS = 128
+MAX_SEED = 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,8 @@ class GenerationRequest:
     response_format: str
     app_id: str | None
     webhook: RequestWebhook | None = None
+    # Optional model parameters beyond the reference document (resolution, seed, personGeneration).
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 def parse_generation_request(
@@ -87,7 +90,30 @@ def parse_generation_request(
         response_format=response_format,
         app_id=parse_app_id(header_app_id if header_app_id is not None else body.get("appId")),
         webhook=parse_request_webhook(body),
+        options=parse_model_options(model, parameter),
     )
+
+
+def parse_model_options(model: ModelSpec, parameter: Any) -> dict[str, Any]:
+    """The optional parameters this model accepts; anything it does not accept is a 400."""
+    options: dict[str, Any] = {}
+    for name, allowed in (("resolution", model.resolutions), ("personGeneration", model.person_generation)):
+        value = parameter(name)
+        if value is None:
+            continue
+        if not allowed:
+            raise InvalidRequest(f"Model {model.id} does not accept '{name}'")
+        if not isinstance(value, str) or value not in allowed:
+            raise InvalidRequest(f"Unsupported {name} {value!r}: this model allows {', '.join(allowed)}")
+        options[name] = value
+    seed = parameter("seed")
+    if seed is not None:
+        if not model.accepts_seed:
+            raise InvalidRequest(f"Model {model.id} does not accept 'seed'")
+        if type(seed) is not int or not 0 <= seed <= MAX_SEED:
+            raise InvalidRequest(f"Field 'seed' must be an integer from 0 to {MAX_SEED}")
+        options["seed"] = seed
+    return options
 
 
 def parse_app_id(value: Any) -> str | None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
-from lunos_events.db.models import FAILED, PENDING, Operation
-from lunos_events.errors import NotFound, ProviderStartFailed
+from lunos_events.db.models import CANCELLED, COMPLETED, FAILED, PENDING, Operation
+from lunos_events.db.point_reads import OPERATION_STATUS
+from lunos_events.errors import Conflict, NotFound, ProviderStartFailed
 from lunos_events.ids import now_ms, operation_id, operation_owner, video_key
+from lunos_events.logs import operation_context
 from lunos_events.providers.base import GenerationJob
 from lunos_events.queue import enqueue_tracking
 from lunos_events.runtime import Runtime
@@ -25,6 +27,8 @@ log = logging.getLogger(__name__)
 
 START_FAILED = "Failed to start video generation"
 _ID_ATTEMPTS = 64
+# Stored in `parameters` next to the documented fields and handed to the provider as options.
+MODEL_OPTIONS = ("resolution", "seed", "personGeneration")
 
 
 def provider_job(op: Operation) -> GenerationJob:
@@ -36,6 +40,7 @@ def provider_job(op: Operation) -> GenerationJob:
         aspect_ratio=params["aspectRatio"],
         duration_seconds=params["durationSeconds"],
         negative_prompt=params.get("negativePrompt"),
+        options={name: params[name] for name in MODEL_OPTIONS if params.get(name) is not None},
     )
 
 
@@ -53,6 +58,7 @@ def new_operation(rt: Runtime, principal: Principal, request: GenerationRequest,
             "negativePrompt": request.negative_prompt,
             "durationSeconds": request.duration_seconds,
             "response_format": request.response_format,
+            **request.options,
         },
         status=PENDING,
         video_key=video_key(principal.account_id, stamp_ms),
@@ -65,6 +71,12 @@ def new_operation(rt: Runtime, principal: Principal, request: GenerationRequest,
 
 async def submit(rt: Runtime, principal: Principal, request: GenerationRequest) -> dict[str, Any]:
     """Charge, record, start at the provider and hand the operation to the worker."""
+    op = await create(rt, principal, request)
+    return await start(rt, op)
+
+
+async def create(rt: Runtime, principal: Principal, request: GenerationRequest) -> Operation:
+    """Charge and record the pending operation (and its event); nothing is started yet."""
     if request.webhook is not None:
         await resolve_target(request.webhook.url, rt.settings.webhook_allow_private)
     stamp = now_ms()
@@ -78,16 +90,21 @@ async def submit(rt: Runtime, principal: Principal, request: GenerationRequest) 
     else:
         raise RuntimeError("could not allocate an operation id")
     await outbox.release(rt, event)
+    return op
+
+
+async def start(rt: Runtime, op: Operation) -> dict[str, Any]:
+    """Start a created operation at the provider; a refusal fails and refunds it (502)."""
     # Tracking is queued before the provider call: if this process dies mid-start, the tracker
     # notices the operation never started and refunds it.
     await enqueue_tracking(rt.redis, op.id, rt.settings.poll_interval_seconds)
-
-    try:
-        name = await rt.provider.start(provider_job(op))
-    except Exception:
-        log.exception("provider refused to start %s", op.id)
-        await finish_operation(rt, op.id, FAILED, error=START_FAILED, refund=True)
-        raise ProviderStartFailed() from None
+    with operation_context(op.id):
+        try:
+            name = await rt.provider.start(provider_job(op))
+        except Exception:
+            log.exception("provider refused to start %s", op.id)
+            await finish_operation(rt, op.id, FAILED, error=START_FAILED, refund=True)
+            raise ProviderStartFailed() from None
     await attach_provider_operation(rt.engine, op.id, name)
     return {"id": op.id, "operation_name": name, "status": PENDING}
 
@@ -96,14 +113,31 @@ async def get_status(rt: Runtime, principal: Principal, op_id: str) -> dict[str,
     # Another account's id answers exactly like an unknown one: existence is never revealed.
     if operation_owner(op_id) != principal.account_id:
         raise NotFound("Operation not found")
-    async with rt.engine.connect() as conn:
-        row = (
-            await conn.execute(
-                select(Operation.status, Operation.video_url, Operation.error).where(
-                    Operation.id == op_id, Operation.account_id == principal.account_id
-                )
-            )
-        ).first()
+    row = await rt.reads.one(OPERATION_STATUS, operation_id=op_id, account_id=principal.account_id)
     if row is None:
         raise NotFound("Operation not found")
-    return status_object(op_id, row.status, row.video_url, row.error)
+    status, video_url, error, video_key = row
+    if video_url and status == COMPLETED:
+        video_url = await refreshed_video_url(rt, op_id, video_key, video_url)
+    return status_object(op_id, status, video_url, error)
+
+
+async def refreshed_video_url(rt: Runtime, op_id: str, key: str, url: str) -> str:
+    """Re-sign a presigned video URL that is close to expiry, and keep the new one."""
+    fresh = await rt.storage.refresh_url(key, url)
+    if fresh is None:
+        return url
+    async with rt.engine.begin() as conn:
+        await conn.execute(
+            update(Operation).where(Operation.id == op_id, Operation.video_url == url).values(video_url=fresh)
+        )
+    return fresh
+
+
+async def cancel(rt: Runtime, principal: Principal, op_id: str) -> dict[str, Any]:
+    """Cancel a pending operation: refunded, with its `video.cancelled` event; 409 once it has ended."""
+    await get_status(rt, principal, op_id)  # 404 for unknown ids and other accounts' alike
+    if await finish_operation(rt, op_id, CANCELLED, refund=True) is not None:
+        return status_object(op_id, CANCELLED, None, None)
+    current = await get_status(rt, principal, op_id)
+    raise Conflict(f"Operation is already {current['status']} and cannot be cancelled")

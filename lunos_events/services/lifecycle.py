@@ -11,7 +11,7 @@ from lunos_events.errors import InsufficientBalance
 from lunos_events.faults import crash_point
 from lunos_events.ids import now_ms
 from lunos_events.runtime import Runtime
-from lunos_events.services import outbox
+from lunos_events.services import limits, outbox
 from lunos_events.services.events import StoredEvent, append_event
 from lunos_events.services.status import event_type, status_object
 from lunos_events.webhooks.fanout import RequestWebhook, store_request_webhook
@@ -101,4 +101,5 @@ async def finish_operation(
         )
     crash_point(rt.settings, "committed")
     await outbox.release(rt, event)
+    await limits.give_back(rt.redis, rt.settings.redis_key_prefix, changed.account_id, operation_id)
     return event

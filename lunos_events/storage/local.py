@@ -32,6 +32,9 @@ class LocalStorage:
     async def url_for(self, key: str) -> str:
         return self._base + quote(key)
 
+    async def refresh_url(self, key: str, url: str) -> str | None:
+        return None  # local URLs never expire
+
     def path_for(self, key: str) -> Path | None:
         """The file for `key`, or None when the key would escape the storage root."""
         path = (self.root / key).resolve()

@@ -11,6 +11,7 @@ from arq.worker import Worker
 from sqlalchemy import select
 
 from lunos_events.db.models import PENDING, Operation
+from lunos_events.logs import operation_context
 from lunos_events.queue import TRACK_OPERATION, enqueue_tracking
 from lunos_events.runtime import Runtime
 from lunos_events.services.outbox import relay_unpublished
@@ -30,11 +31,12 @@ _UNBOUNDED_TRIES = 10**9
 
 async def track_operation(ctx: dict[str, Any], operation_id: str) -> None:
     rt: Runtime = ctx["rt"]
-    try:
-        delay = await track(rt, operation_id)
-    except Exception:
-        log.exception("tracking %s failed; retrying", operation_id)
-        delay = rt.settings.poll_interval_seconds
+    with operation_context(operation_id):
+        try:
+            delay = await track(rt, operation_id)
+        except Exception:
+            log.exception("tracking %s failed; retrying", operation_id)
+            delay = rt.settings.poll_interval_seconds
     if delay is not None:
         raise Retry(defer=delay)
 

@@ -1,0 +1,85 @@
+"""What the benchmarks share: ports, process figures from /proc, percentiles, starting servers."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def raise_fd_limit() -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def fmt_ms(seconds: float) -> str:
+    return f"{seconds * 1000:8.1f} ms"
+
+
+def child_env(settings_env: dict[str, str]) -> dict[str, str]:
+    """This process's environment without its LUNOS_* variables, plus the given ones."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LUNOS_")}
+    env.update(settings_env)
+    return env
+
+
+def wait_until_healthy(process: subprocess.Popen[bytes], url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: the server exited with code {process.returncode}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url).status_code == 200:
+                return
+        time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"{url}: the server did not start")
+
+
+def start_lunos(command: str, env: dict[str, str], health_url: str | None = None) -> subprocess.Popen[bytes]:
+    """`lunos-events <command>` as a child process (`serve` is waited for until healthy)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lunos_events", command],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    if health_url is not None:
+        wait_until_healthy(process, health_url)
+    return process

@@ -1,0 +1,138 @@
+"""Live status over Server-Sent Events, and the stream tokens browsers use to open them."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from lunos_events.api.auth import authenticate, bearer_token
+from lunos_events.api.body import read_json_object
+from lunos_events.api.sse import EventStreamResponse
+from lunos_events.errors import InvalidRequest, NotFound, Unauthenticated
+from lunos_events.ids import operation_owner
+from lunos_events.services.generation_request import parse_app_id
+from lunos_events.streams.feed import (
+    OPERATION_NOT_FOUND,
+    open_account_feed,
+    open_operation_feed,
+)
+from lunos_events.streams.tokens import OPERATION, StreamGrant, StreamTokenSigner
+
+log = logging.getLogger(__name__)
+
+MISSING_CREDENTIALS = "Missing credentials: send 'Authorization: Bearer <key>' or a stream token in ?token="
+_MAX_EVENT_ID_DIGITS = 18
+
+
+@dataclass(frozen=True)
+class StreamAccess:
+    account_id: str
+    grant: StreamGrant | None  # None: an API key, which may read every stream of its account
+
+
+async def stream_access(request: Request) -> StreamAccess:
+    """An API key (services) or a stream token in ?token= (browsers); never an API key in the URL."""
+    if bearer_token(request) is not None:
+        return StreamAccess((await authenticate(request)).account_id, None)
+    token = request.query_params.get("token")
+    if not token:
+        raise Unauthenticated(MISSING_CREDENTIALS)
+    grant = signer(request).verify(token)
+    return StreamAccess(grant.account_id, grant)
+
+
+def signer(request: Request) -> StreamTokenSigner:
+    return request.app.state.stream_tokens
+
+
+def last_event_id(request: Request) -> int | None:
+    """`Last-Event-ID` (sent by EventSource on reconnect), else `?last_event_id=` for a first connect."""
+    value = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
+    if value is None or value == "":
+        return None
+    value = value.strip()
+    if not value.isdigit() or len(value) > _MAX_EVENT_ID_DIGITS:
+        raise InvalidRequest("Last-Event-ID must be an event id (a non-negative integer)")
+    return int(value)
+
+
+def requested_app(request: Request) -> str | None:
+    value = request.headers.get("x-app-id")
+    return parse_app_id(value if value is not None else request.query_params.get("app_id"))
+
+
+async def operation_events(request: Request) -> Response:
+    op_id = request.path_params["operation_id"]
+    access = await stream_access(request)
+    if access.grant is not None and access.grant.kind == OPERATION:
+        access.grant.allow_operation(op_id, None)  # a token for another operation: 403 before any I/O
+    if operation_owner(op_id) != access.account_id:
+        raise NotFound(OPERATION_NOT_FOUND)
+    rt = request.app.state.rt
+    resume = last_event_id(request)
+    feed = await open_operation_feed(request.app.state.hub, rt.engine, access.account_id, op_id, resume)
+    if feed is None:
+        # The client already has the final status: 204 tells EventSource not to reconnect.
+        return Response(status_code=204)
+    if access.grant is not None:
+        try:
+            access.grant.allow_operation(op_id, feed.app_id)
+        except BaseException:
+            feed.close()
+            raise
+    return EventStreamResponse(feed, rt.settings)
+
+
+async def account_events(request: Request) -> Response:
+    access = await stream_access(request)
+    app_id = requested_app(request)
+    if access.grant is not None:
+        app_id = access.grant.account_stream_app(app_id)
+    rt = request.app.state.rt
+    feed = await open_account_feed(
+        request.app.state.hub, rt.engine, access.account_id, app_id, last_event_id(request)
+    )
+    return EventStreamResponse(feed, rt.settings)
+
+
+async def create_stream_token(request: Request) -> JSONResponse:
+    principal = await authenticate(request)
+    rt = request.app.state.rt
+    body: dict[str, Any] = {}
+    if request.headers.get("content-length", "0") != "0" or "chunked" in request.headers.get(
+        "transfer-encoding", ""
+    ):
+        body = await read_json_object(request, rt.settings.max_body_bytes)
+    header_app = request.headers.get("x-app-id")
+    app_id = parse_app_id(header_app if header_app is not None else body.get("app_id"))
+    tokens = signer(request)
+    expires_at = int(time.time()) + tokens.ttl_seconds
+    token = tokens.for_account(principal.account_id, app_id, expires_at=expires_at)
+    return JSONResponse(
+        {
+            "token": token,
+            "expires_at": expires_at,
+            "app_id": app_id,
+            "events_url": f"{rt.settings.resolved_public_base_url()}/v1/video/events?token={token}",
+        }
+    )
+
+
+def operation_events_url(request: Request, account_id: str, op_id: str) -> str:
+    """The `events_url` of submit and status responses: the operation's stream, with a fresh token."""
+    token = signer(request).for_operation(account_id, op_id)
+    base = request.app.state.rt.settings.resolved_public_base_url()
+    return f"{base}/v1/video/generations/{op_id}/events?token={token}"
+
+
+routes = [
+    Route("/v1/video/generations/{operation_id}/events", operation_events, methods=["GET"]),
+    Route("/v1/video/events", account_events, methods=["GET"]),
+    Route("/v1/video/stream-tokens", create_stream_token, methods=["POST"]),
+]

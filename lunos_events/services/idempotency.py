@@ -1,0 +1,110 @@
+"""`Idempotency-Key` on submit: a repeat of a request gets the first one's response, never a new job.
+
+The key is claimed by inserting its row (the primary key makes exactly one request win, also across
+API replicas). The winner stores its response; concurrent repeats wait for it. A repeat with a
+different body is refused, and a claim whose request failed is dropped so the client can retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from lunos_events.db.models import IdempotencyKey
+from lunos_events.errors import Conflict, InvalidRequest
+from lunos_events.ids import now_ms
+
+MAX_KEY_CHARS = 255
+IN_PROGRESS_WAIT_SECONDS = 30.0
+_POLL_SECONDS = 0.05
+
+KEY_REUSED = "This Idempotency-Key was already used with a different request"
+STILL_RUNNING = "A request with this Idempotency-Key is still in progress; retry shortly"
+
+
+def parse_key(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not value or len(value) > MAX_KEY_CHARS or not value.isascii() or not value.isprintable():
+        raise InvalidRequest(f"Idempotency-Key must be 1 to {MAX_KEY_CHARS} printable ASCII characters")
+    return value
+
+
+def request_hash(body: dict[str, Any], app_id: str | None) -> str:
+    """The request's identity: its JSON body (key order and spacing aside) and its app."""
+    canonical = json.dumps([body, app_id], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def claim(
+    engine: AsyncEngine, account_id: str, key: str, fingerprint: str, ttl_seconds: int
+) -> dict[str, Any] | None:
+    """None when this request owns the key (go ahead); the first response when it is a repeat."""
+    deadline = time.monotonic() + IN_PROGRESS_WAIT_SECONDS
+    while True:
+        stamp = now_ms()
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(
+                    IdempotencyKey.__table__.insert().values(
+                        account_id=account_id,
+                        key=key,
+                        request_hash=fingerprint,
+                        response=None,
+                        created_at_ms=stamp,
+                        expires_at_ms=stamp + ttl_seconds * 1000,
+                    )
+                )
+            return None
+        except IntegrityError:
+            pass
+        async with engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    select(IdempotencyKey).where(
+                        IdempotencyKey.account_id == account_id, IdempotencyKey.key == key
+                    )
+                )
+            ).first()
+            if row is not None and row.expires_at_ms <= stamp:
+                await conn.execute(_this_row(account_id, key, delete(IdempotencyKey)))
+                continue
+        if row is None:
+            continue  # the first request failed and let go of the key: claim it again
+        if row.request_hash != fingerprint:
+            raise Conflict(KEY_REUSED)
+        if row.response is not None:
+            return json.loads(row.response)
+        if time.monotonic() > deadline:
+            raise Conflict(STILL_RUNNING)
+        await asyncio.sleep(_POLL_SECONDS)
+
+
+async def complete(engine: AsyncEngine, account_id: str, key: str, response: dict[str, Any]) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(
+            _this_row(account_id, key, update(IdempotencyKey)).values(response=json.dumps(response))
+        )
+
+
+async def release(engine: AsyncEngine, account_id: str, key: str) -> None:
+    """Drop a claim whose request did not create an operation, so a retry can go through."""
+    async with engine.begin() as conn:
+        await conn.execute(_this_row(account_id, key, delete(IdempotencyKey)))
+
+
+async def purge_expired(engine: AsyncEngine) -> int:
+    async with engine.begin() as conn:
+        result = await conn.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at_ms <= now_ms()))
+    return result.rowcount or 0
+
+
+def _this_row(account_id: str, key: str, statement: Any) -> Any:
+    return statement.where(IdempotencyKey.account_id == account_id, IdempotencyKey.key == key)

@@ -1,0 +1,1 @@
+"""Live status: the in-process event hub, stream tokens and the SSE event feeds built on them."""

@@ -1,0 +1,28 @@
+"""SSE frames (framed by sse-starlette), encoded once per event and shared by every stream."""
+
+from __future__ import annotations
+
+from sse_starlette import ServerSentEvent
+
+from lunos_events.db.models import TERMINAL_STATUSES
+from lunos_events.services.events import StoredEvent
+
+_EVENT_TYPE_PREFIX = "video."
+
+
+def event_frame(event: StoredEvent) -> bytes:
+    """`id:` the account's seq, `event:` the type, `data:` the status object as stored."""
+    return ServerSentEvent(data=event.data, event=event.type, id=str(event.seq)).encode()
+
+
+# A comment line: EventSource ignores it; proxies and load balancers see a live connection.
+HEARTBEAT = ServerSentEvent(comment="heartbeat").encode()
+
+
+def retry_frame(retry_ms: int) -> bytes:
+    """Tells EventSource how long to wait before reconnecting; carries no event."""
+    return ServerSentEvent(retry=retry_ms).encode()
+
+
+def is_terminal(event: StoredEvent) -> bool:
+    return event.type.removeprefix(_EVENT_TYPE_PREFIX) in TERMINAL_STATUSES

@@ -1,0 +1,209 @@
+"""The EventHub: one Redis pub/sub subscription per API process, fanned out in memory to its streams.
+
+Pub/sub is only a doorbell; the event store is the truth. Per account that has live subscribers the
+hub remembers the highest seq it has dispatched and hands events on strictly in seq order, exactly
+once: a duplicate (the outbox may publish twice) is dropped, and a gap (a message published out of
+order, or lost while Redis was away) is filled from the store. That is sound because an account's
+seqs are handed out under the account row's lock, so when seq N is visible every lower seq is too.
+After the subscription drops, the hub reconnects with backoff and catches every account up from the
+store, so a stream never misses an event.
+
+Each subscriber has a bounded queue. The hub never waits for a subscriber: one whose queue
+overflows is cut off (its client resumes with Last-Event-ID) and nobody else is delayed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from lunos_events.bus import decode_event
+from lunos_events.services.events import StoredEvent, events_after, last_event_seq
+from lunos_events.streams.frames import event_frame
+from lunos_events.streams.subscription import Delivery, Subscription
+
+log = logging.getLogger(__name__)
+
+RECONNECT_FIRST_DELAY = 0.1
+RECONNECT_MAX_DELAY = 5.0
+_CATCH_UP_BATCH = 1000
+
+
+@dataclass(eq=False)
+class _AccountFeed:
+    high: int  # highest seq dispatched to this account's subscribers
+    subscribers: set[Subscription] = field(default_factory=set)
+
+
+class EventHub:
+    def __init__(self, *, queue_size: int, heartbeat_seconds: float) -> None:
+        self.queue_size = queue_size
+        self.heartbeat_seconds = heartbeat_seconds
+        self._feeds: dict[str, _AccountFeed] = {}
+        # Held while feed state changes around a database read, so seq order is never broken.
+        self._lock = asyncio.Lock()
+        self._engine: AsyncEngine | None = None
+        self._closed = False
+        self.connected = asyncio.Event()
+        self.reconnects = 0
+
+    @property
+    def subscriber_count(self) -> int:
+        return sum(len(feed.subscribers) for feed in self._feeds.values())
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @contextlib.asynccontextmanager
+    async def running(self, redis_url: str, channel: str, engine: AsyncEngine) -> AsyncIterator[EventHub]:
+        """Listen on `channel` until the block exits; then end every subscription."""
+        self._engine = engine
+        self._closed = False
+        task = asyncio.create_task(self._listen(redis_url, channel), name="event-hub")
+        heartbeats = asyncio.create_task(self._heartbeats(), name="event-hub-heartbeats")
+        # Not required for correctness (a late subscription catches up from the store), but
+        # streams opened right after start-up then get their events without that detour.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.connected.wait(), timeout=5)
+        try:
+            yield self
+        finally:
+            self.close()
+            for background in (task, heartbeats):
+                background.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await background
+
+    def close(self) -> None:
+        """End every stream (server shutdown): their responses finish and connections can close."""
+        self._closed = True
+        for feed in list(self._feeds.values()):
+            for sub in list(feed.subscribers):
+                sub.end(Subscription.CLOSED)
+
+    async def subscribe(
+        self, account_id: str, *, operation_id: str | None = None, app_id: str | None = None
+    ) -> Subscription:
+        """Register a stream first, then read the store: nothing published meanwhile is missed."""
+        sub = Subscription(
+            account_id, operation_id=operation_id, app_id=app_id, limit=self.queue_size, on_end=self._forget
+        )
+        if self._closed or self._engine is None:
+            sub.end(Subscription.CLOSED)
+            return sub
+        async with self._lock:
+            feed = self._feeds.get(account_id)
+            if feed is None:
+                high = await last_event_seq(self._engine, account_id)
+                feed = self._feeds.setdefault(account_id, _AccountFeed(high=high))
+            if sub.ended is None:  # close() may have run while the store was read
+                feed.subscribers.add(sub)
+        return sub
+
+    def _forget(self, sub: Subscription) -> None:
+        feed = self._feeds.get(sub.account_id)
+        if feed is not None:
+            feed.subscribers.discard(sub)
+            if not feed.subscribers:
+                del self._feeds[sub.account_id]
+
+    async def _heartbeats(self) -> None:
+        """Ask every stream quiet for `heartbeat_seconds` to send a heartbeat comment.
+
+        One ticker for all streams rather than a timer per stream: cheaper per connection, and the
+        heartbeats of streams opened at different times stay spread out.
+        """
+        interval = self.heartbeat_seconds
+        while True:
+            await asyncio.sleep(min(1.0, interval))
+            now = time.monotonic()
+            for feed in list(self._feeds.values()):
+                for sub in tuple(feed.subscribers):
+                    if now - sub.last_active >= interval:
+                        sub.poke(now)
+
+    async def _listen(self, redis_url: str, channel: str) -> None:
+        delay = RECONNECT_FIRST_DELAY
+        while True:
+            client = Redis.from_url(redis_url, socket_keepalive=True, socket_connect_timeout=5)
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(channel)
+                # Whatever was published while unsubscribed is only in the store now.
+                await self._catch_up()
+                if self.reconnects or self.connected.is_set():
+                    log.info("event hub re-subscribed to %s", channel)
+                self.connected.set()
+                delay = RECONNECT_FIRST_DELAY
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
+                    if message is not None and message["type"] == "message":
+                        await self._receive(message["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self.connected.is_set():
+                    log.warning("event hub lost its Redis subscription: %s", exc)
+                self.connected.clear()
+                self.reconnects += 1
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RECONNECT_MAX_DELAY)
+
+    async def _receive(self, raw: bytes) -> None:
+        try:
+            event = decode_event(raw)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("ignored a malformed event message: %s", exc)
+            return
+        feed = self._feeds.get(event.account_id)
+        if feed is None or event.seq <= feed.high:
+            return  # nobody here follows this account, or a duplicate
+        async with self._lock:
+            # Looked up again: while waiting for the lock the feed may have been dropped and re-made.
+            feed = self._feeds.get(event.account_id)
+            if feed is None or event.seq <= feed.high:
+                return
+            if event.seq > feed.high + 1:
+                await self._fill(feed, event.account_id, until=event.seq - 1)
+            if event.seq > feed.high:
+                self._dispatch(feed, event)
+
+    async def _catch_up(self) -> None:
+        async with self._lock:
+            for account_id, feed in list(self._feeds.items()):
+                await self._fill(feed, account_id, until=None)
+
+    async def _fill(self, feed: _AccountFeed, account_id: str, until: int | None) -> None:
+        """Dispatch the stored events after `feed.high` (up to `until`): the store fills the gap."""
+        assert self._engine is not None
+        while until is None or feed.high < until:
+            missed = await events_after(self._engine, account_id, feed.high, limit=_CATCH_UP_BATCH)
+            for event in missed:
+                if until is not None and event.seq > until:
+                    return
+                self._dispatch(feed, event)
+            if len(missed) < _CATCH_UP_BATCH:
+                return
+
+    def _dispatch(self, feed: _AccountFeed, event: StoredEvent) -> None:
+        feed.high = event.seq
+        delivery: Delivery | None = None
+        # A copy: a subscriber whose queue overflows leaves the set during the loop.
+        for sub in tuple(feed.subscribers):
+            if sub.wants(event):
+                if delivery is None:
+                    delivery = Delivery(event, event_frame(event))
+                sub.offer(delivery)

@@ -1,0 +1,104 @@
+"""What operators see: /readyz, /metrics (Prometheus text), JSON logs carrying the operation id."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from lunos_events.embedded_redis import EmbeddedRedis
+from lunos_events.logs import JsonFormatter, operation_context
+from lunos_events.serving import running_service
+from tests.conftest import auth, create_user, make_settings
+from tests.helpers import generation_body, wait_for_status
+
+pytestmark = pytest.mark.anyio
+
+
+def samples(text: str) -> dict[tuple[str, tuple], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+async def test_metrics_count_requests_by_route_and_report_state(service, client) -> None:
+    key = await create_user(service, "observed")
+    op = (await client.post("/v1/video/generations", headers=auth(key), json=generation_body())).json()
+    await wait_for_status(client, op["id"], auth(key))
+    await client.get("/v1/video/generations/video-op:observed:1", headers=auth(key))  # 404
+    await client.get("/no/such/path")
+
+    async with client.stream("GET", "/v1/video/events", headers=auth(key)):
+        response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    values = samples(response.text)
+    route = "/v1/video/generations/{operation_id}"
+    assert (
+        values[
+            (
+                "lunos_http_requests_total",
+                (("method", "POST"), ("route", "/v1/video/generations"), ("status", "200")),
+            )
+        ]
+        == 1
+    )
+    assert (
+        values[("lunos_http_requests_total", (("method", "GET"), ("route", route), ("status", "404")))] == 1
+    )
+    assert (
+        values[("lunos_http_requests_total", (("method", "GET"), ("route", "unmatched"), ("status", "404")))]
+        == 1
+    )
+    polls = values[("lunos_http_requests_total", (("method", "GET"), ("route", route), ("status", "200")))]
+    assert polls >= 1
+    assert (
+        values[("lunos_http_request_duration_seconds_count", (("method", "GET"), ("route", route)))]
+        == polls + 1
+    )
+    assert values[("lunos_operations", (("status", "completed"),))] == 1
+    assert values[("lunos_operations", (("status", "pending"),))] == 0
+    assert values[("lunos_sse_connections", ())] == 1
+    assert ("lunos_queue_depth", ()) in values
+
+
+async def test_readyz_follows_redis(tmp_path: Path) -> None:
+    redis_server = EmbeddedRedis(tmp_path / "redis")
+    redis_server.start()
+    try:
+        settings = make_settings(tmp_path, redis_server.url)
+        async with (
+            running_service(settings, worker=False),
+            httpx.AsyncClient(base_url=settings.resolved_public_base_url(), timeout=10) as client,
+        ):
+            ready = await client.get("/readyz")
+            assert ready.status_code == 200
+            assert ready.json() == {"status": "ready", "checks": {"database": "ok", "redis": "ok"}}
+            redis_server.stop()
+            down = await client.get("/readyz")
+            assert down.status_code == 503
+            assert down.json()["checks"] == {"database": "ok", "redis": "unreachable"}
+            assert (await client.get("/healthz")).status_code == 200  # alive, just not ready
+            redis_server.start()
+            assert (await client.get("/readyz")).status_code == 200
+    finally:
+        redis_server.stop()
+
+
+def test_json_logs_carry_the_operation_id() -> None:
+    formatter = JsonFormatter()
+    record = logging.LogRecord(
+        "lunos_events.worker", logging.WARNING, __file__, 1, "poll failed: %s", ("boom",), None
+    )
+    with operation_context("video-op:u:1"):
+        inside = json.loads(formatter.format(record))
+    outside = json.loads(formatter.format(record))
+    assert inside["operation_id"] == "video-op:u:1" and inside["message"] == "poll failed: boom"
+    assert inside["level"] == "WARNING" and inside["logger"] == "lunos_events.worker"
+    assert "operation_id" not in outside

@@ -1,0 +1,178 @@
+"""R2 storage through aioboto3 against moto's S3 server (real HTTP on loopback)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select, update
+
+from lunos_events.db.models import Operation
+from lunos_events.serving import running_service
+from lunos_events.settings import Settings
+from lunos_events.storage import build_storage
+from lunos_events.storage.r2 import R2Storage, presigned_expiry
+from tests.conftest import auth
+from tests.fake_google import FakeGoogle, FakeGoogleServer
+from tests.fake_r2 import FlakyS3Proxy, create_bucket, moto_server, r2_overrides, s3_client
+from tests.helpers import probe_mp4
+from tests.test_veo_provider import google_settings, submit_and_wait
+
+pytestmark = pytest.mark.anyio
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    server, url = moto_server()
+    server.start()
+    try:
+        yield url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def r2_bucket(s3_endpoint: str) -> str:
+    return create_bucket(s3_endpoint)
+
+
+def r2_storage(settings: Settings, endpoint: str, bucket: str, **extra: object) -> R2Storage:
+    storage = build_storage(settings.model_copy(update=r2_overrides(endpoint, bucket, **extra)))
+    assert isinstance(storage, R2Storage)
+    return storage
+
+
+async def test_large_video_is_uploaded_in_parts_byte_identical(settings, s3_endpoint, r2_bucket, tmp_path):
+    source = tmp_path / "big.mp4"
+    source.write_bytes(os.urandom(12 * MiB))
+    storage = r2_storage(
+        settings,
+        s3_endpoint,
+        r2_bucket,
+        r2_multipart_threshold_bytes=5 * MiB,
+        r2_multipart_chunk_bytes=5 * MiB,
+    )
+    try:
+        await storage.save("acct/123-secret-video.mp4", source)
+        url = await storage.url_for("acct/123-secret-video.mp4")
+    finally:
+        await storage.aclose()
+    head = s3_client(s3_endpoint).head_object(Bucket=r2_bucket, Key="acct/123-secret-video.mp4")
+    assert head["ContentType"] == "video/mp4"
+    assert head["ETag"].strip('"').endswith("-3")  # a multipart upload of three parts
+    async with httpx.AsyncClient() as http:
+        response = await http.get(url)
+    assert response.status_code == 200
+    assert response.content == source.read_bytes()
+
+
+async def test_small_video_is_one_put(settings, s3_endpoint, r2_bucket, tmp_path: Path) -> None:
+    source = tmp_path / "small.mp4"
+    source.write_bytes(os.urandom(100_000))
+    storage = r2_storage(settings, s3_endpoint, r2_bucket)
+    try:
+        await storage.save("a/b.mp4", source)
+        await storage.save("a/b.mp4", source)  # a re-run job overwrites its own key
+    finally:
+        await storage.aclose()
+    head = s3_client(s3_endpoint).head_object(Bucket=r2_bucket, Key="a/b.mp4")
+    assert "-" not in head["ETag"] and head["ContentLength"] == 100_000
+
+
+async def test_transient_s3_errors_are_retried(settings, s3_endpoint, r2_bucket, tmp_path) -> None:
+    source = tmp_path / "big.mp4"
+    source.write_bytes(os.urandom(11 * MiB))
+    parts = {"r2_multipart_threshold_bytes": 5 * MiB, "r2_multipart_chunk_bytes": 5 * MiB}
+    with FlakyS3Proxy(s3_endpoint, failures=3) as proxy:
+        storage = r2_storage(settings, proxy.url, r2_bucket, **parts)
+        try:
+            await storage.save("retried.mp4", source)
+        finally:
+            await storage.aclose()
+        assert proxy.served_errors == 3
+    stored = s3_client(s3_endpoint).get_object(Bucket=r2_bucket, Key="retried.mp4")["Body"].read()
+    assert stored == source.read_bytes()
+
+    with FlakyS3Proxy(s3_endpoint, failures=10**6) as proxy:
+        storage = r2_storage(settings, proxy.url, r2_bucket, r2_max_attempts=2, **parts)
+        try:
+            with pytest.raises(Exception, match=r"ServiceUnavailable|503"):
+                await storage.save("never.mp4", source)
+        finally:
+            await storage.aclose()
+    listed = s3_client(s3_endpoint).list_objects_v2(Bucket=r2_bucket, Prefix="never")
+    assert listed.get("KeyCount", 0) == 0
+
+
+async def test_public_base_url_is_used_without_signing(settings, s3_endpoint, r2_bucket) -> None:
+    storage = r2_storage(settings, s3_endpoint, r2_bucket, r2_public_base_url="https://videos.example.com/")
+    try:
+        url = await storage.url_for("user 1/123-x-video.mp4")
+        assert url == "https://videos.example.com/user%201/123-x-video.mp4"
+        assert await storage.refresh_url("user 1/123-x-video.mp4", url) is None
+    finally:
+        await storage.aclose()
+
+
+async def test_presigned_url_is_refreshed_only_near_expiry(settings, s3_endpoint, r2_bucket) -> None:
+    storage = r2_storage(
+        settings, s3_endpoint, r2_bucket, r2_presign_expiry_seconds=7200, r2_presign_refresh_seconds=600
+    )
+    try:
+        fresh = await storage.url_for("k.mp4")
+        assert presigned_expiry(fresh) is not None
+        assert await storage.refresh_url("k.mp4", fresh) is None  # two hours left
+        closing = await storage.presigned_url("k.mp4", 300)  # five minutes left
+        renewed = await storage.refresh_url("k.mp4", closing)
+        assert renewed is not None and renewed != closing
+        assert presigned_expiry(renewed) > presigned_expiry(closing) + 3600
+    finally:
+        await storage.aclose()
+
+
+async def test_google_and_r2_end_to_end(settings, s3_endpoint, r2_bucket) -> None:
+    """Submit with provider google (fake) and storage r2 (moto): the URL serves Google's exact bytes."""
+    with FakeGoogleServer(FakeGoogle()) as google:
+        configured = google_settings(
+            settings, google, **r2_overrides(s3_endpoint, r2_bucket, r2_presign_refresh_seconds=3600)
+        )
+        async with (
+            running_service(configured) as rt,
+            httpx.AsyncClient(base_url=configured.resolved_public_base_url(), timeout=30) as client,
+        ):
+            key, submitted, final = await submit_and_wait(rt, client, "prod")
+            assert final["status"] == "completed", final
+            assert final["video_url"].startswith(f"{s3_endpoint}/{r2_bucket}/prod/")
+            async with httpx.AsyncClient() as http:
+                video = await http.get(final["video_url"])
+            assert video.status_code == 200
+            assert video.headers["content-type"] == "video/mp4"
+            expected = google.fake.videos[submitted["operation_name"].rsplit("/", 1)[-1]]
+            assert video.content == expected
+            assert probe_mp4(video.content)["codec"] == "h264"
+
+            # A stored URL about to expire is re-signed by the status read, and the new one is kept.
+            async with rt.engine.connect() as conn:
+                video_key = (
+                    await conn.execute(select(Operation.video_key).where(Operation.id == submitted["id"]))
+                ).scalar_one()
+            closing = await rt.storage.presigned_url(video_key, 120)
+            async with rt.engine.begin() as conn:
+                await conn.execute(
+                    update(Operation).where(Operation.id == submitted["id"]).values(video_url=closing)
+                )
+            again = (await client.get(f"/v1/video/generations/{submitted['id']}", headers=auth(key))).json()
+            assert again["status"] == "completed" and again["video_url"] != closing
+            assert presigned_expiry(again["video_url"]) > presigned_expiry(closing) + 3600
+            async with httpx.AsyncClient() as http:
+                assert (await http.get(again["video_url"])).content == expected
+            async with rt.engine.connect() as conn:
+                stored = (
+                    await conn.execute(select(Operation.video_url).where(Operation.id == submitted["id"]))
+                ).scalar_one()
+            assert stored == again["video_url"]

@@ -1,0 +1,58 @@
+"""schemathesis against `openapi.yaml`, with the app live: no 5xx, no response outside the schema."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+
+from tests.conftest import create_user
+from tests.processes import PROJECT_ROOT
+
+pytestmark = pytest.mark.anyio
+
+CHECKS = ",".join(
+    [
+        "not_a_server_error",
+        "status_code_conformance",
+        "content_type_conformance",
+        "response_headers_conformance",
+        "response_schema_conformance",
+    ]
+)
+
+
+@pytest.mark.settings(simulator_latency_seconds=0.5)
+async def test_the_live_app_conforms_to_its_schema(service, tmp_path: Path) -> None:
+    key = await create_user(service, "fuzzer", "100000.00")
+    command = [
+        str(Path(sys.executable).parent / "schemathesis"),
+        "run",
+        str(PROJECT_ROOT / "openapi.yaml"),
+        "--url",
+        service.settings.resolved_public_base_url(),
+        "--header",
+        f"Authorization: Bearer {key}",
+        "--checks",
+        CHECKS,
+        # Event streams stay open by design; tests/test_streams.py covers them.
+        "--exclude-path-regex",
+        "/events$",
+        "--phases",
+        "examples,coverage,fuzzing",
+        "--max-examples",
+        "40",
+        "--seed",
+        "20261125",
+        "--workers",
+        "2",
+        "--request-timeout",
+        "20",
+        "--report-dir",
+        str(tmp_path),
+    ]
+    result = await anyio.run_process(command, check=False, cwd=tmp_path)
+    output = (result.stdout + result.stderr).decode(errors="replace")
+    assert result.returncode == 0, output[-6000:]
