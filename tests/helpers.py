@@ -23,6 +23,11 @@ def generation_body(
     }
 
 
+def status_without_link(body: dict[str, Any]) -> dict[str, Any]:
+    """A status response as events and webhooks carry it: without the per-response `events_url`."""
+    return {k: v for k, v in body.items() if k != "events_url"}
+
+
 async def wait_for_status(
     client: httpx.AsyncClient, op_id: str, headers: dict[str, str], *, timeout: float = 30
 ) -> dict[str, Any]:

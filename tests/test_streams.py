@@ -11,14 +11,10 @@ from lunos_events.db.models import Account, Event
 from lunos_events.services import outbox
 from lunos_events.serving import running_service
 from tests.conftest import auth, create_user
-from tests.helpers import generation_body
+from tests.helpers import generation_body, status_without_link
 from tests.sse import SseReader, record_events
 
 pytestmark = pytest.mark.anyio
-
-
-def status_without_link(body: dict) -> dict:
-    return {k: v for k, v in body.items() if k != "events_url"}
 
 
 @pytest.mark.settings(sse_retry_ms=1234)
