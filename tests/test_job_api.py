@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from standardwebhooks.webhooks import Webhook
 
 from lunos_events.services import accounts
 from tests.conftest import auth, create_user
 from tests.helpers import generation_body, wait_for_status
 from tests.sse import SseReader
+from tests.webhook_receiver import running_receiver
 
 pytestmark = pytest.mark.anyio
 
@@ -137,3 +139,18 @@ async def test_usage_counts_and_spend_per_app(service, client) -> None:
     assert window["total"] == report["total"]
     for query in ["since=yesterday", "until=2020-13-01", "since=2030-01-01&until=2020-01-01"]:
         assert (await client.get(f"/v1/usage?{query}", headers=auth(key))).status_code == 400, query
+
+
+@pytest.mark.settings(simulator_latency_seconds=30, webhook_allow_private=True)
+async def test_cancel_sends_its_webhook(service, client) -> None:
+    key = await create_user(service, "hooked-cancel")
+    secret = (await client.get("/v1/webhooks/default/secret", headers=auth(key))).json()["secret"]
+    async with running_receiver() as receiver:
+        op = await submit(client, key, webhook=receiver.url)
+        assert (
+            await client.post(f"/v1/video/generations/{op['id']}/cancel", headers=auth(key))
+        ).status_code == 200
+        [message] = await receiver.wait_for(1)
+    payload = Webhook(secret).verify(message.body, message.headers)
+    assert payload["type"] == "video.cancelled"
+    assert payload["data"] == {"id": op["id"], "status": "cancelled"}

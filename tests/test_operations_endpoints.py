@@ -66,6 +66,7 @@ async def test_metrics_count_requests_by_route_and_report_state(service, client)
     assert values[("lunos_operations", (("status", "pending"),))] == 0
     assert values[("lunos_sse_connections", ())] == 1
     assert ("lunos_queue_depth", ()) in values
+    assert values[("lunos_webhook_attempts", (("outcome", "success"),))] == 0
 
 
 async def test_readyz_follows_redis(tmp_path: Path) -> None:

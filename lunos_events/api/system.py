@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from sqlalchemy import func, select, text
+from sqlalchemy import case, func, select, text
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from lunos_events.api.errors import error_response
 from lunos_events.db.models import Operation
+from lunos_events.db.webhook_models import WebhookAttempt
 from lunos_events.metrics import gauge
 from lunos_events.services.history import STATUSES
 from lunos_events.storage.local import LocalStorage
@@ -50,11 +51,24 @@ async def readyz(request: Request) -> JSONResponse:
 
 async def metrics(request: Request) -> Response:
     rt = request.app.state.rt
+    outcome = case(
+        (WebhookAttempt.status_code.is_(None), "network_error"),
+        (WebhookAttempt.status_code.between(200, 299), "success"),
+        else_="http_error",
+    )
     async with rt.engine.connect() as conn:
         rows = (await conn.execute(select(Operation.status, func.count()).group_by(Operation.status))).all()
+        attempts = (await conn.execute(select(outcome, func.count()).group_by(outcome))).all()
     by_status = dict.fromkeys(STATUSES, 0) | {status: n for status, n in rows}
+    by_outcome = dict.fromkeys(("success", "http_error", "network_error"), 0) | dict(attempts)
     state = [
         gauge("lunos_operations", "Operations by status (all accounts).", by_status, "status"),
+        gauge(
+            "lunos_webhook_attempts",
+            "Webhook delivery attempts so far, by outcome (all processes).",
+            by_outcome,
+            "outcome",
+        ),
         gauge(
             "lunos_sse_connections",
             "Open event streams on this process.",
