@@ -7,8 +7,11 @@ import time
 import anyio
 import httpx
 import pytest
+from sqlalchemy import func, select
 
+from lunos_events.db.models import IdempotencyKey
 from lunos_events.services import accounts
+from lunos_events.worker.app import purge_idempotency_keys
 from tests.conftest import auth, create_user
 from tests.helpers import generation_body, wait_for_status
 
@@ -141,3 +144,14 @@ async def test_a_failed_request_lets_its_key_be_retried(service, client) -> None
     await accounts.add_balance(service.engine, "retrier", 1000)
     retried = await submit(client, key, idem="topup-then-retry")
     assert retried.status_code == 200 and "idempotent-replayed" not in retried.headers
+
+
+@pytest.mark.settings(idempotency_ttl_seconds=1)
+async def test_expired_keys_are_purged(service, client) -> None:
+    key = await create_user(service, "tidy", "100.00")
+    for name in ("a", "b"):
+        assert (await submit(client, key, idem=name)).status_code == 200
+    await anyio.sleep(1.1)
+    assert await purge_idempotency_keys({"rt": service}) == 2
+    async with service.engine.connect() as conn:
+        assert (await conn.execute(select(func.count()).select_from(IdempotencyKey))).scalar_one() == 0

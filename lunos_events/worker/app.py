@@ -14,6 +14,7 @@ from lunos_events.db.models import PENDING, Operation
 from lunos_events.logs import operation_context
 from lunos_events.queue import TRACK_OPERATION, enqueue_tracking
 from lunos_events.runtime import Runtime
+from lunos_events.services import idempotency
 from lunos_events.services.outbox import relay_unpublished
 from lunos_events.webhooks.jobs import (
     close_webhook_courier,
@@ -58,6 +59,11 @@ async def reconcile_operations(ctx: dict[str, Any]) -> int:
     return enqueued
 
 
+async def purge_idempotency_keys(ctx: dict[str, Any]) -> int:
+    """Forget expired Idempotency-Keys (a repeat after expiry is a new request anyway)."""
+    return await idempotency.purge_expired(ctx["rt"].engine)
+
+
 async def _on_startup(ctx: dict[str, Any]) -> None:
     await open_webhook_courier(ctx)
     await reconcile_operations(ctx)
@@ -84,6 +90,7 @@ def build_worker(rt: Runtime, pool: ArqRedis) -> Worker:
         cron_jobs=[
             cron(relay_events, second=set(range(0, 60, 5)), run_at_startup=True, unique=True),
             cron(reconcile_operations, second={7, 37}, unique=True),
+            cron(purge_idempotency_keys, minute={17}, second={0}, unique=True),
             *webhook_cron_jobs(),
         ],
         redis_pool=pool,
