@@ -55,4 +55,6 @@ def configure_logging(log_format: str = "text") -> None:
     else:
         handler.setFormatter(_OperationText("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
-    logging.getLogger("arq").setLevel(logging.WARNING)
+    # Their start-up chatter (arq's job lines, alembic's plugin list) would bury the service's own.
+    for noisy in ("arq", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
