@@ -249,3 +249,10 @@ async def test_health_models_account(service, client) -> None:
         "currency": "USD",
         "tier": "pro",
     }
+
+
+@pytest.mark.parametrize("key", ["a" * 5000, "x/" + "\u1e70\u033a" * 200 + ".mp4", "bad%00name.mp4"])
+async def test_media_odd_keys_are_404_not_500(service, client, key: str) -> None:
+    response = await client.get(f"/media/{key}")
+    assert response.status_code == 404
+    assert response.json() == {"error": "Video not found"}

@@ -85,8 +85,12 @@ async def metrics(request: Request) -> Response:
 
 async def media(request: Request) -> Response:
     storage = request.app.state.rt.storage
-    path = storage.path_for(request.path_params["key"]) if isinstance(storage, LocalStorage) else None
-    if path is None or not path.is_file():
+    try:
+        path = storage.path_for(request.path_params["key"]) if isinstance(storage, LocalStorage) else None
+        found = path is not None and path.is_file()
+    except (OSError, ValueError):  # names too long for the file system, NUL bytes: no such video
+        found = False
+    if not found:
         return error_response(404, "Video not found")
     # Keys are unguessable and never rewritten with different content, so caches may keep them.
     return FileResponse(
