@@ -1,13 +1,15 @@
-"""Primary-key lookups on the request hot path: API key -> account, operation -> status.
+"""Primary-key lookups on hot paths: API key -> account, operation -> status, a tracked operation.
 
 On PostgreSQL they go through the async engine like every other query. On SQLite a query through
 aiosqlite costs several hand-offs to its thread (about a millisecond under load) for a lookup that
 itself takes ~10 µs, so there they run inline on the process's own read-only sqlite3 connection:
-WAL lets it read while another connection commits, so a lookup never waits for a writer.
+WAL lets it read while another connection commits. It never waits for a lock (that would stall the
+event loop): if SQLite ever reports the file busy, the lookup takes the async path instead.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from typing import Any
 
@@ -26,6 +28,8 @@ API_KEY_OWNER = (
 OPERATION_STATUS = select(Operation.status, Operation.video_url, Operation.error, Operation.video_key).where(
     Operation.id == bindparam("operation_id"), Operation.account_id == bindparam("account_id")
 )
+OPERATION_ROW = select(*Operation.__table__.columns).where(Operation.id == bindparam("operation_id"))
+_JSON_COLUMNS = tuple(c.name for c in Operation.__table__.columns if c.type.__class__.__name__ == "JSON")
 
 
 class PointReads:
@@ -38,16 +42,32 @@ class PointReads:
             self._sqlite = sqlite3.connect(
                 f"file:{url.database}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
             )
-            self._sqlite.execute("PRAGMA busy_timeout=5000")
+            self._sqlite.execute("PRAGMA busy_timeout = 0")
 
     async def one(self, statement: Select[Any], **params: Any) -> tuple[Any, ...] | None:
         """The first row of `statement` (bound by name), as a tuple; None when there is none."""
-        if self._sqlite is None:
-            async with self._engine.connect() as conn:
-                row = (await conn.execute(statement, params)).first()
-            return tuple(row) if row is not None else None
-        sql, names = self._sqlite_sql(statement)
-        return self._sqlite.execute(sql, [params[name] for name in names]).fetchone()
+        if self._sqlite is not None:
+            sql, names = self._sqlite_sql(statement)
+            try:
+                # fetchall steps the statement to its end, so no read snapshot stays open after it.
+                rows = self._sqlite.execute(sql, [params[name] for name in names]).fetchall()
+                return rows[0] if rows else None
+            except sqlite3.OperationalError:
+                pass  # busy (a checkpoint, a schema change): the async engine waits for it instead
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(statement, params)).first()
+        return tuple(row) if row is not None else None
+
+    async def operation(self, operation_id: str) -> Operation | None:
+        """The whole operation row (what a tracking poll needs)."""
+        row = await self.one(OPERATION_ROW, operation_id=operation_id)
+        if row is None:
+            return None
+        values = dict(zip(OPERATION_ROW.selected_columns.keys(), row, strict=True))
+        for name in _JSON_COLUMNS:
+            if isinstance(values[name], str):  # the raw sqlite3 path returns JSON as text
+                values[name] = json.loads(values[name])
+        return Operation.model_validate(values)
 
     def _sqlite_sql(self, statement: Select[Any]) -> tuple[str, tuple[str, ...]]:
         compiled = self._compiled.get(id(statement))

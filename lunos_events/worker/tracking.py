@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select
-
 from lunos_events.db.models import COMPLETED, FAILED, PENDING, Operation
 from lunos_events.faults import crash_point
 from lunos_events.ids import now_ms
@@ -20,9 +18,7 @@ TIMED_OUT = "Video generation timed out"
 
 
 async def load_operation(rt: Runtime, operation_id: str) -> Operation | None:
-    async with rt.engine.connect() as conn:
-        row = (await conn.execute(select(Operation).where(Operation.id == operation_id))).first()
-    return Operation.model_validate(row._mapping) if row else None
+    return await rt.reads.operation(operation_id)
 
 
 async def track(rt: Runtime, operation_id: str) -> float | None:
