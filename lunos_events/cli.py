@@ -213,3 +213,9 @@ def balance_add(user_id: str, amount: str) -> None:
     cents = _amount(amount)
     new_balance = _operator(lambda engine: add_balance(engine, user_id, cents))
     click.echo(f"balance of {user_id}: {format_amount(new_balance)}")
+
+
+# Client commands: they talk to a running server over HTTP (lunos_events.client).
+from lunos_events.generate_command import generate  # noqa: E402
+
+main.add_command(generate)

@@ -1,0 +1,60 @@
+"""Python client for the lunos-events API: `LunosClient` (blocking) and `AsyncLunosClient`.
+
+from lunos_events.client import LunosClient
+
+with LunosClient(api_key="lun_...", app_id="my-app") as client:
+    video = client.video.generate_and_wait("A lion in the savannah", max_wait=300)
+    client.video.download(video, "lion.mp4")
+"""
+
+from __future__ import annotations
+
+from lunos_events.client.async_client import AsyncLunosClient, AsyncVideoResource
+from lunos_events.client.config import DEFAULT_BASE_URL, ClientConfig
+from lunos_events.client.errors import (
+    APIConnectionError,
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    GenerationFailedError,
+    InsufficientBalanceError,
+    LunosClientError,
+    ModelNotFoundError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    VideoNotReadyError,
+    WaitTimeoutError,
+)
+from lunos_events.client.models import VideoEvent, VideoGeneration, VideoPage, VideoStatus
+from lunos_events.client.sync_client import LunosClient, VideoResource
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "APIConnectionError",
+    "APIError",
+    "AsyncLunosClient",
+    "AsyncVideoResource",
+    "AuthenticationError",
+    "BadRequestError",
+    "ClientConfig",
+    "ConflictError",
+    "GenerationFailedError",
+    "InsufficientBalanceError",
+    "LunosClient",
+    "LunosClientError",
+    "ModelNotFoundError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ServerError",
+    "VideoEvent",
+    "VideoGeneration",
+    "VideoNotReadyError",
+    "VideoPage",
+    "VideoResource",
+    "VideoStatus",
+    "WaitTimeoutError",
+]

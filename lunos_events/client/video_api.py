@@ -1,0 +1,81 @@
+"""`client.video`: the methods whose logic the sync and async clients share.
+
+Each method here builds a call (or a submit body) and hands it to `_send`, which the sync resource
+runs at once and the async one returns as an awaitable: so `client.video.get_video_status(id)`
+returns a `VideoStatus` on `LunosClient` and an awaitable of one on `AsyncLunosClient`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lunos_events.client import calls
+from lunos_events.client.calls import Call
+from lunos_events.client.models import DEFAULT_MODEL, MP4, WIDESCREEN, generation_body
+
+
+class VideoAPI:
+    def _send(self, call: Call) -> Any:
+        raise NotImplementedError
+
+    def generate_video(
+        self,
+        prompt: str,
+        *,
+        model: str = DEFAULT_MODEL,
+        aspect_ratio: str | None = None,
+        negative_prompt: str | None = None,
+        response_format: str | None = None,
+        duration_seconds: int | None = None,
+        app_id: str | None = None,
+        idempotency_key: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> Any:
+        """Submit a generation → `VideoGeneration` (pending). Safe to retry: it always carries an
+        Idempotency-Key (`idempotency_key`, or a fresh one kept across this call's retries)."""
+        body = generation_body(
+            prompt,
+            model=model,
+            aspect_ratio=aspect_ratio,
+            negative_prompt=negative_prompt,
+            response_format=response_format,
+            duration_seconds=duration_seconds,
+            extra=extra,
+        )
+        return self._send(calls.submit(body, idempotency_key=idempotency_key, app_id=app_id))
+
+    def generate(self, prompt: str, **options: Any) -> Any:
+        """Submit with the default model unless `model=` says otherwise (`generate_video`'s options)."""
+        return self.generate_video(prompt, **options)
+
+    def generate_widescreen(self, prompt: str, **options: Any) -> Any:
+        """Submit a 16:9 video."""
+        return self.generate_video(prompt, **{**options, "aspect_ratio": WIDESCREEN})
+
+    def generate_mp4(self, prompt: str, **options: Any) -> Any:
+        """Submit with `response_format` mp4."""
+        return self.generate_video(prompt, **{**options, "response_format": MP4})
+
+    def get_video_status(self, operation_id: str, app_id: str | None = None) -> Any:
+        """The operation's current `VideoStatus`."""
+        return self._send(calls.status(operation_id, app_id=app_id))
+
+    def cancel(self, operation_id: str, *, idempotency_key: str | None = None) -> Any:
+        """Cancel a pending generation → its `VideoStatus` (`POST …/{id}/cancel`)."""
+        return self._send(calls.cancel(operation_id, idempotency_key=idempotency_key))
+
+    def list(
+        self,
+        *,
+        status: str | None = None,
+        app_id: str | None = None,
+        limit: int | None = None,
+        after: str | None = None,
+    ) -> Any:
+        """One `VideoPage` of the account's generations, newest first; `after=page.next_after` for more."""
+        return self._send(calls.list_generations(status=status, app_id=app_id, limit=limit, after=after))
+
+    def _stream_call(self, operation_id: str | None, app_id: str | None) -> Call:
+        if operation_id is None:
+            return calls.account_events(app_id)
+        return calls.operation_events(operation_id)
