@@ -25,7 +25,7 @@ from lunos_events.client import (
     WaitTimeoutError,
 )
 from lunos_events.db.models import Operation
-from tests.client_support import in_thread, requires_route
+from tests.client_support import in_thread
 from tests.conftest import create_user
 from tests.helpers import probe_mp4
 
@@ -195,7 +195,6 @@ async def test_waits_end_at_max_wait_and_unfinished_videos_are_not_downloaded(
     await in_thread(scenario)
 
 
-@requires_route("POST", "/v1/video/generations/{}/cancel")
 @pytest.mark.settings(simulator_latency_seconds=60)
 async def test_cancel(service) -> None:
     key = await create_user(service, "py-cancel", "100.00")
@@ -208,7 +207,6 @@ async def test_cancel(service) -> None:
             await lunos.video.wait(created, poll_interval=0.2, max_wait=10)
 
 
-@requires_route("GET", "/v1/video/generations")
 async def test_list_newest_first_with_a_cursor(service) -> None:
     key = await create_user(service, "py-list", "100.00")
     async with AsyncLunosClient(key, base_url=base_url(service)) as lunos:
