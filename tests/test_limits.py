@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from lunos_events.db.models import IdempotencyKey
 from lunos_events.services import accounts
-from lunos_events.worker.app import purge_idempotency_keys
+from lunos_events.worker.app import purge_idempotency_keys, reconcile_operations
 from tests.conftest import auth, create_user
 from tests.helpers import generation_body, wait_for_status
 
@@ -155,3 +155,20 @@ async def test_expired_keys_are_purged(service, client) -> None:
     assert await purge_idempotency_keys({"rt": service}) == 2
     async with service.engine.connect() as conn:
         assert (await conn.execute(select(func.count()).select_from(IdempotencyKey))).scalar_one() == 0
+
+
+@pytest.mark.settings(
+    tiers={"free": {"submits_per_minute": 100, "max_in_flight": 1}}, simulator_latency_seconds=30
+)
+async def test_reconcile_restores_in_flight_slots_a_fresh_redis_lost(service, client) -> None:
+    key = await create_user(service, "amnesia", "100.00", tier="free")
+    held = (await submit(client, key)).json()["id"]
+    assert (await submit(client, key)).status_code == 429
+    # What a Redis restarted without persistence leaves: no in-flight count for the account.
+    await service.redis.delete(f"{service.settings.redis_key_prefix}:limits:amnesia:in_flight")
+    await reconcile_operations({"rt": service})
+    refused = await submit(client, key)
+    assert refused.status_code == 429 and "in flight" in refused.json()["error"]
+    # The restored slot is the pending operation's own: cancelling it frees it.
+    await client.post(f"/v1/video/generations/{held}/cancel", headers=auth(key))
+    assert (await submit(client, key)).status_code == 200

@@ -129,3 +129,25 @@ async def give_back(redis: Redis, prefix: str, account_id: str, member: str) -> 
         await redis.zrem(_keys(prefix, account_id)[1], member)
     except (RedisError, OSError) as exc:
         log.warning("in-flight slot %s of %s not released now: %s", member, account_id, exc)
+
+
+# KEYS: in_flight. ARGV: operation id, until_ms, operation id, until_ms, ...
+# Only into a missing set: that is what a Redis that came back empty leaves behind.
+_RESTORE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+for i = 1, #ARGV, 2 do redis.call('ZADD', KEYS[1], tonumber(ARGV[i + 1]), ARGV[i]) end
+redis.call('PEXPIRE', KEYS[1], 86400000)
+return (#ARGV) / 2
+"""
+
+
+async def restore_in_flight(
+    redis: Redis, prefix: str, account_id: str, operations: list[tuple[str, int]]
+) -> int:
+    """Give an account's pending operations their in-flight slots back after Redis lost them.
+
+    An operation that ended between the database read and this call gets a slot it does not
+    need; like any lost release, it frees itself at the operation's deadline.
+    """
+    args = [value for op_id, until_ms in operations for value in (op_id, until_ms)]
+    return int(await redis.eval(_RESTORE, 1, _keys(prefix, account_id)[1], *args))

@@ -14,7 +14,7 @@ from lunos_events.db.models import PENDING, Operation
 from lunos_events.logs import operation_context
 from lunos_events.queue import TRACK_OPERATION, enqueue_tracking
 from lunos_events.runtime import Runtime
-from lunos_events.services import idempotency
+from lunos_events.services import idempotency, limits
 from lunos_events.services.outbox import relay_unpublished
 from lunos_events.webhooks.jobs import (
     close_webhook_courier,
@@ -50,12 +50,28 @@ async def reconcile_operations(ctx: dict[str, Any]) -> int:
     """Make sure every pending operation has a tracking job (lost queue, crash, Redis restart)."""
     rt: Runtime = ctx["rt"]
     async with rt.engine.connect() as conn:
-        ids = (await conn.execute(select(Operation.id).where(Operation.status == PENDING))).scalars().all()
+        rows = (
+            await conn.execute(
+                select(Operation.id, Operation.account_id, Operation.deadline_at_ms).where(
+                    Operation.status == PENDING
+                )
+            )
+        ).all()
     enqueued = 0
-    for operation_id in ids:
-        enqueued += await enqueue_tracking(rt.redis, operation_id)
-    if enqueued:
-        log.info("reconcile: re-enqueued tracking for %d operation(s)", enqueued)
+    by_account: dict[str, list[tuple[str, int]]] = {}
+    for row in rows:
+        enqueued += await enqueue_tracking(rt.redis, row.id)
+        by_account.setdefault(row.account_id, []).append((row.id, row.deadline_at_ms))
+    # A Redis that came back empty also lost the in-flight counts the tier limits rely on.
+    restored = 0
+    for account_id, operations in by_account.items():
+        restored += await limits.restore_in_flight(
+            rt.redis, rt.settings.redis_key_prefix, account_id, operations
+        )
+    if enqueued or restored:
+        log.info(
+            "reconcile: re-enqueued %d tracking job(s), restored %d in-flight slot(s)", enqueued, restored
+        )
     return enqueued
 
 
