@@ -1,4 +1,4 @@
-"""Submitting generations and reading their status."""
+"""Creating and starting generations, reading their status, cancelling them (submits go through services/admission.py)."""
 
 from __future__ import annotations
 
@@ -67,12 +67,6 @@ def new_operation(rt: Runtime, principal: Principal, request: GenerationRequest,
         updated_at_ms=created,
         deadline_at_ms=created + int(rt.settings.operation_deadline_seconds * 1000),
     )
-
-
-async def submit(rt: Runtime, principal: Principal, request: GenerationRequest) -> dict[str, Any]:
-    """Charge, record, start at the provider and hand the operation to the worker."""
-    op = await create(rt, principal, request)
-    return await start(rt, op)
 
 
 async def create(rt: Runtime, principal: Principal, request: GenerationRequest) -> Operation:
