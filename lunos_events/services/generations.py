@@ -1,4 +1,7 @@
-"""Creating and starting generations, reading their status, cancelling them (submits go through services/admission.py)."""
+"""Creating and starting generations, reading their status, cancelling them.
+
+Submits come in through services/admission.py, which calls `create` then `start`.
+"""
 
 from __future__ import annotations
 
