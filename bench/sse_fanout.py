@@ -34,6 +34,7 @@ import socket
 import statistics
 import tempfile
 import time
+from functools import partial
 from multiprocessing.connection import Connection
 
 import httpx
@@ -170,7 +171,7 @@ async def pending_operation(rt, index: int) -> str:  # type: ignore[no-untyped-d
         updated_at_ms=created,
         deadline_at_ms=created + 900_000,
     )
-    await create_operation(rt.engine, op)
+    await rt.writes.run(create_operation, op)
     return op.id
 
 
@@ -183,9 +184,9 @@ async def one_subscriber_latency(rt, base: str, path: str, samples: int) -> list
     latencies = []
     try:
         for i in range(samples):
-            async with rt.engine.begin() as conn:
-                event = await append_event(
-                    conn,
+            event = await rt.writes.run(
+                partial(
+                    append_event,
                     account_id=ACCOUNT,
                     operation_id=f"video-op:{ACCOUNT}:{i}",
                     app_id="bench",
@@ -196,6 +197,7 @@ async def one_subscriber_latency(rt, base: str, path: str, samples: int) -> list
                         "video_url": "http://x/v.mp4",
                     },
                 )
+            )
             receipt = asyncio.ensure_future(_read_until(reader, f"id: {event.seq}\r\n".encode()))
             started = time.perf_counter()
             await outbox.release(rt, event)

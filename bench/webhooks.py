@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import aiohttp
@@ -38,7 +39,7 @@ from lunos_events.services.events import append_event
 from lunos_events.services.outbox import release
 from lunos_events.settings import Settings
 from lunos_events.webhooks import endpoints
-from lunos_events.webhooks.drain import enqueue_event_deliveries
+from lunos_events.webhooks.drain import enqueue_drain
 from lunos_events.webhooks.signing import WebhookSigner, new_secret
 
 RECEIVER_SOURCE = """
@@ -194,10 +195,10 @@ async def baseline_latency(url: str, count: int, rate: float) -> list[float]:
 async def store_events(rt, account_id: str, count: int, first_op: int) -> list:
     events = []
     for i in range(count):
-        async with rt.engine.begin() as conn:
-            events.append(
-                await append_event(
-                    conn,
+        events.append(
+            await rt.writes.run(
+                partial(
+                    append_event,
                     account_id=account_id,
                     operation_id=f"video-op:{account_id}:{first_op + i}",
                     app_id=None,
@@ -209,6 +210,7 @@ async def store_events(rt, account_id: str, count: int, first_op: int) -> list:
                     },
                 )
             )
+        )
     return events
 
 
@@ -252,8 +254,8 @@ async def run(args: argparse.Namespace, work: Path, redis_url: str, base: str) -
 
             # Throughput: queue everything first, then start one worker process.
             events = await store_events(rt, "bench", args.deliveries, 0)
-            for event in events:
-                await enqueue_event_deliveries(rt, event.account_id, event.seq)
+            if any(event.deliveries for event in events):
+                await enqueue_drain(rt.redis)
             worker = spawn_worker(settings)
             got = await wait_receipts(base, args.deliveries, timeout=600)
             stamps = sorted(r[0] for r in got)

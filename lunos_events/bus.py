@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 
-from redis.asyncio import Redis
-
 from lunos_events.services.events import StoredEvent
 
 
@@ -45,7 +43,3 @@ def decode_event(message: bytes | str) -> StoredEvent:
         data=json.dumps(raw["data"], separators=(",", ":")),
         created_at_ms=int(raw["created_at_ms"]),
     )
-
-
-async def publish_event(redis: Redis, channel: str, event: StoredEvent) -> None:
-    await redis.publish(channel, encode_event(event))

@@ -21,6 +21,28 @@ def operation_id(account_id: str, unix_ms: int) -> str:
     return f"{OPERATION_ID_PREFIX}{account_id}:{unix_ms}"
 
 
+class OperationStamps:
+    """Hands out each account's operation-id milliseconds without repeats within this process.
+
+    Ids are `video-op:<account>:<unix_ms>`, so an account submitting faster than once per
+    millisecond would collide with itself; here the next stamp is the current millisecond or one
+    past the last one given, whichever is later. (Another API replica can still pick the same
+    stamp: the primary key catches that and the caller asks again.)
+    """
+
+    MAX_ACCOUNTS = 100_000
+
+    def __init__(self) -> None:
+        self._last: dict[str, int] = {}
+
+    def next(self, account_id: str) -> int:
+        stamp = max(now_ms(), self._last.get(account_id, 0) + 1)
+        if len(self._last) >= self.MAX_ACCOUNTS:
+            self._last.clear()  # a repeat this could cause is caught like a replica's
+        self._last[account_id] = stamp
+        return stamp
+
+
 def operation_owner(op_id: str) -> str | None:
     """The account id embedded in an operation id, or None when it is not one of ours."""
     if not op_id.startswith(OPERATION_ID_PREFIX):

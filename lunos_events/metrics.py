@@ -7,6 +7,7 @@ replicas (operations by status, queue depth) are read from the database and Redi
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -67,6 +68,9 @@ class MetricsMiddleware:
         self.app = app
         self.metrics = metrics
         self.templates = {route.endpoint: route.path for route in routes if isinstance(route, Route)}
+        # Labelled children by label values: `labels()` costs more than the observation itself.
+        self._counts: dict[tuple[str, str, int], Any] = {}
+        self._latencies: dict[tuple[str, str], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -91,6 +95,14 @@ class MetricsMiddleware:
         finally:
             route = self.templates.get(scope.get("endpoint"), UNMATCHED)
             method = scope["method"]
-            self.metrics.requests.labels(method, route, str(status)).inc()
+            count = self._counts.get((method, route, status))
+            if count is None:
+                count = self._counts[method, route, status] = self.metrics.requests.labels(
+                    method, route, str(status)
+                )
+            count.inc()
             if not streaming:
-                self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)
+                latency = self._latencies.get((method, route))
+                if latency is None:
+                    latency = self._latencies[method, route] = self.metrics.latency.labels(method, route)
+                latency.observe(time.perf_counter() - started)

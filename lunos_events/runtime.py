@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lunos_events.catalog import Catalog
-from lunos_events.db.engine import create_engine, ensure_schema
+from lunos_events.db.engine import apply_sqlite_pragmas, create_engine, ensure_schema
 from lunos_events.db.point_reads import PointReads
+from lunos_events.db.writes import Writes, open_writes
+from lunos_events.ids import OperationStamps
 from lunos_events.providers import build_provider
 from lunos_events.providers.base import VideoProvider
+from lunos_events.services.accounts import PrincipalCache
 from lunos_events.settings import Settings
 from lunos_events.storage import build_storage
 from lunos_events.storage.base import VideoStorage
@@ -29,6 +32,12 @@ class Runtime:
     storage: VideoStorage
     catalog: Catalog
     reads: PointReads
+    writes: Writes
+    stamps: OperationStamps = field(default_factory=OperationStamps)
+    principals: PrincipalCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.principals = PrincipalCache(self.settings.auth_cache_seconds)
 
 
 def redis_settings(settings: Settings) -> RedisSettings:
@@ -52,9 +61,11 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             storage = build_storage(settings)
             try:
                 reads = PointReads(engine, settings.resolved_database_url())
+                writes = open_writes(engine, settings.resolved_database_url(), apply_sqlite_pragmas)
                 try:
-                    yield Runtime(settings, engine, redis, provider, storage, Catalog(), reads)
+                    yield Runtime(settings, engine, redis, provider, storage, Catalog(), reads, writes)
                 finally:
+                    writes.close()
                     reads.close()
             finally:
                 await provider.aclose()

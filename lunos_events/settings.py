@@ -141,6 +141,11 @@ class Settings(BaseSettings):
         description="HMAC key of stream tokens, shared by every API process; `dev` generates one.",
     )
     stream_token_ttl_seconds: int = Field(default=3600, ge=10)
+    auth_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="How long an API process reuses a key lookup: the most a revoked key keeps working.",
+    )
     sse_heartbeat_seconds: float = Field(default=15.0, gt=0)
     sse_retry_ms: int = Field(default=3000, ge=0)
     sse_queue_size: int = Field(default=256, ge=1, description="Events buffered per stream before it is cut.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import anyio
@@ -92,9 +93,9 @@ async def record_events(
     """Store `count` status changes as the lifecycle does (one transaction each) and publish them."""
     events = []
     for _ in range(count):
-        async with rt.engine.begin() as conn:
-            event = await append_event(
-                conn,
+        event = await rt.writes.run(
+            partial(
+                append_event,
                 account_id=account_id,
                 operation_id=operation_id,
                 app_id=app_id,
@@ -105,6 +106,7 @@ async def record_events(
                     **({"padding": "x" * padding} if padding else {}),
                 },
             )
+        )
         if publish:
             await outbox.release(rt, event)
         events.append(event)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio
 import httpx
 import pytest
 from sqlalchemy import func, select
@@ -203,12 +204,30 @@ async def test_missing_or_invalid_key_is_401(service, client, headers) -> None:
         assert set(response.json()) == {"error"}
 
 
+@pytest.mark.settings(auth_cache_seconds=0)
 async def test_revoked_key_is_401(service, client) -> None:
     key = await create_user(service, "u1")
     assert (await client.get("/v1/account", headers=auth(key))).status_code == 200
     await accounts.revoke_api_key(service.engine, key[:12])
     response = await client.get("/v1/account", headers=auth(key))
     assert (response.status_code, response.json()) == (401, {"error": "Invalid API key"})
+
+
+@pytest.mark.settings(auth_cache_seconds=1.0)
+async def test_a_revoked_key_stops_working_once_the_lookup_cache_expires(service, client) -> None:
+    key = await create_user(service, "u1")
+    assert (await client.get("/v1/account", headers=auth(key))).status_code == 200
+    await accounts.revoke_api_key(service.engine, key[:12])
+    revoked_at = anyio.current_time()
+    # Within the cache's lifetime the process still knows the key...
+    assert (await client.get("/v1/account", headers=auth(key))).status_code == 200
+    await anyio.sleep(max(0.0, revoked_at + 1.05 - anyio.current_time()))
+    # ...and not a moment after it: the lookup goes to the database again.
+    response = await client.get("/v1/account", headers=auth(key))
+    assert (response.status_code, response.json()) == (401, {"error": "Invalid API key"})
+    # Unknown keys are never cached: a key made now works at once.
+    fresh = await accounts.create_api_key(service.engine, "u1")
+    assert (await client.get("/v1/account", headers=auth(fresh))).status_code == 200
 
 
 async def test_other_accounts_operations_look_unknown(service, client) -> None:

@@ -91,7 +91,7 @@ async def test_operation_whose_start_was_never_recorded_is_refunded(service) -> 
     spec = service.catalog.get("google/veo-3.0-generate-preview")
     request = GenerationRequest(spec, "a cat", "16:9", 8, None, "mp4", None)
     op = new_operation(service, Principal("crashed", "free"), request, now_ms())
-    await create_operation(service.engine, op)
+    await service.writes.run(create_operation, op)
     assert await balance_cents(service, "crashed") == 180
     assert await track(service, op.id) == service.settings.poll_interval_seconds
     await anyio.sleep(0.3)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from lunos_events.errors import Unauthenticated
-from lunos_events.services import accounts
 from lunos_events.services.accounts import Principal
 
 
@@ -19,4 +18,5 @@ async def authenticate(request: Request) -> Principal:
     key = bearer_token(request)
     if key is None:
         raise Unauthenticated("Missing API key: send 'Authorization: Bearer <key>'")
-    return await accounts.authenticate(request.app.state.rt.reads, key)
+    rt = request.app.state.rt
+    return await rt.principals.authenticate(rt.reads, key)

@@ -21,16 +21,21 @@ def create_engine(database_url: str) -> AsyncEngine:
     engine = create_async_engine(url, connect_args={"timeout": 30})
 
     @event.listens_for(engine.sync_engine, "connect")
-    def _sqlite_pragmas(dbapi_connection, _record) -> None:
-        # WAL lets readers proceed while a writer commits; API and worker processes share the file.
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
+    def _on_connect(dbapi_connection, _record) -> None:
+        apply_sqlite_pragmas(dbapi_connection)
 
     return engine
+
+
+def apply_sqlite_pragmas(dbapi_connection) -> None:
+    """Every SQLite connection of the service (the engine's, the writer thread's) is set up so."""
+    # WAL lets readers proceed while a writer commits; API and worker processes share the file.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
 
 
 async def ensure_schema(engine: AsyncEngine) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
@@ -129,3 +130,32 @@ async def authenticate(reads: PointReads, key: str) -> Principal:
         raise Unauthenticated("Invalid API key")
     account_id, tier = row
     return Principal(account_id=account_id, tier=tier)
+
+
+class PrincipalCache:
+    """Key lookups reused for `ttl_seconds`, so a busy client's requests skip the database.
+
+    The price is a revocation delay: a revoked key keeps working on an API process for at most
+    `ttl_seconds` (LUNOS_AUTH_CACHE_SECONDS; 0 turns the cache off). Unknown keys are never cached,
+    and entries are kept by the key's hash, never the key.
+    """
+
+    MAX_KEYS = 10_000
+
+    def __init__(self, ttl_seconds: float) -> None:
+        self._ttl = ttl_seconds
+        self._entries: dict[str, tuple[float, Principal]] = {}
+
+    async def authenticate(self, reads: PointReads, key: str) -> Principal:
+        if self._ttl <= 0:
+            return await authenticate(reads, key)
+        key_hash = api_key_hash(key)
+        now = time.monotonic()
+        entry = self._entries.get(key_hash)
+        if entry is not None and entry[0] > now:
+            return entry[1]
+        principal = await authenticate(reads, key)
+        if len(self._entries) >= self.MAX_KEYS:
+            self._entries.clear()
+        self._entries[key_hash] = (now + self._ttl, principal)
+        return principal

@@ -42,12 +42,16 @@ async def admit_submit(
             rt.settings.rate_limit_window_seconds,
         )
         try:
-            op = await generations.create(rt, principal, request)
+            op, event = await generations.create(rt, principal, request)
         except BaseException:
             await limits.give_back(rt.redis, prefix, account_id, quota.reservation)
             raise
-        await limits.confirm_submit(rt.redis, prefix, account_id, quota, op.id, op.deadline_at_ms)
-        response = await generations.start(rt, op)
+        # One round trip: the slot passes to the operation, its event goes out, tracking is queued.
+        async with rt.redis.pipeline(transaction=False) as pipe:
+            limits.queue_confirm(pipe, prefix, account_id, quota, op.id, op.deadline_at_ms)
+            generations.queue_launch(pipe, rt, op, event)
+            await pipe.execute()
+        response = await generations.start(rt, op, event)
     except BaseException:
         if idempotency_key is not None:
             await idempotency.release(rt.engine, account_id, idempotency_key)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lunos_events.db.models import Account, Event
+from lunos_events.db.writes import Tx
 from lunos_events.ids import now_ms
 from lunos_events.webhooks.fanout import record_deliveries
 
@@ -23,6 +24,8 @@ class StoredEvent:
     type: str
     data: str  # JSON text of the status object
     created_at_ms: int
+    # How many webhook deliveries storing it created; None when read back (not known).
+    deliveries: int | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> StoredEvent:
@@ -49,8 +52,26 @@ _EVENT_COLUMNS = (
 )
 
 
-async def append_event(
-    conn: AsyncConnection,
+_NEXT_SEQ = (
+    update(Account)
+    .where(Account.id == bindparam("account_id"))
+    .values(event_seq=Account.event_seq + 1)
+    .returning(Account.event_seq)
+)
+_INSERT = insert(Event.__table__)
+_MARK_PUBLISHED = (
+    update(Event)
+    .where(
+        Event.account_id == bindparam("event_account"),
+        Event.seq == bindparam("event_seq"),
+        Event.published_at_ms.is_(None),
+    )
+    .values(published_at_ms=bindparam("now"))
+)
+
+
+def append_event(
+    tx: Tx,
     *,
     account_id: str,
     operation_id: str,
@@ -59,14 +80,9 @@ async def append_event(
     data: dict[str, Any],
 ) -> StoredEvent:
     """Store one event inside the caller's transaction, taking the account's next sequence number."""
-    seq = (
-        await conn.execute(
-            update(Account)
-            .where(Account.id == account_id)
-            .values(event_seq=Account.event_seq + 1)
-            .returning(Account.event_seq)
-        )
-    ).scalar_one()
+    seq = tx.execute(_NEXT_SEQ, account_id=account_id).scalar()
+    if seq is None:
+        raise LookupError(f"no account {account_id!r}")
     event = StoredEvent(
         account_id=account_id,
         seq=seq,
@@ -76,10 +92,19 @@ async def append_event(
         data=json.dumps(data, separators=(",", ":")),
         created_at_ms=now_ms(),
     )
-    await conn.execute(Event.__table__.insert().values(**event.__dict__))
+    tx.execute(
+        _INSERT,
+        account_id=account_id,
+        seq=seq,
+        operation_id=operation_id,
+        app_id=app_id,
+        type=type,
+        data=event.data,
+        created_at_ms=event.created_at_ms,
+        published_at_ms=None,
+    )
     # Webhook deliveries commit with the event, so a stored event never lacks the deliveries it owes.
-    await record_deliveries(conn, event)
-    return event
+    return replace(event, deliveries=record_deliveries(tx, event))
 
 
 async def latest_event_of_operation(
@@ -112,15 +137,8 @@ async def unpublished_events(
     return [StoredEvent.from_row(r) for r in rows]
 
 
-async def mark_published(engine: AsyncEngine, event: StoredEvent) -> None:
-    async with engine.begin() as conn:
-        await conn.execute(
-            update(Event)
-            .where(
-                Event.account_id == event.account_id, Event.seq == event.seq, Event.published_at_ms.is_(None)
-            )
-            .values(published_at_ms=now_ms())
-        )
+def mark_published(tx: Tx, event: StoredEvent) -> None:
+    tx.execute(_MARK_PUBLISHED, event_account=event.account_id, event_seq=event.seq, now=now_ms())
 
 
 async def events_after(

@@ -3,57 +3,108 @@ money and the matching event move in the same transaction."""
 
 from __future__ import annotations
 
-from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from typing import Any
+
+from sqlalchemy import bindparam, insert, update
 
 from lunos_events.db.models import PENDING, Account, Operation
+from lunos_events.db.writes import Tx
 from lunos_events.errors import InsufficientBalance
 from lunos_events.faults import crash_point
 from lunos_events.ids import now_ms
 from lunos_events.runtime import Runtime
 from lunos_events.services import limits, outbox
-from lunos_events.services.events import StoredEvent, append_event
+from lunos_events.services.events import StoredEvent, append_event, mark_published
 from lunos_events.services.status import event_type, status_object
 from lunos_events.webhooks.fanout import RequestWebhook, store_request_webhook
 
+_DEBIT = (
+    update(Account)
+    .where(Account.id == bindparam("account_id"), Account.balance_cents >= bindparam("cost"))
+    .values(balance_cents=Account.balance_cents - bindparam("cost"))
+)
+_CREDIT = (
+    update(Account)
+    .where(Account.id == bindparam("account_id"))
+    .values(balance_cents=Account.balance_cents + bindparam("amount"))
+)
+_INSERT_OPERATION = insert(Operation.__table__)
+_ATTACH = (
+    update(Operation)
+    .where(Operation.id == bindparam("operation_id"), Operation.provider_operation.is_(None))
+    .values(provider_operation=bindparam("name"), updated_at_ms=bindparam("now"))
+)
+_FINISH = (
+    update(Operation)
+    .where(Operation.id == bindparam("operation_id"), Operation.status == PENDING)
+    .values(
+        status=bindparam("new_status"),
+        video_url=bindparam("new_video_url"),
+        error=bindparam("new_error"),
+        refunded=bindparam("new_refunded"),
+        updated_at_ms=bindparam("now"),
+        completed_at_ms=bindparam("now"),
+    )
+    .returning(Operation.account_id, Operation.app_id, Operation.cost_cents)
+)
 
-async def create_operation(
-    engine: AsyncEngine, op: Operation, webhook: RequestWebhook | None = None
-) -> StoredEvent:
+
+def create_operation(tx: Tx, op: Operation, webhook: RequestWebhook | None = None) -> StoredEvent:
     """Debit the cost and insert the pending operation with its `video.pending` event, atomically.
 
-    Raises InsufficientBalance when the balance does not cover the cost, and lets IntegrityError
-    through when the operation id is taken (the caller picks another id).
+    Run it through `rt.writes.run`. Raises InsufficientBalance when the balance does not cover the
+    cost, and lets IntegrityError through when the operation id is taken (the caller picks another).
     """
-    async with engine.begin() as conn:
-        # The write comes first so that SQLite takes its write lock before anything is read.
-        debited = await conn.execute(
-            update(Account)
-            .where(Account.id == op.account_id, Account.balance_cents >= op.cost_cents)
-            .values(balance_cents=Account.balance_cents - op.cost_cents)
-        )
-        if debited.rowcount != 1:
-            raise InsufficientBalance()
-        await conn.execute(Operation.__table__.insert().values(**op.model_dump()))
-        if webhook is not None:
-            await store_request_webhook(conn, op.account_id, op.id, webhook)
-        return await append_event(
-            conn,
-            account_id=op.account_id,
-            operation_id=op.id,
-            app_id=op.app_id,
-            type=event_type(PENDING),
-            data=status_object(op.id, PENDING, None, None),
-        )
+    # The write comes first so that SQLite takes its write lock before anything is read.
+    if tx.execute(_DEBIT, account_id=op.account_id, cost=op.cost_cents).rowcount != 1:
+        raise InsufficientBalance()
+    tx.execute(_INSERT_OPERATION, **op.model_dump())
+    if webhook is not None:
+        store_request_webhook(tx, op.account_id, op.id, webhook)
+    return append_event(
+        tx,
+        account_id=op.account_id,
+        operation_id=op.id,
+        app_id=op.app_id,
+        type=event_type(PENDING),
+        data=status_object(op.id, PENDING, None, None),
+    )
 
 
-async def attach_provider_operation(engine: AsyncEngine, operation_id: str, name: str) -> None:
-    async with engine.begin() as conn:
-        await conn.execute(
-            update(Operation)
-            .where(Operation.id == operation_id, Operation.provider_operation.is_(None))
-            .values(provider_operation=name, updated_at_ms=now_ms())
-        )
+def attach_provider_operation(
+    tx: Tx, operation_id: str, name: str, published: StoredEvent | None = None
+) -> None:
+    """Record the provider's operation name (and, in the same commit, that `published` went out)."""
+    tx.execute(_ATTACH, operation_id=operation_id, name=name, now=now_ms())
+    if published is not None:
+        mark_published(tx, published)
+
+
+def _finish(
+    tx: Tx, operation_id: str, status: str, video_url: str | None, error: str | None, refund: bool
+) -> StoredEvent | None:
+    changed: Any = tx.execute(
+        _FINISH,
+        operation_id=operation_id,
+        new_status=status,
+        new_video_url=video_url,
+        new_error=error,
+        new_refunded=refund,
+        now=now_ms(),
+    ).first()
+    if changed is None:
+        return None
+    account_id, app_id, cost_cents = changed
+    if refund:
+        tx.execute(_CREDIT, account_id=account_id, amount=cost_cents)
+    return append_event(
+        tx,
+        account_id=account_id,
+        operation_id=operation_id,
+        app_id=app_id,
+        type=event_type(status),
+        data=status_object(operation_id, status, video_url, error),
+    )
 
 
 async def finish_operation(
@@ -66,40 +117,10 @@ async def finish_operation(
     refund: bool = False,
 ) -> StoredEvent | None:
     """Move a pending operation to `status`. Returns its event, or None if it was no longer pending."""
-    stamp = now_ms()
-    async with rt.engine.begin() as conn:
-        changed = (
-            await conn.execute(
-                update(Operation)
-                .where(Operation.id == operation_id, Operation.status == PENDING)
-                .values(
-                    status=status,
-                    video_url=video_url,
-                    error=error,
-                    refunded=refund,
-                    updated_at_ms=stamp,
-                    completed_at_ms=stamp,
-                )
-                .returning(Operation.account_id, Operation.app_id, Operation.cost_cents)
-            )
-        ).first()
-        if changed is None:
-            return None
-        if refund:
-            await conn.execute(
-                update(Account)
-                .where(Account.id == changed.account_id)
-                .values(balance_cents=Account.balance_cents + changed.cost_cents)
-            )
-        event = await append_event(
-            conn,
-            account_id=changed.account_id,
-            operation_id=operation_id,
-            app_id=changed.app_id,
-            type=event_type(status),
-            data=status_object(operation_id, status, video_url, error),
-        )
+    event = await rt.writes.run(_finish, operation_id, status, video_url, error, refund)
+    if event is None:
+        return None
     crash_point(rt.settings, "committed")
     await outbox.release(rt, event)
-    await limits.give_back(rt.redis, rt.settings.redis_key_prefix, changed.account_id, operation_id)
+    await limits.give_back(rt.redis, rt.settings.redis_key_prefix, event.account_id, operation_id)
     return event

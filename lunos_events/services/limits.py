@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from lunos_events.errors import RateLimited
@@ -113,11 +114,14 @@ async def take_submit(
     raise RateLimited(message, {**headers, "Retry-After": str(max(retry_after, 1))})
 
 
-async def confirm_submit(
-    redis: Redis, prefix: str, account_id: str, quota: Quota, operation_id: str, until_ms: int
+def queue_confirm(
+    pipe: Pipeline, prefix: str, account_id: str, quota: Quota, operation_id: str, until_ms: int
 ) -> None:
-    """The operation exists: it holds the in-flight slot until it ends (or `until_ms` at the latest)."""
-    await redis.eval(_CONFIRM, 1, _keys(prefix, account_id)[1], quota.reservation, operation_id, until_ms)
+    """The operation exists: it holds the in-flight slot until it ends (or `until_ms` at the latest).
+
+    Added to the caller's pipeline, which sends it with the operation's other commands.
+    """
+    pipe.eval(_CONFIRM, 1, _keys(prefix, account_id)[1], quota.reservation, operation_id, until_ms)
 
 
 async def give_back(redis: Redis, prefix: str, account_id: str, member: str) -> None:

@@ -8,27 +8,42 @@ Subscribers de-duplicate on (account_id, seq).
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
+from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
-from lunos_events.bus import publish_event
+from lunos_events.bus import encode_event
 from lunos_events.ids import now_ms
 from lunos_events.runtime import Runtime
 from lunos_events.services.events import StoredEvent, mark_published, unpublished_events
-from lunos_events.webhooks.drain import enqueue_event_deliveries
+from lunos_events.webhooks.drain import owes_deliveries, queue_drain
 
 log = logging.getLogger(__name__)
 
 
+def queue_release(pipe: Pipeline, rt: Runtime, event: StoredEvent) -> None:
+    """Add the event's publish, and the wake-up of a drain for its webhooks, to `pipe`.
+
+    `event.deliveries` must be known (see `release`). Once the pipeline has run, mark the event
+    published; if it fails, the relay releases the event again.
+    """
+    pipe.publish(rt.settings.events_channel, encode_event(event))
+    if event.deliveries:
+        queue_drain(pipe, rt.settings.queue_name)
+
+
 async def release(rt: Runtime, event: StoredEvent) -> bool:
+    if event.deliveries is None:
+        event = replace(event, deliveries=int(await owes_deliveries(rt, event.account_id, event.seq)))
     try:
-        await publish_event(rt.redis, rt.settings.events_channel, event)
-        # Before marking it published: if queueing fails, the relay releases the event again.
-        await enqueue_event_deliveries(rt, event.account_id, event.seq)
+        async with rt.redis.pipeline(transaction=False) as pipe:
+            queue_release(pipe, rt, event)
+            await pipe.execute()
     except (RedisError, OSError) as exc:
         log.warning("event %s/%s not published yet: %s", event.account_id, event.seq, exc)
         return False
-    await mark_published(rt.engine, event)
+    await rt.writes.run(mark_published, event)
     return True
 
 

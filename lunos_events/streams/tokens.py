@@ -27,6 +27,10 @@ _VERSION = 1
 OPERATION = "op"
 ACCOUNT = "account"
 MIN_SECRET_CHARS = 32
+# A client polling an operation gets the same token for this long (it still has at least
+# ttl - REUSE_SECONDS to live), instead of an HMAC and a JSON encoding per poll.
+REUSE_SECONDS = 60
+_MAX_REUSED = 10_000
 INVALID_TOKEN = "Invalid or expired stream token"
 WRONG_SCOPE = "This stream token does not grant access to this stream"
 
@@ -72,6 +76,7 @@ class StreamTokenSigner:
             raise ValueError(f"the stream token secret must be at least {MIN_SECRET_CHARS} characters")
         self._mac = hmac.new(secret.encode(), digestmod=hashlib.sha256)
         self.ttl_seconds = ttl_seconds
+        self._recent: dict[tuple[str, str], tuple[int, str]] = {}  # (account, operation) -> minted
 
     def _sign(self, payload: str) -> str:
         mac = self._mac.copy()
@@ -86,7 +91,17 @@ class StreamTokenSigner:
         return f"{payload}.{self._sign(payload)}"
 
     def for_operation(self, account_id: str, operation_id: str, *, expires_at: int | None = None) -> str:
-        return self.mint(account_id, OPERATION, operation_id, expires_at=expires_at)
+        if expires_at is not None:
+            return self.mint(account_id, OPERATION, operation_id, expires_at=expires_at)
+        now = int(time.time())
+        recent = self._recent.get((account_id, operation_id))
+        if recent is not None and now - recent[0] < min(REUSE_SECONDS, self.ttl_seconds // 2):
+            return recent[1]
+        token = self.mint(account_id, OPERATION, operation_id, expires_at=now + self.ttl_seconds)
+        if len(self._recent) >= _MAX_REUSED:
+            self._recent.clear()
+        self._recent[account_id, operation_id] = (now, token)
+        return token
 
     def for_account(
         self, account_id: str, app_id: str | None = None, *, expires_at: int | None = None

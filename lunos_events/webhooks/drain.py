@@ -21,10 +21,12 @@ import logging
 from typing import Any
 
 from arq.connections import ArqRedis
+from redis.asyncio.client import Pipeline
 from sqlalchemy import select, update
 
 from lunos_events.db.webhook_models import DELIVERY_PENDING, WebhookDelivery
 from lunos_events.ids import now_ms
+from lunos_events.queue import queue_unique_job
 from lunos_events.runtime import Runtime
 from lunos_events.webhooks.delivery import Courier, attempt, enqueue_delivery
 
@@ -49,9 +51,16 @@ def drain_job_id(window: int) -> str:
     return f"webhook-drain:{window}"
 
 
-async def enqueue_drain(redis: ArqRedis) -> None:
+def queue_drain(pipe: Pipeline, queue_name: str) -> None:
+    """Add the enqueue of this window's drain job to `pipe` (a no-op when it is already queued)."""
     window = now_ms() // WINDOW_MS
-    await redis.enqueue_job(DRAIN_WEBHOOKS, window, _job_id=drain_job_id(window))
+    queue_unique_job(pipe, queue_name, drain_job_id(window), DRAIN_WEBHOOKS, window)
+
+
+async def enqueue_drain(redis: ArqRedis) -> None:
+    async with redis.pipeline(transaction=False) as pipe:
+        queue_drain(pipe, redis.default_queue_name)
+        await pipe.execute()
 
 
 async def claim_fresh(rt: Runtime, limit: int) -> list[str]:
@@ -131,8 +140,8 @@ async def drain(rt: Runtime, courier: Courier, window: int, max_inflight: int) -
     return sent
 
 
-async def enqueue_event_deliveries(rt: Runtime, account_id: str, seq: int) -> bool:
-    """Wake a drain for the deliveries an event created (right after it is stored)."""
+async def owes_deliveries(rt: Runtime, account_id: str, seq: int) -> bool:
+    """Whether the event still has fresh deliveries (for events read back, whose count is unknown)."""
     async with rt.engine.connect() as conn:
         owed = (
             await conn.execute(
@@ -141,8 +150,6 @@ async def enqueue_event_deliveries(rt: Runtime, account_id: str, seq: int) -> bo
                 .limit(1)
             )
         ).first()
-    if owed is not None:
-        await enqueue_drain(rt.redis)
     return owed is not None
 
 

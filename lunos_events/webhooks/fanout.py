@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import bindparam, insert, select
 
 from lunos_events.db.models import PENDING, TERMINAL_STATUSES
 from lunos_events.db.webhook_models import OperationWebhook, WebhookDelivery, WebhookEndpoint
@@ -22,6 +21,7 @@ from lunos_events.services.status import event_type
 from lunos_events.webhooks.targets import check_url_syntax
 
 if TYPE_CHECKING:
+    from lunos_events.db.writes import Tx
     from lunos_events.services.events import StoredEvent
 
 DELIVERY_ID_PREFIX = "msg_"
@@ -63,13 +63,23 @@ def parse_request_webhook(body: dict[str, Any]) -> RequestWebhook | None:
     )
 
 
-async def store_request_webhook(
-    conn: AsyncConnection, account_id: str, operation_id: str, hook: RequestWebhook
-) -> None:
-    await conn.execute(
-        OperationWebhook.__table__.insert().values(
-            operation_id=operation_id, account_id=account_id, url=hook.url, events=hook.events
-        )
+_INSERT_REQUEST_WEBHOOK = insert(OperationWebhook.__table__)
+_ENABLED_ENDPOINTS = select(
+    WebhookEndpoint.id, WebhookEndpoint.url, WebhookEndpoint.events, WebhookEndpoint.app_id
+).where(WebhookEndpoint.account_id == bindparam("account_id"), WebhookEndpoint.enabled.is_(True))
+_REQUEST_WEBHOOK = select(OperationWebhook.url, OperationWebhook.events).where(
+    OperationWebhook.operation_id == bindparam("operation_id")
+)
+_INSERT_DELIVERY = insert(WebhookDelivery.__table__)
+
+
+def store_request_webhook(tx: Tx, account_id: str, operation_id: str, hook: RequestWebhook) -> None:
+    tx.execute(
+        _INSERT_REQUEST_WEBHOOK,
+        operation_id=operation_id,
+        account_id=account_id,
+        url=hook.url,
+        events=hook.events,
     )
 
 
@@ -112,34 +122,23 @@ def delivery_row(
     ).model_dump()
 
 
-async def record_deliveries(conn: AsyncConnection, event: StoredEvent) -> int:
+def record_deliveries(tx: Tx, event: StoredEvent) -> int:
     """Insert one pending delivery per endpoint (and per-request webhook) subscribed to the event."""
-    endpoints = (
-        await conn.execute(
-            select(
-                WebhookEndpoint.id, WebhookEndpoint.url, WebhookEndpoint.events, WebhookEndpoint.app_id
-            ).where(WebhookEndpoint.account_id == event.account_id, WebhookEndpoint.enabled.is_(True))
-        )
-    ).all()
     targets: list[tuple[str | None, str]] = [
-        (e.id, e.url)
-        for e in endpoints
-        if event.type in e.events and (e.app_id is None or e.app_id == event.app_id)
+        (endpoint_id, url)
+        for endpoint_id, url, events, app_id in tx.execute(
+            _ENABLED_ENDPOINTS, account_id=event.account_id
+        ).rows
+        if event.type in events and (app_id is None or app_id == event.app_id)
     ]
-    hook = (
-        await conn.execute(
-            select(OperationWebhook.url, OperationWebhook.events).where(
-                OperationWebhook.operation_id == event.operation_id
-            )
-        )
-    ).first()
-    if hook is not None and event.type in hook.events:
-        targets.append((None, hook.url))
+    hook = tx.execute(_REQUEST_WEBHOOK, operation_id=event.operation_id).first()
+    if hook is not None and event.type in hook[1]:
+        targets.append((None, hook[0]))
     if not targets:
         return 0
     payload = webhook_payload(event.type, event.created_at_ms, event.data)
-    await conn.execute(
-        WebhookDelivery.__table__.insert(),
+    tx.execute_many(
+        _INSERT_DELIVERY,
         [
             delivery_row(
                 account_id=event.account_id,

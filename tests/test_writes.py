@@ -1,0 +1,104 @@
+"""Write transactions (db/writes.py): one job's failure undoes only that job, and a batch that
+cannot commit stores nothing and tells every caller; the same job bodies run on PostgreSQL."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+
+import anyio
+import pytest
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from lunos_events.db.engine import apply_sqlite_pragmas
+from lunos_events.db.models import Account
+from lunos_events.db.writes import SqliteWriter, Tx
+from lunos_events.runtime import open_runtime
+
+pytestmark = pytest.mark.anyio
+
+_INSERT_ACCOUNT = insert(Account.__table__)
+
+
+def add_accounts(tx: Tx, *ids: str) -> list[str]:
+    for account_id in ids:
+        tx.execute(_INSERT_ACCOUNT, id=account_id, balance_cents=0, tier="free", event_seq=0, created_at_ms=1)
+    return list(ids)
+
+
+async def stored_accounts(rt) -> set[str]:  # type: ignore[no-untyped-def]
+    async with rt.engine.connect() as conn:
+        return set((await conn.execute(select(Account.id))).scalars())
+
+
+async def test_a_failing_transaction_is_undone_alone(settings) -> None:
+    async with open_runtime(settings) as rt:
+        writer = rt.writes
+        gate = threading.Event()
+        outcomes: dict[str, object] = {}
+
+        async def run(name: str, fn) -> None:  # type: ignore[no-untyped-def]
+            try:
+                outcomes[name] = await writer.run(fn)
+            except Exception as error:
+                outcomes[name] = error
+
+        async with anyio.create_task_group() as tg:
+            if isinstance(writer, SqliteWriter):
+                # Hold the writer thread so that every job below lands in one batch.
+                tg.start_soon(run, "gate", lambda tx: gate.wait(10))
+                await anyio.sleep(0.05)
+            tg.start_soon(run, "before", lambda tx: add_accounts(tx, "b1", "b2"))
+            # Its first insert succeeds, its second collides: the first must be undone too.
+            tg.start_soon(run, "failing", lambda tx: add_accounts(tx, "f1", "b1"))
+            tg.start_soon(run, "after", lambda tx: add_accounts(tx, "a1"))
+            await anyio.sleep(0.05)
+            gate.set()
+
+        assert outcomes["before"] == ["b1", "b2"]
+        assert outcomes["after"] == ["a1"]
+        assert isinstance(outcomes["failing"], IntegrityError)
+        assert await stored_accounts(rt) == {"b1", "b2", "a1"}
+
+
+async def test_a_batch_that_cannot_commit_stores_nothing_and_fails_every_caller(tmp_path) -> None:
+    path = str(tmp_path / "w.db")
+    with sqlite3.connect(path) as setup:
+        apply_sqlite_pragmas(setup)
+        setup.execute(
+            "CREATE TABLE accounts (id TEXT PRIMARY KEY, balance_cents INT, tier TEXT,"
+            " event_seq INT, created_at_ms INT)"
+        )
+
+    def configure(conn: sqlite3.Connection) -> None:
+        apply_sqlite_pragmas(conn)
+        conn.execute("PRAGMA busy_timeout=100")  # give up on the lock quickly
+
+    writer = SqliteWriter(path, configure)
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        results = []
+
+        async def run(account_id: str) -> None:
+            try:
+                results.append(await writer.run(add_accounts, account_id))
+            except OperationalError as error:
+                results.append(error)
+
+        async with anyio.create_task_group() as tg:
+            for account_id in ("x1", "x2", "x3"):
+                tg.start_soon(run, account_id)
+        assert len(results) == 3 and all(isinstance(r, OperationalError) for r in results)
+        holder.execute("ROLLBACK")
+        assert holder.execute("SELECT count(*) FROM accounts").fetchone() == (0,)
+
+        # Once the lock is free, the writer goes on as before.
+        assert await writer.run(add_accounts, "y1") == ["y1"]
+        assert holder.execute("SELECT id FROM accounts").fetchall() == [("y1",)]
+    finally:
+        holder.close()
+        writer.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        await writer.run(add_accounts, "z1")
