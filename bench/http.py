@@ -9,9 +9,10 @@ settings (uvloop + httptools, no access log) in its own process. One load-genera
 N keep-alive connections busy with raw HTTP/1.1 requests, so both servers meet the same client.
 
 Measured: requests/s and p50/p99 latency of
-  * `GET /v1/video/generations/{id}` (poll: API-key check, one row read, a fresh stream token);
-  * `POST /v1/video/generations` (submit: key check, tier limits in Redis, the charge, operation and
-    event in one transaction, publish, enqueue, provider start);
+  * `GET /v1/video/generations/{id}` (poll: API-key check, one row read, the stream token);
+  * `POST /v1/video/generations` (submit: key check, tier limits in one Redis script, the charge,
+    operation and event in one transaction, one Redis pipeline (in-flight slot, publish, tracking
+    job), provider start, provider name and published mark in a second transaction);
 and each against the bare endpoint (GET, and POST with the same body). Targets on a 2-core machine:
 poll >= 0.5x bare, submit >= 0.25x bare.
 """

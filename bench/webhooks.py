@@ -15,23 +15,26 @@ The receiver is a separate process (uvicorn + Starlette) that only records recei
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# Run as a script, this folder comes first on sys.path, where bench/http.py would shadow the
+# standard library's `http`: the project root takes its place.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 import argparse
 import asyncio
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from functools import partial
-from pathlib import Path
 
 import aiohttp
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
+from bench.common import ROOT, child_env
 from lunos_events.embedded_redis import EmbeddedRedis
 from lunos_events.runtime import open_runtime
 from lunos_events.services import accounts
@@ -215,10 +218,7 @@ async def store_events(rt, account_id: str, count: int, first_op: int) -> list:
 
 
 def spawn_worker(settings: Settings) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LUNOS_")}
-    for name, value in settings.model_dump().items():
-        if value is not None:
-            env[f"LUNOS_{name.upper()}"] = str(value)
+    env = child_env(settings.as_env())
     return subprocess.Popen(
         [
             sys.executable,
