@@ -68,8 +68,17 @@ def queue_tracking(pipe: Pipeline, queue_name: str, operation_id: str, defer_sec
     )
 
 
-async def enqueue_tracking(redis: ArqRedis, operation_id: str, defer_seconds: float = 0) -> bool:
+async def enqueue_unique_job(
+    redis: ArqRedis, job_id: str, function: str, *args: Any, defer_seconds: float = 0
+) -> bool:
+    """`queue_unique_job` on its own: True when queued, False when the id was taken."""
     async with redis.pipeline(transaction=False) as pipe:
-        queue_tracking(pipe, redis.default_queue_name, operation_id, defer_seconds)
+        queue_unique_job(pipe, redis.default_queue_name, job_id, function, *args, defer_seconds=defer_seconds)
         (queued,) = await pipe.execute()
     return bool(queued)
+
+
+async def enqueue_tracking(redis: ArqRedis, operation_id: str, defer_seconds: float = 0) -> bool:
+    return await enqueue_unique_job(
+        redis, tracking_job_id(operation_id), TRACK_OPERATION, operation_id, defer_seconds=defer_seconds
+    )

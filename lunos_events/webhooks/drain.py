@@ -26,7 +26,7 @@ from sqlalchemy import select, update
 
 from lunos_events.db.webhook_models import DELIVERY_PENDING, WebhookDelivery
 from lunos_events.ids import now_ms
-from lunos_events.queue import queue_unique_job
+from lunos_events.queue import enqueue_unique_job, queue_unique_job
 from lunos_events.runtime import Runtime
 from lunos_events.webhooks.delivery import Courier, attempt, enqueue_delivery
 
@@ -58,9 +58,8 @@ def queue_drain(pipe: Pipeline, queue_name: str) -> None:
 
 
 async def enqueue_drain(redis: ArqRedis) -> None:
-    async with redis.pipeline(transaction=False) as pipe:
-        queue_drain(pipe, redis.default_queue_name)
-        await pipe.execute()
+    window = now_ms() // WINDOW_MS
+    await enqueue_unique_job(redis, drain_job_id(window), DRAIN_WEBHOOKS, window)
 
 
 async def claim_fresh(rt: Runtime, limit: int) -> list[str]:
