@@ -60,3 +60,7 @@ class RateLimited(LunosError):
     def __init__(self, message: str, headers: dict[str, str]) -> None:
         super().__init__(message)
         self.headers = headers
+
+
+class InFlightLimited(RateLimited):
+    """Refused because the tier's generations in flight are all taken (rather than the per-minute rate)."""

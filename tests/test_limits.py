@@ -77,6 +77,25 @@ async def test_in_flight_limit_frees_a_slot_when_a_job_ends(service, client) -> 
 
 
 @pytest.mark.settings(tiers=NARROW, simulator_latency_seconds=0.2)
+async def test_a_lost_slot_release_does_not_block_the_account(service, client) -> None:
+    key = await create_user(service, "forgotten", "100.00", tier="free")
+    ended = [(await submit(client, key)).json()["id"] for _ in range(2)]
+    for op_id in ended:
+        assert (await wait_for_status(client, op_id, auth(key)))["status"] == "completed"
+    # As if both releases were lost (a crash right after the commit): the slots still look taken.
+    in_flight = f"{service.settings.redis_key_prefix}:limits:forgotten:in_flight"
+    far = int(time.time() * 1000) + 3_600_000
+    await service.redis.zadd(in_flight, {op_id: far for op_id in ended})
+    # The refusal is checked against the database, which knows both ended.
+    third = await submit(client, key)
+    assert third.status_code == 200, third.text
+    assert (await submit(client, key)).status_code == 200
+    refused = await submit(client, key)  # the two new ones are really in flight
+    assert refused.status_code == 429 and "in flight" in refused.json()["error"]
+    assert set(ended).isdisjoint(m.decode() for m in await service.redis.zrange(in_flight, 0, -1))
+
+
+@pytest.mark.settings(tiers=NARROW, simulator_latency_seconds=0.2)
 async def test_failed_submits_give_their_slot_back(service, client) -> None:
     key = await create_user(service, "unlucky", "3.20", tier="free")
     assert (await submit(client, key, prompt="x #simulate-start-failure")).status_code == 502

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import select
+
+from lunos_events.db.models import PENDING, Operation
+from lunos_events.errors import InFlightLimited
 from lunos_events.runtime import Runtime
 from lunos_events.services import generations, idempotency, limits
 from lunos_events.services.accounts import Principal
@@ -34,13 +38,7 @@ async def admit_submit(
         if first is not None:
             return first, REPLAYED_HEADERS
     try:
-        quota = await limits.take_submit(
-            rt.redis,
-            prefix,
-            account_id,
-            rt.settings.tier_limits(principal.tier),
-            rt.settings.rate_limit_window_seconds,
-        )
+        quota = await _take_submit(rt, principal)
         try:
             op, event = await generations.create(rt, principal, request)
         except BaseException:
@@ -59,3 +57,35 @@ async def admit_submit(
     if idempotency_key is not None:
         await idempotency.complete(rt.engine, account_id, idempotency_key, response)
     return response, quota.headers
+
+
+async def _take_submit(rt: Runtime, principal: Principal) -> limits.Quota:
+    """Take a submit and a slot; when the slots look full, check them against the database once.
+
+    An operation's slot is freed just after its final state is committed, so a client that saw
+    it finish may submit before the slot is back; a lost release would hold it until the deadline.
+    """
+    prefix = rt.settings.redis_key_prefix
+    tier = rt.settings.tier_limits(principal.tier)
+    window = rt.settings.rate_limit_window_seconds
+    try:
+        return await limits.take_submit(rt.redis, prefix, principal.account_id, tier, window)
+    except InFlightLimited:
+        if not await _free_ended_slots(rt, principal.account_id):
+            raise
+    return await limits.take_submit(rt.redis, prefix, principal.account_id, tier, window)
+
+
+async def _free_ended_slots(rt: Runtime, account_id: str) -> bool:
+    prefix = rt.settings.redis_key_prefix
+    holders = await limits.operations_in_flight(rt.redis, prefix, account_id)
+    if not holders:
+        return False
+    ended_query = select(Operation.id).where(
+        Operation.id.in_(holders), Operation.account_id == account_id, Operation.status != PENDING
+    )
+    async with rt.engine.connect() as conn:
+        ended = list((await conn.execute(ended_query)).scalars())
+    if ended:
+        await limits.free_slots(rt.redis, prefix, account_id, ended)
+    return bool(ended)

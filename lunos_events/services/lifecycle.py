@@ -121,6 +121,7 @@ async def finish_operation(
     if event is None:
         return None
     crash_point(rt.settings, "committed")
-    await outbox.release(rt, event)
+    # The slot goes first, so that a client told of the end by the event finds it free.
     await limits.give_back(rt.redis, rt.settings.redis_key_prefix, event.account_id, operation_id)
+    await outbox.release(rt, event)
     return event

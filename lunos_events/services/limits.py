@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
-from lunos_events.errors import RateLimited
+from lunos_events.errors import InFlightLimited, RateLimited
 from lunos_events.settings import TierLimits
 
 log = logging.getLogger(__name__)
@@ -105,13 +105,12 @@ async def take_submit(
     if reason in (b"rate", "rate"):
         retry_after = math.ceil(int(retry_ms) / 1000)
         message = f"Rate limit exceeded: {limits.submits_per_minute} submits per minute for this tier"
-    else:
-        retry_after = IN_FLIGHT_RETRY_AFTER_SECONDS
-        message = (
-            f"Too many generations in flight: at most {limits.max_in_flight} at once for this tier; "
-            "wait for one to finish"
-        )
-    raise RateLimited(message, {**headers, "Retry-After": str(max(retry_after, 1))})
+        raise RateLimited(message, {**headers, "Retry-After": str(max(retry_after, 1))})
+    message = (
+        f"Too many generations in flight: at most {limits.max_in_flight} at once for this tier; "
+        "wait for one to finish"
+    )
+    raise InFlightLimited(message, {**headers, "Retry-After": str(IN_FLIGHT_RETRY_AFTER_SECONDS)})
 
 
 def queue_confirm(
@@ -133,6 +132,18 @@ async def give_back(redis: Redis, prefix: str, account_id: str, member: str) -> 
         await redis.zrem(_keys(prefix, account_id)[1], member)
     except (RedisError, OSError) as exc:
         log.warning("in-flight slot %s of %s not released now: %s", member, account_id, exc)
+
+
+async def operations_in_flight(redis: Redis, prefix: str, account_id: str) -> list[str]:
+    """The operation ids holding the account's in-flight slots (reservations left out)."""
+    members = await redis.zrange(_keys(prefix, account_id)[1], 0, -1)
+    ids = [m.decode() if isinstance(m, bytes) else m for m in members]
+    return [m for m in ids if not m.startswith("reservation:")]
+
+
+async def free_slots(redis: Redis, prefix: str, account_id: str, operation_ids: list[str]) -> None:
+    """Free the slots of operations known to have ended (their own release may still be on its way)."""
+    await redis.zrem(_keys(prefix, account_id)[1], *operation_ids)
 
 
 # KEYS: in_flight. ARGV: operation id, until_ms, operation id, until_ms, ...
