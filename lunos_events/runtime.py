@@ -17,6 +17,7 @@ from lunos_events.db.writes import Writes, open_writes
 from lunos_events.ids import OperationStamps
 from lunos_events.providers import build_provider
 from lunos_events.providers.base import VideoProvider
+from lunos_events.redis_batches import RedisBatches
 from lunos_events.services.accounts import PrincipalCache
 from lunos_events.settings import Settings
 from lunos_events.storage import build_storage
@@ -35,9 +36,11 @@ class Runtime:
     writes: Writes
     stamps: OperationStamps = field(default_factory=OperationStamps)
     principals: PrincipalCache = field(init=False)
+    redis_batches: RedisBatches = field(init=False)
 
     def __post_init__(self) -> None:
         self.principals = PrincipalCache(self.settings.auth_cache_seconds)
+        self.redis_batches = RedisBatches(self.redis)
 
 
 def redis_settings(settings: Settings) -> RedisSettings:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from redis.asyncio.client import Pipeline
 from sqlalchemy import select
 
 from lunos_events.db.models import PENDING, Operation
@@ -44,11 +45,13 @@ async def admit_submit(
         except BaseException:
             await limits.give_back(rt.redis, prefix, account_id, quota.reservation)
             raise
+
         # One round trip: the slot passes to the operation, its event goes out, tracking is queued.
-        async with rt.redis.pipeline(transaction=False) as pipe:
+        def launch(pipe: Pipeline) -> None:
             limits.queue_confirm(pipe, prefix, account_id, quota, op.id, op.deadline_at_ms)
             generations.queue_launch(pipe, rt, op, event)
-            await pipe.execute()
+
+        await rt.redis_batches.execute(launch)
         response = await generations.start(rt, op, event)
     except BaseException:
         if idempotency_key is not None:
@@ -69,11 +72,11 @@ async def _take_submit(rt: Runtime, principal: Principal) -> limits.Quota:
     tier = rt.settings.tier_limits(principal.tier)
     window = rt.settings.rate_limit_window_seconds
     try:
-        return await limits.take_submit(rt.redis, prefix, principal.account_id, tier, window)
+        return await limits.take_submit(rt.redis_batches, prefix, principal.account_id, tier, window)
     except InFlightLimited:
         if not await _free_ended_slots(rt, principal.account_id):
             raise
-    return await limits.take_submit(rt.redis, prefix, principal.account_id, tier, window)
+    return await limits.take_submit(rt.redis_batches, prefix, principal.account_id, tier, window)
 
 
 async def _free_ended_slots(rt: Runtime, account_id: str) -> bool:

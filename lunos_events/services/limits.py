@@ -19,6 +19,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from lunos_events.errors import InFlightLimited, RateLimited
+from lunos_events.redis_batches import RedisBatches
 from lunos_events.settings import TierLimits
 
 log = logging.getLogger(__name__)
@@ -85,19 +86,21 @@ def _headers(limit: int, remaining: int, reset_ms: int) -> dict[str, str]:
 
 
 async def take_submit(
-    redis: Redis, prefix: str, account_id: str, limits: TierLimits, window_seconds: float = 60.0
+    batches: RedisBatches, prefix: str, account_id: str, limits: TierLimits, window_seconds: float = 60.0
 ) -> Quota:
     """Count a submit and reserve an in-flight slot, or raise RateLimited (429)."""
     reservation = f"reservation:{uuid.uuid4().hex}"
-    allowed, limit, remaining, reset_ms, retry_ms, reason = await redis.eval(
-        _TAKE,
-        2,
-        *_keys(prefix, account_id),
-        limits.submits_per_minute,
-        limits.max_in_flight,
-        int(window_seconds * 1000),
-        reservation,
-        RESERVATION_TTL_MS,
+    ((allowed, limit, remaining, reset_ms, retry_ms, reason),) = await batches.execute(
+        lambda pipe: pipe.eval(
+            _TAKE,
+            2,
+            *_keys(prefix, account_id),
+            limits.submits_per_minute,
+            limits.max_in_flight,
+            int(window_seconds * 1000),
+            reservation,
+            RESERVATION_TTL_MS,
+        )
     )
     headers = _headers(int(limit), int(remaining), int(reset_ms))
     if allowed:
