@@ -8,28 +8,28 @@ not counted). The baseline is the same file read whole into memory, measured in 
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# Run as a script, this folder comes first on sys.path, where bench/http.py would shadow the
+# standard library's `http`: the project root takes its place.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
 import asyncio
 import os
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import tracemalloc
-from pathlib import Path
 
 import boto3
 
+from bench.common import free_port
 from lunos_events.settings import Settings
 from lunos_events.storage import build_storage
 
 MiB = 1024 * 1024
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def peak_during(action) -> int:
