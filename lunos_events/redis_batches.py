@@ -46,13 +46,16 @@ class RedisBatches:
                 await self._send(batch)
         finally:
             self._sender = None
-            for _, future in self._waiting:  # only left when this task was cancelled (shutdown)
+            left, self._waiting = self._waiting, []  # only when this task was cancelled (shutdown)
+            for _, future in left:
                 future.cancel()
 
     async def _send(self, batch: list[tuple[QueueCommands, asyncio.Future[list[Any]]]]) -> None:
         pipe = self._redis.pipeline(transaction=False)
         spans: list[tuple[asyncio.Future[list[Any]], int, int]] = []
         for queue, future in batch:
+            if future.done():  # its caller was cancelled before the commands went out
+                continue
             start = len(pipe.command_stack)
             try:
                 queue(pipe)

@@ -99,8 +99,11 @@ async def test_an_unreachable_redis_fails_every_caller_of_the_batch() -> None:
 async def test_a_cancelled_caller_does_not_disturb_the_others(redis: Redis) -> None:
     batches = RedisBatches(redis)
     async with anyio.create_task_group() as tg:
-        tg.start_soon(batches.execute, lambda pipe: pipe.blpop("batches:never", timeout=0.2))
+        # The first caller's batch stays on the wire for a while; the second queues behind it.
+        tg.start_soon(batches.execute, lambda pipe: pipe.blpop("batches:never", timeout=0.3))
+        await anyio.sleep(0.05)
+        tg.start_soon(batches.execute, lambda pipe: pipe.incr("batches:counter"))
         await anyio.sleep(0.05)
         tg.cancel_scope.cancel()
-    # The next callers are served as usual.
+    # The cancelled second caller's command never went out, and the next callers are served.
     assert await batches.execute(lambda pipe: pipe.incr("batches:counter")) == [1]
