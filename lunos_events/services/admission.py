@@ -90,5 +90,5 @@ async def _free_ended_slots(rt: Runtime, account_id: str) -> bool:
     async with rt.engine.connect() as conn:
         ended = list((await conn.execute(ended_query)).scalars())
     if ended:
-        await limits.free_slots(rt.redis, prefix, account_id, ended)
+        await limits.give_back(rt.redis, prefix, account_id, *ended)
     return bool(ended)

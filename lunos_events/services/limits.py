@@ -126,15 +126,15 @@ def queue_confirm(
     pipe.eval(_CONFIRM, 1, _keys(prefix, account_id)[1], quota.reservation, operation_id, until_ms)
 
 
-async def give_back(redis: Redis, prefix: str, account_id: str, member: str) -> None:
-    """Free an in-flight slot (an operation ended, or a submit that reserved one did not happen).
+async def give_back(redis: Redis, prefix: str, account_id: str, *members: str) -> None:
+    """Free in-flight slots (operations ended, or a submit that reserved one did not happen).
 
-    Best effort: if Redis is away the slot frees itself at its expiry.
+    Best effort: if Redis is away a slot frees itself at its expiry.
     """
     try:
-        await redis.zrem(_keys(prefix, account_id)[1], member)
+        await redis.zrem(_keys(prefix, account_id)[1], *members)
     except (RedisError, OSError) as exc:
-        log.warning("in-flight slot %s of %s not released now: %s", member, account_id, exc)
+        log.warning("in-flight slots %s of %s not released now: %s", members, account_id, exc)
 
 
 async def operations_in_flight(redis: Redis, prefix: str, account_id: str) -> list[str]:
@@ -142,11 +142,6 @@ async def operations_in_flight(redis: Redis, prefix: str, account_id: str) -> li
     members = await redis.zrange(_keys(prefix, account_id)[1], 0, -1)
     ids = [m.decode() if isinstance(m, bytes) else m for m in members]
     return [m for m in ids if not m.startswith("reservation:")]
-
-
-async def free_slots(redis: Redis, prefix: str, account_id: str, operation_ids: list[str]) -> None:
-    """Free the slots of operations known to have ended (their own release may still be on its way)."""
-    await redis.zrem(_keys(prefix, account_id)[1], *operation_ids)
 
 
 # KEYS: in_flight. ARGV: operation id, until_ms, operation id, until_ms, ...
