@@ -1,7 +1,7 @@
 """HTTP hot paths against a bare Starlette JSON endpoint served the same way, in the same run.
 
-    .venv/bin/python bench/http.py                    # 10 s per measurement, 32 connections
-    .venv/bin/python bench/http.py --seconds 20 --connections 64
+    .venv/bin/python bench/http.py                    # 5 rounds, 4 s per measurement, 32 connections
+    .venv/bin/python bench/http.py --rounds 9 --seconds 5 --connections 64
 
 Runs a real `lunos-events serve` process (embedded redis-server, SQLite in a temporary directory)
 and, as the baseline, a bare Starlette app answering a small JSON object, on the same uvicorn
@@ -31,6 +31,7 @@ import asyncio
 import json
 import multiprocessing
 import secrets
+import statistics
 import subprocess
 import tempfile
 import time
@@ -134,13 +135,11 @@ def measure(port: int, request: bytes, connections: int, seconds: float) -> Resu
     return result
 
 
-def show(name: str, result: Result, baseline: Result | None = None) -> str:
+def show(name: str, result: Result, ratio: str = "") -> str:
     line = (
         f"  {name:<34} {result.rate:9.0f} req/s   p50 {percentile(result.latencies, 0.5) * 1000:6.2f} ms"
-        f"   p99 {percentile(result.latencies, 0.99) * 1000:6.2f} ms"
+        f"   p99 {percentile(result.latencies, 0.99) * 1000:6.2f} ms{ratio}"
     )
-    if baseline is not None:
-        line += f"   {result.rate / baseline.rate:5.2f}x bare"
     bad = {status: n for status, n in result.statuses.items() if status >= 400}
     return line + (f"   (errors: {bad})" if bad else "")
 
@@ -156,7 +155,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=4.0, help="per measurement, per round")
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=32)
     args = parser.parse_args()
 
@@ -182,36 +182,63 @@ def main() -> None:
             warm = measure(port, submit, 4, 1.0)  # also makes the operation the polls read
             assert warm.statuses.get(200), f"submit failed: {warm.statuses}"
             op_id = asyncio.run(latest_operation(settings))
-            print(f"HTTP on one API process, {args.connections} connections, {args.seconds:.0f} s each")
-            bare_get = measure(
-                bare_port, request_bytes("GET", "/status", bare_port, {}), args.connections, args.seconds
+            pairs = {
+                "poll": (
+                    (bare_port, request_bytes("GET", "/status", bare_port, {})),
+                    (port, request_bytes("GET", f"/v1/video/generations/{op_id}", port, auth)),
+                ),
+                "submit": (
+                    (bare_port, request_bytes("POST", "/submit", bare_port, {}, SUBMIT_BODY)),
+                    (port, submit),
+                ),
+            }
+            print(
+                f"HTTP on one API process, {args.connections} connections, {args.rounds} rounds of"
+                f" {args.seconds:g} s per measurement, each round next to its own bare baseline"
             )
-            poll = measure(
-                port,
-                request_bytes("GET", f"/v1/video/generations/{op_id}", port, auth),
-                args.connections,
-                args.seconds,
-            )
-            bare_post = measure(
-                bare_port,
-                request_bytes("POST", "/submit", bare_port, {}, SUBMIT_BODY),
-                args.connections,
-                args.seconds,
-            )
-            submits = measure(port, submit, args.connections, args.seconds)
+            rounds = {name: [] for name in pairs}
+            for _ in range(args.rounds):
+                for name, ((base_port, base_request), (own_port, own_request)) in pairs.items():
+                    baseline = measure(base_port, base_request, args.connections, args.seconds)
+                    own = measure(own_port, own_request, args.connections, args.seconds)
+                    rounds[name].append((baseline, own))
         finally:
             server.terminate()
             bare.terminate()
             server.wait(timeout=30)
             bare.wait(timeout=30)
-    print(show("bare GET (baseline)", bare_get))
-    print(show("GET /v1/video/generations/{id}", poll, bare_get))
-    print(show("bare POST (baseline)", bare_post))
-    print(show("POST /v1/video/generations", submits, bare_post))
+    poll = report("bare GET (baseline)", "GET /v1/video/generations/{id}", rounds["poll"])
+    submits = report("bare POST (baseline)", "POST /v1/video/generations", rounds["submit"])
     print(
-        f"  targets: poll >= 0.5x bare: {'ok' if poll.rate >= 0.5 * bare_get.rate else 'MISSED'};"
-        f" submit >= 0.25x bare: {'ok' if submits.rate >= 0.25 * bare_post.rate else 'MISSED'}"
+        f"  targets: poll >= 0.5x bare: {'ok' if poll >= 0.5 else 'MISSED'};"
+        f" submit >= 0.25x bare: {'ok' if submits >= 0.25 else 'MISSED'}"
     )
+
+
+def report(baseline_name: str, name: str, rounds: list[tuple[Result, Result]]) -> float:
+    """Print the rounds merged; returns the median of the per-round ratios.
+
+    The machine's speed drifts from one minute to the next, so each round's ratio compares two
+    measurements taken seconds apart, and the median leaves out a round that a burst of other work
+    disturbed.
+    """
+    ratios = sorted(own.rate / baseline.rate for baseline, own in rounds)
+    median = statistics.median(ratios)
+    print(show(baseline_name, merged([baseline for baseline, _ in rounds])))
+    each = ", ".join(f"{r:.2f}" for r in ratios)
+    print(show(name, merged([own for _, own in rounds]), f"   {median:5.2f}x bare (rounds: {each})"))
+    return median
+
+
+def merged(results: list[Result]) -> Result:
+    total = Result(0, 0.0, [], {})
+    for result in results:
+        total.requests += result.requests
+        total.seconds += result.seconds
+        total.latencies += result.latencies
+        for status, n in result.statuses.items():
+            total.statuses[status] = total.statuses.get(status, 0) + n
+    return total
 
 
 async def latest_operation(settings: Settings) -> str:

@@ -18,6 +18,7 @@ from lunos_events.ids import OperationStamps
 from lunos_events.providers import build_provider
 from lunos_events.providers.base import VideoProvider
 from lunos_events.redis_batches import RedisBatches
+from lunos_events.redis_packing import pack_with_hiredis
 from lunos_events.services.accounts import PrincipalCache
 from lunos_events.settings import Settings
 from lunos_events.storage import build_storage
@@ -50,7 +51,9 @@ def redis_settings(settings: Settings) -> RedisSettings:
 
 
 async def connect_redis(settings: Settings) -> ArqRedis:
-    return await create_pool(redis_settings(settings), default_queue_name=settings.queue_name)
+    redis = await create_pool(redis_settings(settings), default_queue_name=settings.queue_name)
+    await pack_with_hiredis(redis.connection_pool)
+    return redis
 
 
 @asynccontextmanager

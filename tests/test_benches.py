@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 SMALL_RUNS = {
-    "http.py": (["--seconds", "0.5", "--connections", "2"], "x bare"),
+    "http.py": (["--seconds", "0.3", "--rounds", "2", "--connections", "2"], "x bare"),
     "worker.py": (["--operations", "150", "--interval", "0.5", "--windows", "2"], "p99 interval vs baseline"),
     "webhooks.py": (["--deliveries", "40", "--latency-events", "10", "--rate", "20"], "deliveries/s"),
     "sse_fanout.py": (["--subscribers", "40", "--client-processes", "1", "--heartbeat", "1"], "baseline"),

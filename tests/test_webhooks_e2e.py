@@ -76,6 +76,23 @@ async def test_submit_with_webhook_delivers_one_verified_completion(
 
 
 @FAST_RETRIES
+async def test_a_request_webhook_that_asks_for_pending_gets_it_first(service, client) -> None:
+    key = await create_user(service, "every-step")
+    async with running_receiver() as receiver:
+        body = generation_body(
+            webhook=receiver.url, webhook_events_filter=["video.pending", "video.completed"]
+        )
+        submitted = await client.post("/v1/video/generations", headers=auth(key), json=body)
+        assert submitted.status_code == 200, submitted.text
+        await wait_for_status(client, submitted.json()["id"], auth(key))
+        messages = await receiver.wait_for(2)
+
+    types = [json.loads(m.body)["type"] for m in messages]
+    assert sorted(types) == ["video.completed", "video.pending"]
+    assert {json.loads(m.body)["data"]["id"] for m in messages} == {submitted.json()["id"]}
+
+
+@FAST_RETRIES
 async def test_failing_receiver_gets_the_same_message_until_it_answers(service, client) -> None:
     key = await create_user(service, "flaky")
     async with running_receiver() as receiver:

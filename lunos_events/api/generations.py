@@ -66,9 +66,10 @@ async def list_generations(request: Request) -> JSONResponse:
     return JSONResponse(page)
 
 
+# The status poll comes first: the router tries routes in order, and it is the busiest one.
 routes = [
+    Route("/v1/video/generations/{operation_id}", get_generation, methods=["GET"]),
     Route("/v1/video/generations", create_generation, methods=["POST"]),
     Route("/v1/video/generations", list_generations, methods=["GET"]),
-    Route("/v1/video/generations/{operation_id}", get_generation, methods=["GET"]),
     Route("/v1/video/generations/{operation_id}/cancel", cancel_generation, methods=["POST"]),
 ]

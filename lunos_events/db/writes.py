@@ -6,10 +6,12 @@ serves both backends:
 - PostgreSQL (or an in-memory SQLite): it runs on the async engine through `run_sync`.
 - The SQLite file: one thread owns the process's write connection and runs every queued
   transaction there with the stdlib driver (see compiled.py). Transactions that queue up while one
-  batch commits go into the next batch, each inside its own SAVEPOINT, and share one COMMIT (group
-  commit). Writers of this process thus wait in order instead of sleeping in SQLite's busy handler,
-  which is what capped submits at a few dozen per second when each request's statements hopped
-  through the async driver's threads while holding the file's single write lock.
+  batch commits go into the next batch and share one COMMIT (group commit); when one of them
+  raises, the batch is undone and run again with each in its own SAVEPOINT, so `fn` must be free
+  of effects outside the transaction (it may run twice). Writers of this process thus wait in
+  order instead of sleeping in SQLite's busy handler, which is what capped submits at a few dozen
+  per second when each request's statements hopped through the async driver's threads while
+  holding the file's single write lock.
 
 A transaction's caller resumes only after its batch has committed.
 """
@@ -135,22 +137,13 @@ class SqliteWriter:
 
     def _commit(self, batch: list[_Job]) -> None:
         tx = _SqliteTx(self._conn, self._statements)
-        outcomes: list[tuple[bool, Any]] = []
         try:
-            # IMMEDIATE: take the write lock now (waiting on another process's writer in
-            # busy_timeout), so no statement of the batch can fail for want of it half-way.
-            self._conn.execute("BEGIN IMMEDIATE")
-            for fn, args, _, _ in batch:
-                self._conn.execute("SAVEPOINT job")
-                try:
-                    value = fn(tx, *args)
-                except BaseException as error:  # this job alone is undone; the batch goes on
-                    self._conn.execute("ROLLBACK TO job")
-                    outcomes.append((False, error))
-                else:
-                    outcomes.append((True, value))
-                self._conn.execute("RELEASE job")
-            self._conn.execute("COMMIT")
+            outcomes = self._transaction(tx, batch, isolated=False)
+            if outcomes is None:
+                # A job failed and took the batch with it: run the batch again with each job in
+                # its own SAVEPOINT, so that only the failing one is undone. Failures are rare (a
+                # 402, a taken id), so the common batch skips two statements per job.
+                outcomes = self._transaction(tx, batch, isolated=True)
         except BaseException as error:  # BEGIN or COMMIT failed: nothing of the batch was stored
             log.warning("a batch of %d write transactions failed: %s", len(batch), error)
             if self._conn.in_transaction:
@@ -163,6 +156,30 @@ class SqliteWriter:
                 loop.call_soon_threadsafe(_settle, future, ok, value)
             except RuntimeError:  # that caller's event loop has closed
                 pass
+
+    def _transaction(self, tx: _SqliteTx, batch: list[_Job], isolated: bool) -> list[tuple[bool, Any]] | None:
+        """Run and commit the batch; None when a job failed outside a SAVEPOINT (all is undone)."""
+        # IMMEDIATE: take the write lock now (waiting on another process's writer in busy_timeout),
+        # so no statement of the batch can fail for want of it half-way.
+        self._conn.execute("BEGIN IMMEDIATE")
+        outcomes: list[tuple[bool, Any]] = []
+        for fn, args, _, _ in batch:
+            if isolated:
+                self._conn.execute("SAVEPOINT job")
+            try:
+                value = fn(tx, *args)
+            except BaseException as error:
+                if not isolated:
+                    self._conn.execute("ROLLBACK")
+                    return [(False, error)] if len(batch) == 1 else None
+                self._conn.execute("ROLLBACK TO job")
+                outcomes.append((False, error))
+            else:
+                outcomes.append((True, value))
+            if isolated:
+                self._conn.execute("RELEASE job")
+        self._conn.execute("COMMIT")
+        return outcomes
 
 
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:

@@ -78,8 +78,12 @@ def append_event(
     app_id: str | None,
     type: str,
     data: dict[str, Any],
+    request_webhook: bool = True,
 ) -> StoredEvent:
-    """Store one event inside the caller's transaction, taking the account's next sequence number."""
+    """Store one event inside the caller's transaction, taking the account's next sequence number.
+
+    `request_webhook=False`: the operation has no per-request webhook to deliver it to.
+    """
     seq = tx.execute(_NEXT_SEQ, account_id=account_id).scalar()
     if seq is None:
         raise LookupError(f"no account {account_id!r}")
@@ -104,7 +108,7 @@ def append_event(
         published_at_ms=None,
     )
     # Webhook deliveries commit with the event, so a stored event never lacks the deliveries it owes.
-    return replace(event, deliveries=record_deliveries(tx, event))
+    return replace(event, deliveries=record_deliveries(tx, event, request_webhook))
 
 
 async def latest_event_of_operation(

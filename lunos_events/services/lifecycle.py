@@ -68,6 +68,7 @@ def create_operation(tx: Tx, op: Operation, webhook: RequestWebhook | None = Non
         app_id=op.app_id,
         type=event_type(PENDING),
         data=status_object(op.id, PENDING, None, None),
+        request_webhook=webhook is not None,
     )
 
 

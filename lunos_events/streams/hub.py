@@ -163,6 +163,8 @@ class EventHub:
             delay = min(delay * 2, RECONNECT_MAX_DELAY)
 
     async def _receive(self, raw: bytes) -> None:
+        if not self._feeds:
+            return  # no stream open here: a feed opened later starts from the store
         try:
             event = decode_event(raw)
         except (ValueError, KeyError, TypeError) as exc:

@@ -122,8 +122,12 @@ def delivery_row(
     ).model_dump()
 
 
-def record_deliveries(tx: Tx, event: StoredEvent) -> int:
-    """Insert one pending delivery per endpoint (and per-request webhook) subscribed to the event."""
+def record_deliveries(tx: Tx, event: StoredEvent, request_webhook: bool = True) -> int:
+    """Insert one pending delivery per endpoint (and per-request webhook) subscribed to the event.
+
+    `request_webhook=False` says the operation has no per-request webhook (its creator knows), which
+    saves the lookup.
+    """
     targets: list[tuple[str | None, str]] = [
         (endpoint_id, url)
         for endpoint_id, url, events, app_id in tx.execute(
@@ -131,7 +135,7 @@ def record_deliveries(tx: Tx, event: StoredEvent) -> int:
         ).rows
         if event.type in events and (app_id is None or app_id == event.app_id)
     ]
-    hook = tx.execute(_REQUEST_WEBHOOK, operation_id=event.operation_id).first()
+    hook = tx.execute(_REQUEST_WEBHOOK, operation_id=event.operation_id).first() if request_webhook else None
     if hook is not None and event.type in hook[1]:
         targets.append((None, hook[0]))
     if not targets:

@@ -1,0 +1,41 @@
+"""Redis commands packed by hiredis (C) rather than by redis-py's asyncio connection (Python).
+
+redis-py's asyncio client packs every command argument by argument in Python: ~9 µs for one call
+of the limits script against ~2 µs with hiredis, and a submit packs several such commands. (Its
+synchronous client already packs with hiredis when it is installed.) The bytes on the wire are the
+same; an argument hiredis does not take (an enum, a bytearray, None) goes through redis-py's own
+packer, so what it accepts and the errors it raises do not change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import hiredis
+from redis.asyncio.connection import AbstractConnection, ConnectionPool
+
+
+class HiredisPacking(AbstractConnection):
+    def pack_command(self, *args: Any) -> list[bytes]:
+        # A command name written with its sub-command ("SCRIPT LOAD") goes as separate arguments.
+        command = args[0]
+        if isinstance(command, str):
+            args = (*command.encode().split(), *args[1:])
+        elif isinstance(command, bytes) and b" " in command:
+            args = (*command.split(), *args[1:])
+        try:
+            return [hiredis.pack_command(args)]
+        except TypeError:
+            return super().pack_command(*args)
+
+
+async def pack_with_hiredis(pool: ConnectionPool) -> None:
+    """Make every connection of `pool` pack with hiredis: the ones it has are closed and dropped.
+
+    Call it before the pool is shared (arq's `create_pool` leaves one connection from its PING).
+    """
+    base = pool.connection_class
+    if not issubclass(base, HiredisPacking):
+        pool.connection_class = type(f"Hiredis{base.__name__}", (HiredisPacking, base), {})
+        await pool.disconnect()
+        pool.reset()
