@@ -159,6 +159,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=32)
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
 
     workdir = Path(tempfile.mkdtemp(prefix="lunos-bench-http-"))
     port, bare_port = free_port(), free_port()
@@ -197,10 +199,15 @@ def main() -> None:
                 f" {args.seconds:g} s per measurement, each round next to its own bare baseline"
             )
             rounds = {name: [] for name in pairs}
-            for _ in range(args.rounds):
+            for n in range(args.rounds):
                 for name, ((base_port, base_request), (own_port, own_request)) in pairs.items():
-                    baseline = measure(base_port, base_request, args.connections, args.seconds)
-                    own = measure(own_port, own_request, args.connections, args.seconds)
+                    # Which goes first alternates, so a drift within a round favours neither.
+                    if n % 2 == 0:
+                        baseline = measure(base_port, base_request, args.connections, args.seconds)
+                        own = measure(own_port, own_request, args.connections, args.seconds)
+                    else:
+                        own = measure(own_port, own_request, args.connections, args.seconds)
+                        baseline = measure(base_port, base_request, args.connections, args.seconds)
                     rounds[name].append((baseline, own))
         finally:
             server.terminate()

@@ -3,12 +3,15 @@
 redis-py's asyncio client packs every command argument by argument in Python: ~9 µs for one call
 of the limits script against ~2 µs with hiredis, and a submit packs several such commands. (Its
 synchronous client already packs with hiredis when it is installed.) The bytes on the wire are the
-same; an argument hiredis does not take (an enum, a bytearray, None) goes through redis-py's own
-packer, so what it accepts and the errors it raises do not change.
+same; an argument hiredis does not take (an enum, a bytearray, None) or would pack differently
+(a memoryview, which may be strided) goes through redis-py's own packer, so what it accepts and
+the errors it raises do not change. hiredis always encodes text as strict UTF-8, so pools set up
+with another encoding keep redis-py's packer.
 """
 
 from __future__ import annotations
 
+import codecs
 from typing import Any
 
 import hiredis
@@ -23,6 +26,8 @@ class HiredisPacking(AbstractConnection):
             args = (*command.encode().split(), *args[1:])
         elif isinstance(command, bytes) and b" " in command:
             args = (*command.split(), *args[1:])
+        if any(type(arg) is memoryview for arg in args):
+            return super().pack_command(*args)
         try:
             return [hiredis.pack_command(args)]
         except TypeError:
@@ -35,6 +40,9 @@ async def pack_with_hiredis(pool: ConnectionPool) -> None:
     Call it before the pool is shared (arq's `create_pool` leaves one connection from its PING).
     """
     base = pool.connection_class
+    encoding = codecs.lookup(pool.connection_kwargs.get("encoding", "utf-8")).name
+    if encoding != "utf-8" or pool.connection_kwargs.get("encoding_errors", "strict") != "strict":
+        return
     if not issubclass(base, HiredisPacking):
         pool.connection_class = type(f"Hiredis{base.__name__}", (HiredisPacking, base), {})
         await pool.disconnect()

@@ -1,4 +1,5 @@
-"""Streams under trouble: a stalled client, Redis going away and coming back, server shutdown."""
+"""Streams under trouble: a stalled client, Redis going away and coming back, server shutdown,
+an event going out while the first stream of its account opens."""
 
 from __future__ import annotations
 
@@ -9,8 +10,13 @@ import httpx
 import pytest
 
 from lunos_events.embedded_redis import EmbeddedRedis
+from lunos_events.runtime import open_runtime
+from lunos_events.services import accounts
 from lunos_events.serving import running_service
 from lunos_events.settings import Settings
+from lunos_events.streams import hub as hub_module
+from lunos_events.streams.hub import EventHub
+from lunos_events.streams.subscription import Delivery
 from tests.conftest import auth, create_user, make_settings
 from tests.sse import SseReader, record_events
 
@@ -106,3 +112,26 @@ async def test_server_shutdown_ends_open_streams_cleanly(settings: Settings) -> 
         with anyio.fail_after(5):
             assert await reader.next() is None
         await response.aclose()
+
+
+async def test_an_event_published_while_the_first_stream_of_an_account_opens_reaches_it(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with open_runtime(settings) as rt:
+        await accounts.create_account(rt.engine, "opening", 0, "dev")
+        hub = EventHub(queue_size=16, heartbeat_seconds=60)
+        async with hub.running(settings.redis_url or "", settings.events_channel, rt.engine):
+            read_last_seq = hub_module.last_event_seq
+
+            async def read_then_publish(engine, account_id: str) -> int:  # type: ignore[no-untyped-def]
+                high = await read_last_seq(engine, account_id)
+                # The window: stored and published after the read, before the account has a feed.
+                await record_events(rt, account_id, 1)
+                await anyio.sleep(0.5)  # the hub has received the message by now (and passed it over)
+                return high
+
+            monkeypatch.setattr(hub_module, "last_event_seq", read_then_publish)
+            subscription = await hub.subscribe("opening")
+            with anyio.fail_after(3):
+                delivery = await subscription.next()
+            assert isinstance(delivery, Delivery) and delivery.event.seq == 1

@@ -32,34 +32,69 @@ async def stored_accounts(rt) -> set[str]:  # type: ignore[no-untyped-def]
         return set((await conn.execute(select(Account.id))).scalars())
 
 
+async def run_in_one_batch(writer, jobs: dict[str, object]) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """Each job's result or error, all queued while the writer thread is held, so they share a batch."""
+    gate = threading.Event()
+    outcomes: dict[str, object] = {}
+
+    async def run(name: str, fn) -> None:  # type: ignore[no-untyped-def]
+        try:
+            outcomes[name] = await writer.run(fn)
+        except Exception as error:
+            outcomes[name] = error
+
+    async with anyio.create_task_group() as tg:
+        if isinstance(writer, SqliteWriter):
+            tg.start_soon(run, "gate", lambda tx: gate.wait(10))
+            await anyio.sleep(0.05)
+        for name, fn in jobs.items():
+            tg.start_soon(run, name, fn)
+            await anyio.sleep(0.01)  # queued in this order
+        await anyio.sleep(0.05)
+        gate.set()
+    return outcomes
+
+
 async def test_a_failing_transaction_is_undone_alone(settings) -> None:
     async with open_runtime(settings) as rt:
-        writer = rt.writes
-        gate = threading.Event()
-        outcomes: dict[str, object] = {}
-
-        async def run(name: str, fn) -> None:  # type: ignore[no-untyped-def]
-            try:
-                outcomes[name] = await writer.run(fn)
-            except Exception as error:
-                outcomes[name] = error
-
-        async with anyio.create_task_group() as tg:
-            if isinstance(writer, SqliteWriter):
-                # Hold the writer thread so that every job below lands in one batch.
-                tg.start_soon(run, "gate", lambda tx: gate.wait(10))
-                await anyio.sleep(0.05)
-            tg.start_soon(run, "before", lambda tx: add_accounts(tx, "b1", "b2"))
-            # Its first insert succeeds, its second collides: the first must be undone too.
-            tg.start_soon(run, "failing", lambda tx: add_accounts(tx, "f1", "b1"))
-            tg.start_soon(run, "after", lambda tx: add_accounts(tx, "a1"))
-            await anyio.sleep(0.05)
-            gate.set()
-
+        outcomes = await run_in_one_batch(
+            rt.writes,
+            {
+                "before": lambda tx: add_accounts(tx, "b1", "b2"),
+                # Its first insert succeeds, its second collides: the first must be undone too.
+                "failing": lambda tx: add_accounts(tx, "f1", "b1"),
+                "after": lambda tx: add_accounts(tx, "a1"),
+            },
+        )
         assert outcomes["before"] == ["b1", "b2"]
         assert outcomes["after"] == ["a1"]
         assert isinstance(outcomes["failing"], IntegrityError)
         assert await stored_accounts(rt) == {"b1", "b2", "a1"}
+
+
+async def test_a_job_that_fails_before_writing_leaves_the_rest_of_its_batch_alone(settings) -> None:
+    runs: list[str] = []
+
+    def counted(name: str, *ids: str):  # type: ignore[no-untyped-def]
+        def job(tx: Tx) -> list[str]:
+            runs.append(name)
+            return add_accounts(tx, *ids)
+
+        return job
+
+    def refused(tx: Tx) -> None:
+        runs.append("refused")
+        raise LookupError("refused before writing")
+
+    async with open_runtime(settings) as rt:
+        outcomes = await run_in_one_batch(
+            rt.writes,
+            {"before": counted("before", "c1"), "refused": refused, "after": counted("after", "c2")},
+        )
+        assert outcomes["before"] == ["c1"] and outcomes["after"] == ["c2"]
+        assert isinstance(outcomes["refused"], LookupError)
+        assert await stored_accounts(rt) == {"c1", "c2"}
+    assert sorted(runs) == ["after", "before", "refused"]  # nothing was undone, so nothing ran twice
 
 
 async def test_a_batch_that_cannot_commit_stores_nothing_and_fails_every_caller(tmp_path) -> None:

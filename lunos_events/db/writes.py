@@ -7,11 +7,11 @@ serves both backends:
 - The SQLite file: one thread owns the process's write connection and runs every queued
   transaction there with the stdlib driver (see compiled.py). Transactions that queue up while one
   batch commits go into the next batch and share one COMMIT (group commit); when one of them
-  raises, the batch is undone and run again with each in its own SAVEPOINT, so `fn` must be free
-  of effects outside the transaction (it may run twice). Writers of this process thus wait in
-  order instead of sleeping in SQLite's busy handler, which is what capped submits at a few dozen
-  per second when each request's statements hopped through the async driver's threads while
-  holding the file's single write lock.
+  raises after changing rows, the batch is undone and run again with each in its own SAVEPOINT,
+  so `fn` must be free of effects outside the transaction (it may run twice). Writers of this
+  process thus wait in order instead of sleeping in SQLite's busy handler, which is what capped
+  submits at a few dozen per second when each request's statements hopped through the async
+  driver's threads while holding the file's single write lock.
 
 A transaction's caller resumes only after its batch has committed.
 """
@@ -140,9 +140,9 @@ class SqliteWriter:
         try:
             outcomes = self._transaction(tx, batch, isolated=False)
             if outcomes is None:
-                # A job failed and took the batch with it: run the batch again with each job in
-                # its own SAVEPOINT, so that only the failing one is undone. Failures are rare (a
-                # 402, a taken id), so the common batch skips two statements per job.
+                # A job failed after writing and took the batch with it: run the batch again with
+                # each job in its own SAVEPOINT, so that only the failing one is undone. That is
+                # rare, so the common batch skips two statements per job.
                 outcomes = self._transaction(tx, batch, isolated=True)
         except BaseException as error:  # BEGIN or COMMIT failed: nothing of the batch was stored
             log.warning("a batch of %d write transactions failed: %s", len(batch), error)
@@ -158,7 +158,7 @@ class SqliteWriter:
                 pass
 
     def _transaction(self, tx: _SqliteTx, batch: list[_Job], isolated: bool) -> list[tuple[bool, Any]] | None:
-        """Run and commit the batch; None when a job failed outside a SAVEPOINT (all is undone)."""
+        """Run and commit the batch; None when a job that had written failed outside a SAVEPOINT."""
         # IMMEDIATE: take the write lock now (waiting on another process's writer in busy_timeout),
         # so no statement of the batch can fail for want of it half-way.
         self._conn.execute("BEGIN IMMEDIATE")
@@ -166,13 +166,19 @@ class SqliteWriter:
         for fn, args, _, _ in batch:
             if isolated:
                 self._conn.execute("SAVEPOINT job")
+            changes = self._conn.total_changes
             try:
                 value = fn(tx, *args)
             except BaseException as error:
-                if not isolated:
-                    self._conn.execute("ROLLBACK")
+                if isolated:
+                    self._conn.execute("ROLLBACK TO job")
+                elif self._conn.total_changes != changes or not self._conn.in_transaction:
+                    # It had written (or SQLite ended the transaction itself): undo the batch.
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
                     return [(False, error)] if len(batch) == 1 else None
-                self._conn.execute("ROLLBACK TO job")
+                # Otherwise it failed before changing a row (a refused debit; a statement that fails
+                # leaves no change behind), so there is nothing to undo.
                 outcomes.append((False, error))
             else:
                 outcomes.append((True, value))

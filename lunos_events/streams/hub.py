@@ -101,11 +101,16 @@ class EventHub:
             return sub
         async with self._lock:
             feed = self._feeds.get(account_id)
+            fresh = feed is None
             if feed is None:
                 high = await last_event_seq(self._engine, account_id)
-                feed = self._feeds.setdefault(account_id, _AccountFeed(high=high))
+                feed = self._feeds[account_id] = _AccountFeed(high=high)
             if sub.ended is None:  # close() may have run while the store was read
                 feed.subscribers.add(sub)
+            if fresh:
+                # An event published while the store was read found no feed here and was passed
+                # over; it is stored after `high`, so the store hands it on now.
+                await self._fill(feed, account_id, until=None)
         return sub
 
     def _forget(self, sub: Subscription) -> None:
