@@ -12,6 +12,9 @@ from tests.processes import run, settings_env
 pytestmark = pytest.mark.anyio
 
 
+# No key cache: a revoked key must fail on the very next request (with the cache it may keep
+# working for LUNOS_AUTH_CACHE_SECONDS; tests/test_api_errors.py covers that delay).
+@pytest.mark.settings(auth_cache_seconds=0)
 async def test_operator_commands(settings) -> None:
     env = settings_env(settings)
 
