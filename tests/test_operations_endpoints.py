@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from lunos_events.embedded_redis import EmbeddedRedis
 from lunos_events.logs import JsonFormatter, operation_context
+from lunos_events.metrics import Metrics
 from lunos_events.serving import running_service
 from tests.conftest import auth, create_user, make_settings
 from tests.helpers import generation_body, wait_for_status
@@ -58,10 +59,17 @@ async def test_metrics_count_requests_by_route_and_report_state(service, client)
     )
     polls = values[("lunos_http_requests_total", (("method", "GET"), ("route", route), ("status", "200")))]
     assert polls >= 1
-    assert (
-        values[("lunos_http_request_duration_seconds_count", (("method", "GET"), ("route", route)))]
-        == polls + 1
+    poll_labels = (("method", "GET"), ("route", route))
+    assert values[("lunos_http_request_duration_seconds_count", poll_labels)] == polls + 1
+    buckets = sorted(
+        (float(dict(labels)["le"]), value)
+        for (name, labels), value in values.items()
+        if name == "lunos_http_request_duration_seconds_bucket"
+        and (dict(labels)["method"], dict(labels)["route"]) == ("GET", route)
     )
+    counts = [value for _, value in buckets]
+    assert counts == sorted(counts) and buckets[-1] == (float("inf"), polls + 1)  # cumulative
+    assert 0 < values[("lunos_http_request_duration_seconds_sum", poll_labels)] < 30
     assert values[("lunos_operations", (("status", "completed"),))] == 1
     assert values[("lunos_operations", (("status", "pending"),))] == 0
     assert values[("lunos_sse_connections", ())] == 1
@@ -103,3 +111,20 @@ def test_json_logs_carry_the_operation_id() -> None:
     assert inside["operation_id"] == "video-op:u:1" and inside["message"] == "poll failed: boom"
     assert inside["level"] == "WARNING" and inside["logger"] == "lunos_events.worker"
     assert "operation_id" not in outside
+
+
+def test_a_latency_counts_in_every_bucket_at_or_above_it() -> None:
+    metrics = Metrics()
+    for seconds in (0.0005, 0.001, 0.003, 20.0):
+        metrics.observe("GET", "/x", 200, seconds)
+    metrics.observe("GET", "/x", 200, None)  # an event stream: counted, not timed
+    values = samples(metrics.render([]).decode())
+
+    def bucket(le: str) -> float:
+        labels = (("le", le), ("method", "GET"), ("route", "/x"))
+        return values[("lunos_http_request_duration_seconds_bucket", labels)]
+
+    assert [bucket(le) for le in ("0.001", "0.0025", "0.005", "10.0", "+Inf")] == [2, 2, 3, 3, 4]
+    route = (("method", "GET"), ("route", "/x"))
+    assert values[("lunos_http_request_duration_seconds_sum", route)] == 20.0045
+    assert values[("lunos_http_requests_total", (("method", "GET"), ("route", "/x"), ("status", "200")))] == 5
