@@ -70,7 +70,7 @@ def dev(host: str | None, port: int | None) -> None:
 @click.option("--port", type=int, default=None, help="Listen port (LUNOS_PORT).")
 def serve(host: str | None, port: int | None) -> None:
     """Run the API server only (needs LUNOS_REDIS_URL and LUNOS_STREAM_TOKEN_SECRET)."""
-    from lunos_events.serving import running_service, stop_signal
+    from lunos_events.serving import running_service, stop_signal, until_stopped
     from lunos_events.streams.tokens import signer_from_settings
 
     settings = _settings(host=host, port=port)
@@ -84,7 +84,7 @@ def serve(host: str | None, port: int | None) -> None:
         stop = stop_signal()
         async with running_service(settings, worker=False):
             logging.getLogger("lunos_events").info("API listening on %s", settings.resolved_public_base_url())
-            await stop.wait()
+            await until_stopped(stop)
 
     run_async(serve_api())
 
@@ -92,7 +92,7 @@ def serve(host: str | None, port: int | None) -> None:
 @main.command()
 def worker() -> None:
     """Run an arq worker only (needs LUNOS_REDIS_URL)."""
-    from lunos_events.serving import running_service, stop_signal
+    from lunos_events.serving import running_service, stop_signal, until_stopped
 
     settings = _settings()
     configure_logging(settings.log_format)
@@ -101,7 +101,7 @@ def worker() -> None:
         stop = stop_signal()
         async with running_service(settings, api=False):
             logging.getLogger("lunos_events").info("worker started on queue %s", settings.queue_name)
-            await stop.wait()
+            await until_stopped(stop)
 
     run_async(work())
 

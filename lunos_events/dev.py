@@ -12,7 +12,7 @@ from lunos_events.errors import NotFound
 from lunos_events.money import parse_amount
 from lunos_events.runtime import Runtime, open_runtime
 from lunos_events.services import accounts
-from lunos_events.serving import running_processes, stop_signal
+from lunos_events.serving import running_processes, stop_signal, until_stopped
 from lunos_events.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ async def serve_dev(settings: Settings, redis_note: str) -> None:
         key = await ensure_dev_account(rt)  # before the port opens, so the printed key always works
         async with running_processes(rt):
             print(banner(settings, key, redis_note), flush=True)
-            await stop.wait()
+            await until_stopped(stop)
             print("Stopping…", flush=True)
 
 

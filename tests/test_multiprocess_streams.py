@@ -9,6 +9,7 @@ from contextlib import contextmanager
 import anyio
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from lunos_events.runtime import open_runtime
 from lunos_events.settings import Settings
@@ -45,6 +46,18 @@ async def wait_until_up(base_url: str) -> None:
                 await anyio.sleep(0.1)
 
 
+async def frozen_objects(base_url: str) -> float:
+    """The server's `lunos_gc_frozen_objects`, once its start-up has finished."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
+        with anyio.fail_after(30):
+            while True:
+                families = text_string_to_metric_families((await http.get("/metrics")).text)
+                frozen = next(f for f in families if f.name == "lunos_gc_frozen_objects").samples[0].value
+                if frozen:
+                    return frozen
+                await anyio.sleep(0.1)
+
+
 async def test_a_subscriber_on_one_process_sees_jobs_submitted_through_another(settings: Settings) -> None:
     async with open_runtime(settings) as rt:
         key = await create_user(rt, "roamer")
@@ -57,6 +70,8 @@ async def test_a_subscriber_on_one_process_sees_jobs_submitted_through_another(s
     ):
         await wait_until_up(base_a)
         await wait_until_up(base_b)
+        # Each server has left what its start-up built out of garbage collection (a speed matter).
+        assert await frozen_objects(base_a) > 10_000 and await frozen_objects(base_b) > 10_000
         async with (
             httpx.AsyncClient(base_url=base_a, timeout=30) as on_a,
             httpx.AsyncClient(base_url=base_b, timeout=30) as on_b,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 
 from sqlalchemy import case, func, select, text
@@ -73,6 +74,11 @@ async def metrics(request: Request) -> Response:
             "lunos_sse_connections",
             "Open event streams on this process.",
             request.app.state.hub.subscriber_count,
+        ),
+        gauge(
+            "lunos_gc_frozen_objects",
+            "Objects built at start-up that garbage collection leaves out (this process).",
+            gc.get_freeze_count(),
         ),
     ]
     try:
