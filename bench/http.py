@@ -200,15 +200,11 @@ def main() -> None:
             )
             rounds = {name: [] for name in pairs}
             for n in range(args.rounds):
-                for name, ((base_port, base_request), (own_port, own_request)) in pairs.items():
+                for name, sides in pairs.items():
                     # Which goes first alternates, so a drift within a round favours neither.
-                    if n % 2 == 0:
-                        baseline = measure(base_port, base_request, args.connections, args.seconds)
-                        own = measure(own_port, own_request, args.connections, args.seconds)
-                    else:
-                        own = measure(own_port, own_request, args.connections, args.seconds)
-                        baseline = measure(base_port, base_request, args.connections, args.seconds)
-                    rounds[name].append((baseline, own))
+                    order = sides if n % 2 == 0 else sides[::-1]
+                    measured = {side: measure(*side, args.connections, args.seconds) for side in order}
+                    rounds[name].append((measured[sides[0]], measured[sides[1]]))
         finally:
             server.terminate()
             bare.terminate()

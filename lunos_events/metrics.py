@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_left
-from collections.abc import Iterable
 from itertools import accumulate
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -76,8 +75,8 @@ class Metrics:
 
 
 class _Fixed:
-    def __init__(self, families: Iterable[Metric]) -> None:
-        self.families = list(families)
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
 
     def collect(self) -> list[Metric]:
         return self.families

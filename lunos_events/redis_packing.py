@@ -39,11 +39,10 @@ async def pack_with_hiredis(pool: ConnectionPool) -> None:
 
     Call it before the pool is shared (arq's `create_pool` leaves one connection from its PING).
     """
-    base = pool.connection_class
     encoding = codecs.lookup(pool.connection_kwargs.get("encoding", "utf-8")).name
     if encoding != "utf-8" or pool.connection_kwargs.get("encoding_errors", "strict") != "strict":
         return
-    if not issubclass(base, HiredisPacking):
-        pool.connection_class = type(f"Hiredis{base.__name__}", (HiredisPacking, base), {})
-        await pool.disconnect()
-        pool.reset()
+    base = pool.connection_class
+    pool.connection_class = type(f"Hiredis{base.__name__}", (HiredisPacking, base), {})
+    await pool.disconnect()
+    pool.reset()

@@ -102,7 +102,7 @@ class EventHub:
         async with self._lock:
             feed = self._feeds.get(account_id)
             fresh = feed is None
-            if feed is None:
+            if fresh:
                 high = await last_event_seq(self._engine, account_id)
                 feed = self._feeds[account_id] = _AccountFeed(high=high)
             if sub.ended is None:  # close() may have run while the store was read
