@@ -5,18 +5,27 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from lunos_events.errors import Unauthenticated
+from lunos_events.runtime import Runtime
 from lunos_events.services.accounts import Principal
 
 
 def bearer_token(request: Request) -> str | None:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return bearer_key(request.headers.get("authorization"))
+
+
+def bearer_key(authorization: str | None) -> str | None:
+    """The key of an `Authorization: Bearer <key>` header value; None for anything else."""
+    scheme, _, token = (authorization or "").partition(" ")
     token = token.strip()
     return token if scheme.lower() == "bearer" and token else None
 
 
 async def authenticate(request: Request) -> Principal:
-    key = bearer_token(request)
+    return await authenticate_header(request.app.state.rt, request.headers.get("authorization"))
+
+
+async def authenticate_header(rt: Runtime, authorization: str | None) -> Principal:
+    key = bearer_key(authorization)
     if key is None:
         raise Unauthenticated("Missing API key: send 'Authorization: Bearer <key>'")
-    rt = request.app.state.rt
     return await rt.principals.authenticate(rt.reads, key)

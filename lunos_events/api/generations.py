@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import Scope
 
-from lunos_events.api.auth import authenticate
+from lunos_events.api.auth import authenticate, authenticate_header
 from lunos_events.api.body import read_json_object
+from lunos_events.api.plain import JsonEndpoint, header
 from lunos_events.api.streams import operation_events_url
 from lunos_events.services import generations, history, idempotency
 from lunos_events.services.admission import admit_submit
@@ -32,17 +36,18 @@ async def create_generation(request: Request) -> JSONResponse:
         idempotency_key=key,
         fingerprint=idempotency.request_hash(body, generation.app_id),
     )
-    created = {**created, "events_url": operation_events_url(request, principal.account_id, created["id"])}
+    events_url = operation_events_url(request.app, principal.account_id, created["id"])
+    created = {**created, "events_url": events_url}
     return JSONResponse(created, headers=headers)
 
 
-async def get_generation(request: Request) -> JSONResponse:
-    principal = await authenticate(request)
-    status = await generations.get_status(
-        request.app.state.rt, principal, request.path_params["operation_id"]
-    )
-    status["events_url"] = operation_events_url(request, principal.account_id, status["id"])
-    return JSONResponse(status)
+async def get_generation(scope: Scope) -> dict[str, Any]:
+    app = scope["app"]
+    rt = app.state.rt
+    principal = await authenticate_header(rt, header(scope, b"authorization"))
+    status = await generations.get_status(rt, principal, scope["path_params"]["operation_id"])
+    status["events_url"] = operation_events_url(app, principal.account_id, status["id"])
+    return status
 
 
 async def cancel_generation(request: Request) -> JSONResponse:
@@ -66,9 +71,10 @@ async def list_generations(request: Request) -> JSONResponse:
     return JSONResponse(page)
 
 
-# The status poll comes first: the router tries routes in order, and it is the busiest one.
+# The status poll comes first: the router tries routes in order, and it is the busiest one. It is a
+# plain ASGI endpoint for the same reason (see plain.py).
 routes = [
-    Route("/v1/video/generations/{operation_id}", get_generation, methods=["GET"]),
+    Route("/v1/video/generations/{operation_id}", JsonEndpoint(get_generation), methods=["GET"]),
     Route("/v1/video/generations", create_generation, methods=["POST"]),
     Route("/v1/video/generations", list_generations, methods=["GET"]),
     Route("/v1/video/generations/{operation_id}/cancel", cancel_generation, methods=["POST"]),

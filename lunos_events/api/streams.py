@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -124,10 +125,10 @@ async def create_stream_token(request: Request) -> JSONResponse:
     )
 
 
-def operation_events_url(request: Request, account_id: str, op_id: str) -> str:
+def operation_events_url(app: Starlette, account_id: str, op_id: str) -> str:
     """The `events_url` of submit and status responses: the operation's stream, with a fresh token."""
-    token = signer(request).for_operation(account_id, op_id)
-    base = request.app.state.rt.settings.resolved_public_base_url()
+    token = app.state.stream_tokens.for_operation(account_id, op_id)
+    base = app.state.rt.settings.resolved_public_base_url()
     return f"{base}/v1/video/generations/{op_id}/events?token={token}"
 
 
