@@ -20,6 +20,7 @@ from lunos_events.providers.base import VideoProvider
 from lunos_events.redis_batches import RedisBatches
 from lunos_events.redis_packing import pack_with_hiredis
 from lunos_events.services.accounts import PrincipalCache
+from lunos_events.services.pending_statuses import PendingStatuses
 from lunos_events.settings import Settings
 from lunos_events.storage import build_storage
 from lunos_events.storage.base import VideoStorage
@@ -38,9 +39,12 @@ class Runtime:
     stamps: OperationStamps = field(default_factory=OperationStamps)
     principals: PrincipalCache = field(init=False)
     redis_batches: RedisBatches = field(init=False)
+    # Served from only while an API process's event hub listens (see pending_statuses.py).
+    pending_statuses: PendingStatuses = field(init=False)
 
     def __post_init__(self) -> None:
         self.principals = PrincipalCache(self.settings.auth_cache_seconds)
+        self.pending_statuses = PendingStatuses(self.settings.status_cache_seconds)
         self.redis_batches = RedisBatches(self.redis)
 
 

@@ -124,10 +124,16 @@ async def get_status(rt: Runtime, principal: Principal, op_id: str) -> dict[str,
     # Another account's id answers exactly like an unknown one: existence is never revealed.
     if operation_owner(op_id) != principal.account_id:
         raise NotFound("Operation not found")
+    pending = rt.pending_statuses
+    if pending.known_pending(op_id):
+        return status_object(op_id, PENDING, None, None)
+    version = pending.version
     row = await rt.reads.one(OPERATION_STATUS, operation_id=op_id, account_id=principal.account_id)
     if row is None:
         raise NotFound("Operation not found")
     status, video_url, error, video_key = row
+    if status == PENDING and error is None:
+        pending.remember(op_id, version)
     if video_url and status == COMPLETED:
         video_url = await refreshed_video_url(rt, op_id, video_key, video_url)
     return status_object(op_id, status, video_url, error)

@@ -119,6 +119,7 @@ async def finish_operation(
 ) -> StoredEvent | None:
     """Move a pending operation to `status`. Returns its event, or None if it was no longer pending."""
     event = await rt.writes.run(_finish, operation_id, status, video_url, error, refund)
+    rt.pending_statuses.forget(operation_id)  # it is no longer pending, whoever changed it
     if event is None:
         return None
     crash_point(rt.settings, "committed")

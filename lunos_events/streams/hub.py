@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lunos_events.bus import decode_event
 from lunos_events.services.events import StoredEvent, events_after, last_event_seq
+from lunos_events.services.pending_statuses import PendingStatuses
 from lunos_events.streams.frames import event_frame
 from lunos_events.streams.subscription import Delivery, Subscription
 
@@ -50,6 +51,7 @@ class EventHub:
         # Held while feed state changes around a database read, so seq order is never broken.
         self._lock = asyncio.Lock()
         self._engine: AsyncEngine | None = None
+        self._pending: PendingStatuses | None = None
         self._closed = False
         self.connected = asyncio.Event()
         self.reconnects = 0
@@ -63,9 +65,16 @@ class EventHub:
         return self._closed
 
     @contextlib.asynccontextmanager
-    async def running(self, redis_url: str, channel: str, engine: AsyncEngine) -> AsyncIterator[EventHub]:
-        """Listen on `channel` until the block exits; then end every subscription."""
+    async def running(
+        self, redis_url: str, channel: str, engine: AsyncEngine, pending: PendingStatuses | None = None
+    ) -> AsyncIterator[EventHub]:
+        """Listen on `channel` until the block exits; then end every subscription.
+
+        `pending`: the process's known-pending operations, told of every event and of the
+        subscription's state (see pending_statuses.py).
+        """
         self._engine = engine
+        self._pending = pending
         self._closed = False
         task = asyncio.create_task(self._listen(redis_url, channel), name="event-hub")
         heartbeats = asyncio.create_task(self._heartbeats(), name="event-hub-heartbeats")
@@ -77,6 +86,8 @@ class EventHub:
             yield self
         finally:
             self.close()
+            if pending is not None:
+                pending.listening(False)
             for background in (task, heartbeats):
                 background.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -147,6 +158,8 @@ class EventHub:
                 if self.reconnects or self.connected.is_set():
                     log.info("event hub re-subscribed to %s", channel)
                 self.connected.set()
+                if self._pending is not None:
+                    self._pending.listening(True)
                 delay = RECONNECT_FIRST_DELAY
                 while True:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
@@ -158,6 +171,8 @@ class EventHub:
                 if self.connected.is_set():
                     log.warning("event hub lost its Redis subscription: %s", exc)
                 self.connected.clear()
+                if self._pending is not None:
+                    self._pending.listening(False)
                 self.reconnects += 1
             finally:
                 with contextlib.suppress(Exception):
@@ -168,13 +183,15 @@ class EventHub:
             delay = min(delay * 2, RECONNECT_MAX_DELAY)
 
     async def _receive(self, raw: bytes) -> None:
-        if not self._feeds:
-            return  # no stream open here: a feed opened later starts from the store
+        if not self._feeds and not self._pending:
+            return  # no stream open here (a feed opened later starts from the store), nothing kept
         try:
             event = decode_event(raw)
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("ignored a malformed event message: %s", exc)
             return
+        if self._pending is not None:
+            self._pending.forget(event.operation_id)
         feed = self._feeds.get(event.account_id)
         if feed is None or event.seq <= feed.high:
             return  # nobody here follows this account, or a duplicate
