@@ -12,6 +12,7 @@ same event before it is published, so a subscriber that missed a message replays
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from lunos_events.services.events import StoredEvent
 
@@ -33,7 +34,11 @@ def encode_event(event: StoredEvent) -> str:
 
 
 def decode_event(message: bytes | str) -> StoredEvent:
-    raw = json.loads(message)
+    return event_from_message(json.loads(message))
+
+
+def event_from_message(raw: dict[str, Any]) -> StoredEvent:
+    """The event of a message already parsed as JSON."""
     return StoredEvent(
         account_id=raw["account_id"],
         seq=int(raw["seq"]),

@@ -11,6 +11,7 @@ class CuttableProxy:
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
         self.connections = 0
+        self.silent = False
         self._writers: set[asyncio.StreamWriter] = set()
         self._server: asyncio.Server | None = None
 
@@ -22,6 +23,10 @@ class CuttableProxy:
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+
+    def silence(self) -> None:
+        """Pass nothing on from now, yet keep every connection open: a half-open network path."""
+        self.silent = True
 
     def cut(self) -> None:
         """Drop every open connection, both sides, as a network failure would."""
@@ -44,20 +49,22 @@ class CuttableProxy:
             return
         self._writers.update((client_writer, server_writer))
         await asyncio.gather(
-            _pipe(client_reader, server_writer), _pipe(server_reader, client_writer), return_exceptions=True
+            self._pipe(client_reader, server_writer),
+            self._pipe(server_reader, client_writer),
+            return_exceptions=True,
         )
         for writer in (client_writer, server_writer):
             self._writers.discard(writer)
             writer.transport.abort()
 
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while chunk := await reader.read(65536):
-            writer.write(chunk)
-            await writer.drain()
-    finally:
-        writer.transport.abort()
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while chunk := await reader.read(65536):
+                if not self.silent:
+                    writer.write(chunk)
+                    await writer.drain()
+        finally:
+            writer.transport.abort()
 
 
 @contextlib.asynccontextmanager

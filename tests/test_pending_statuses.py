@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import anyio
 import httpx
 import pytest
+from redis.asyncio import Redis
 from sqlalchemy import update
 
-from lunos_events.db.models import CANCELLED, FAILED, Operation
+from lunos_events.db.models import CANCELLED, COMPLETED, FAILED, Operation
 from lunos_events.embedded_redis import EmbeddedRedis
 from lunos_events.runtime import Runtime, open_runtime
 from lunos_events.services import accounts, generations
@@ -19,8 +22,10 @@ from lunos_events.services.lifecycle import finish_operation
 from lunos_events.services.pending_statuses import PendingStatuses
 from lunos_events.serving import running_service
 from lunos_events.settings import Settings
+from lunos_events.streams.hub import EventHub
 from tests.conftest import auth, create_user, make_settings
 from tests.helpers import generation_body
+from tests.tcp_proxy import cuttable_proxy
 
 pytestmark = pytest.mark.anyio
 
@@ -34,9 +39,34 @@ async def status_of(client: httpx.AsyncClient, key: str, op_id: str) -> str:
     return response.json()["status"]
 
 
+async def submit(client: httpx.AsyncClient, key: str) -> str:
+    response = await client.post("/v1/video/generations", headers=auth(key), json=generation_body())
+    assert response.status_code == 200, response.text
+    return response.json()["id"]
+
+
 async def change_without_an_event(rt: Runtime, op_id: str) -> None:
     async with rt.engine.begin() as conn:
         await conn.execute(update(Operation).where(Operation.id == op_id).values(status=FAILED, error="x"))
+
+
+async def wait_until(
+    condition: Callable[[], bool], poll: Callable[[], Awaitable[object]] | None = None, timeout: float = 20
+) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if poll is not None:
+            await poll()
+        if condition():
+            return
+        assert time.monotonic() < deadline, "condition not met in time"
+        await anyio.sleep(0.02)
+
+
+async def kept_after_a_poll(rt: Runtime, client: httpx.AsyncClient, key: str, op_id: str) -> None:
+    """Poll until this process keeps the operation (a read that raced an event is not kept)."""
+    kept = rt.pending_statuses.known_pending
+    await wait_until(lambda: kept(op_id), poll=lambda: status_of(client, key, op_id))
 
 
 @pytest.mark.settings(**KEPT)
@@ -44,12 +74,9 @@ async def test_a_pending_poll_is_answered_from_memory_until_an_event_of_the_oper
     service: Runtime, client: httpx.AsyncClient, settings: Settings
 ) -> None:
     key = await create_user(service, "poller")
-    first, second = [
-        (await client.post("/v1/video/generations", headers=auth(key), json=generation_body())).json()["id"]
-        for _ in range(2)
-    ]
-    assert await status_of(client, key, first) == "pending"
-    assert await status_of(client, key, second) == "pending"
+    first, second = await submit(client, key), await submit(client, key)
+    await kept_after_a_poll(service, client, key, first)
+    await kept_after_a_poll(service, client, key, second)
 
     # Changed behind the service's back, with no event: the poll still answers from memory.
     await change_without_an_event(service, second)
@@ -65,9 +92,7 @@ async def test_a_pending_poll_is_answered_from_memory_until_an_event_of_the_oper
 
 
 @pytest.mark.settings(**KEPT)
-async def test_a_change_made_by_this_process_is_forgotten_before_its_event_goes_out(
-    settings: Settings,
-) -> None:
+async def test_a_change_made_by_this_process_forgets_the_operation_itself(settings: Settings) -> None:
     # A runtime with no event hub: only the change itself can make it forget the operation.
     async with open_runtime(settings) as rt:
         await accounts.create_account(rt.engine, "local", 10_000, "dev")
@@ -83,6 +108,81 @@ async def test_a_change_made_by_this_process_is_forgotten_before_its_event_goes_
         assert not pending.known_pending(op.id)
 
 
+@pytest.mark.settings(**KEPT)
+async def test_an_event_arriving_while_nothing_is_kept_still_stops_a_read_in_flight_from_being_kept(
+    service: Runtime, client: httpx.AsyncClient
+) -> None:
+    key = await create_user(service, "racer")
+    op_id = await submit(client, key)
+    pending = service.pending_statuses
+    read_started = pending.version  # a read of the operation begins (on PostgreSQL it awaits)
+    assert len(pending) == 0
+    redis = Redis.from_url(service.settings.redis_url)
+    try:
+        message = {"account_id": "racer", "seq": 99, "operation_id": op_id, "app_id": None}
+        message |= {"type": "video.completed", "created_at_ms": 1, "data": {"id": op_id, "status": COMPLETED}}
+        await redis.publish(service.settings.events_channel, json.dumps(message))
+    finally:
+        await redis.aclose()
+
+    def refused() -> bool:
+        pending.remember(op_id, read_started)  # the read ends: its row may predate the event
+        return not pending.known_pending(op_id)
+
+    await wait_until(refused, timeout=10)
+
+
+async def test_while_redis_is_away_polls_read_the_database(tmp_path: Path) -> None:
+    redis_server = EmbeddedRedis(tmp_path / "redis")
+    redis_server.start()
+    try:
+        settings = make_settings(tmp_path, redis_server.url, **KEPT)
+        async with (
+            running_service(settings) as rt,
+            httpx.AsyncClient(base_url=settings.resolved_public_base_url(), timeout=30) as client,
+        ):
+            key = await create_user(rt, "outage")
+            kept, read_during = await submit(client, key), await submit(client, key)
+            await kept_after_a_poll(rt, client, key, kept)
+
+            redis_server.stop()  # the hub loses its subscription: events could be missed from now on
+            await wait_until(lambda: len(rt.pending_statuses) == 0)
+            await change_without_an_event(rt, kept)
+            assert await status_of(client, key, kept) == FAILED
+            assert await status_of(client, key, read_during) == "pending"  # read, and not kept
+            await change_without_an_event(rt, read_during)
+            assert await status_of(client, key, read_during) == FAILED
+
+            redis_server.start()
+            second = await create_user(rt, "after")
+            op_id = await submit(client, second)
+            # Once the hub has subscribed again, pending polls are kept again.
+            await kept_after_a_poll(rt, client, second, op_id)
+    finally:
+        redis_server.stop()
+
+
+async def test_a_subscription_gone_silent_counts_as_lost(service: Runtime) -> None:
+    redis = httpx.URL(service.settings.redis_url or "")
+    async with cuttable_proxy(f"http://{redis.host}:{redis.port}") as proxy:
+        proxied = httpx.URL(proxy.url)
+        pending = PendingStatuses(ttl_seconds=600)
+        hub = EventHub(queue_size=8, heartbeat_seconds=15, liveness_seconds=0.2)
+        channel = service.settings.events_channel
+        async with hub.running(f"redis://{proxied.host}:{proxied.port}", channel, service.engine, pending):
+            assert hub.connected.is_set()
+            await anyio.sleep(1)  # quiet, but its pings are answered
+            assert hub.connected.is_set() and hub.reconnects == 0
+            pending.remember("op", pending.version)
+            assert pending.known_pending("op")
+
+            proxy.silence()  # connections stay open, nothing gets through: a half-open connection
+            await wait_until(lambda: not hub.connected.is_set(), timeout=10)
+            assert len(pending) == 0
+            pending.remember("op", pending.version)
+            assert not pending.known_pending("op")
+
+
 def test_only_a_listening_process_keeps_anything() -> None:
     pending = PendingStatuses(ttl_seconds=60)
     pending.remember("op-1", pending.version)
@@ -96,67 +196,46 @@ def test_only_a_listening_process_keeps_anything() -> None:
     assert not pending.known_pending("op-1") and len(pending) == 0
 
 
-def test_a_read_that_raced_a_change_is_not_kept() -> None:
+def test_a_read_that_raced_a_change_of_its_operation_is_not_kept() -> None:
     pending = PendingStatuses(ttl_seconds=60)
     pending.listening(True)
     read_at = pending.version
-    pending.forget("op-2")  # an event arrived while the row was being read
+    pending.forget("op-2")  # another operation changed meanwhile: no reason to refuse op-1
     pending.remember("op-1", read_at)
-    assert not pending.known_pending("op-1")
+    assert pending.known_pending("op-1")
+
+    read_at = pending.version
+    pending.forget("op-3")
+    pending.remember("op-3", read_at)  # op-3 itself changed while it was read
+    assert not pending.known_pending("op-3")
+
+
+def test_forgets_too_old_to_remember_refuse_the_reads_they_could_have_raced() -> None:
+    pending = PendingStatuses(ttl_seconds=60)
+    pending.listening(True)
+    read_at = pending.version
+    for n in range(PendingStatuses.MAX_FORGOTTEN + 1):
+        pending.forget(f"other-{n}")
+    pending.forget("op-1")
+    # op-1's forget is still remembered; forgets of the first others are not, so a read that
+    # started before them is refused whatever it read.
+    pending.remember("op-1", read_at)
+    pending.remember("other-0", read_at)
+    pending.remember("fresh", read_at)
+    assert not any(pending.known_pending(op) for op in ("op-1", "other-0", "fresh"))
+    pending.remember("fresh", pending.version)
+    assert pending.known_pending("fresh")
 
 
 def test_an_entry_is_kept_for_its_time_at_most() -> None:
-    pending = PendingStatuses(ttl_seconds=0.05)
+    pending = PendingStatuses(ttl_seconds=1)
     pending.listening(True)
     pending.remember("op-1", pending.version)
     assert pending.known_pending("op-1")
-    time.sleep(0.06)
+    time.sleep(1.1)
     assert not pending.known_pending("op-1") and len(pending) == 0
 
     disabled = PendingStatuses(ttl_seconds=0)
     disabled.listening(True)
     disabled.remember("op-1", disabled.version)
     assert not disabled.known_pending("op-1")
-
-
-async def test_while_redis_is_away_polls_read_the_database(tmp_path: Path) -> None:
-    redis_server = EmbeddedRedis(tmp_path / "redis")
-    redis_server.start()
-    try:
-        settings = make_settings(tmp_path, redis_server.url, **KEPT)
-        async with (
-            running_service(settings) as rt,
-            httpx.AsyncClient(base_url=settings.resolved_public_base_url(), timeout=30) as client,
-        ):
-            key = await create_user(rt, "outage")
-            op_id = (
-                await client.post("/v1/video/generations", headers=auth(key), json=generation_body())
-            ).json()["id"]
-            assert await status_of(client, key, op_id) == "pending"
-            assert rt.pending_statuses.known_pending(op_id)
-
-            redis_server.stop()  # the hub loses its subscription: events could be missed from now on
-            await wait_until(lambda: len(rt.pending_statuses) == 0)
-            await change_without_an_event(rt, op_id)
-            assert await status_of(client, key, op_id) == FAILED
-
-            redis_server.start()
-            second = await create_user(rt, "after")
-            op_2 = (
-                await client.post("/v1/video/generations", headers=auth(second), json=generation_body())
-            ).json()["id"]
-            # Once the hub has subscribed again, pending polls are kept again.
-            await wait_until(
-                lambda: rt.pending_statuses.known_pending(op_2), poll=lambda: status_of(client, second, op_2)
-            )
-    finally:
-        redis_server.stop()
-
-
-async def wait_until(condition, poll=None, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        if poll is not None:
-            await poll()
-        await anyio.sleep(0.05)

@@ -74,7 +74,12 @@ async def list_generations(request: Request) -> JSONResponse:
 # The status poll comes first: the router tries routes in order, and it is the busiest one. It is a
 # plain ASGI endpoint for the same reason (see plain.py).
 routes = [
-    Route("/v1/video/generations/{operation_id}", JsonEndpoint(get_generation), methods=["GET"]),
+    Route(
+        "/v1/video/generations/{operation_id}",
+        JsonEndpoint(get_generation),
+        methods=["GET"],
+        name="get_generation",
+    ),
     Route("/v1/video/generations", create_generation, methods=["POST"]),
     Route("/v1/video/generations", list_generations, methods=["GET"]),
     Route("/v1/video/generations/{operation_id}/cancel", cancel_generation, methods=["POST"]),

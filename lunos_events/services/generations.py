@@ -132,7 +132,7 @@ async def get_status(rt: Runtime, principal: Principal, op_id: str) -> dict[str,
     if row is None:
         raise NotFound("Operation not found")
     status, video_url, error, video_key = row
-    if status == PENDING and error is None:
+    if status == PENDING and error is None:  # what the answer from memory says
         pending.remember(op_id, version)
     if video_url and status == COMPLETED:
         video_url = await refreshed_video_url(rt, op_id, video_key, video_url)

@@ -8,14 +8,14 @@ memory until it hears of the change:
 - the event hub forgets an operation as soon as one of its events arrives, whichever process made
   the change;
 - a change made in this process forgets it at once, before its event is even published;
-- nothing is kept or served while the hub is not subscribed (Redis away, reconnecting), and a new
-  subscription starts from empty;
+- nothing is kept or served while the hub is not subscribed (Redis away, reconnecting, or silent
+  for too long), and a new subscription starts from empty;
 - an entry lives at most `ttl_seconds` (LUNOS_STATUS_CACHE_SECONDS), which bounds how stale a poll
   can be if an event is lost between a commit and its publish (the relay publishes it later).
 
-The price: a poll of this process can still show `pending` in the moment between another process's
-commit and its event arriving here (well under a millisecond on one host). Final statuses are always
-read from the database.
+The price: a poll of this process can still show `pending` between another process's commit and
+its event reaching this one: well under a millisecond on one host, longer while the hub works
+through a backlog. Final statuses are always read from the database.
 """
 
 from __future__ import annotations
@@ -25,13 +25,18 @@ import time
 
 class PendingStatuses:
     MAX_ENTRIES = 100_000
+    # Forgets remembered per operation, so that a read which raced one is not kept.
+    MAX_FORGOTTEN = 10_000
 
     def __init__(self, ttl_seconds: float) -> None:
         self._ttl = ttl_seconds
         self._expiry: dict[str, float] = {}  # operation id -> time.monotonic() it is kept until
         self._listening = False
-        # Counts forgets: a read that raced one (its row may predate the change) is not kept.
+        # Every forget takes the next version. A read started at version V may keep its operation
+        # unless that operation was forgotten after V, or everything was (`_floor`).
         self.version = 0
+        self._forgotten: dict[str, int] = {}
+        self._floor = 0
 
     def __len__(self) -> int:
         return len(self._expiry)
@@ -46,9 +51,11 @@ class PendingStatuses:
         return False
 
     def remember(self, operation_id: str, read_at_version: int) -> None:
-        """Keep `operation_id` as pending, as read from the database when `version` was given."""
-        if not self._listening or self._ttl <= 0 or read_at_version != self.version:
+        """Keep `operation_id` as pending: the database said so, read from `read_at_version` on."""
+        if not self._listening or self._ttl <= 0 or read_at_version < self._floor:
             return
+        if self._forgotten.get(operation_id, 0) > read_at_version:
+            return  # it changed while it was being read: the row may predate the change
         if len(self._expiry) >= self.MAX_ENTRIES:
             self._expiry.clear()
         self._expiry[operation_id] = time.monotonic() + self._ttl
@@ -56,9 +63,16 @@ class PendingStatuses:
     def forget(self, operation_id: str) -> None:
         self.version += 1
         self._expiry.pop(operation_id, None)
+        self._forgotten.pop(operation_id, None)  # re-inserted last: the oldest forget goes first
+        self._forgotten[operation_id] = self.version
+        if len(self._forgotten) > self.MAX_FORGOTTEN:
+            oldest = next(iter(self._forgotten))
+            self._floor = self._forgotten.pop(oldest)
 
     def listening(self, listening: bool) -> None:
         """The event hub is (or is no longer) subscribed: either way, what was kept is dropped."""
         self._listening = listening
         self.version += 1
+        self._floor = self.version
+        self._forgotten.clear()
         self._expiry.clear()

@@ -5,8 +5,9 @@ hub remembers the highest seq it has dispatched and hands events on strictly in 
 once: a duplicate (the outbox may publish twice) is dropped, and a gap (a message published out of
 order, or lost while Redis was away) is filled from the store. That is sound because an account's
 seqs are handed out under the account row's lock, so when seq N is visible every lower seq is too.
-After the subscription drops, the hub reconnects with backoff and catches every account up from the
-store, so a stream never misses an event.
+After the subscription drops (or stops answering a ping), the hub reconnects with backoff and
+catches every account up from the store, so a stream never misses an event. It also tells the
+process's known-pending operations of every event (services/pending_statuses.py).
 
 Each subscriber has a bounded queue. The hub never waits for a subscriber: one whose queue
 overflows is cut off (its client resumes with Last-Event-ID) and nobody else is delayed.
@@ -16,24 +17,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from lunos_events.bus import decode_event
+from lunos_events.bus import event_from_message
+from lunos_events.db.models import PENDING
 from lunos_events.services.events import StoredEvent, events_after, last_event_seq
 from lunos_events.services.pending_statuses import PendingStatuses
+from lunos_events.services.status import event_type
 from lunos_events.streams.frames import event_frame
 from lunos_events.streams.subscription import Delivery, Subscription
 
 log = logging.getLogger(__name__)
+# The event that creates an operation: it changes nothing a poll of a pending operation answers.
+PENDING_EVENT = event_type(PENDING)
 
 RECONNECT_FIRST_DELAY = 0.1
 RECONNECT_MAX_DELAY = 5.0
+# A subscription quiet for this long is pinged; one that stays silent as long again counts as lost.
+# A half-open connection (a failover, a NAT that forgot it) never reports an error by itself.
+LIVENESS_SECONDS = 5.0
 _CATCH_UP_BATCH = 1000
 
 
@@ -44,9 +54,12 @@ class _AccountFeed:
 
 
 class EventHub:
-    def __init__(self, *, queue_size: int, heartbeat_seconds: float) -> None:
+    def __init__(
+        self, *, queue_size: int, heartbeat_seconds: float, liveness_seconds: float = LIVENESS_SECONDS
+    ) -> None:
         self.queue_size = queue_size
         self.heartbeat_seconds = heartbeat_seconds
+        self.liveness_seconds = liveness_seconds
         self._feeds: dict[str, _AccountFeed] = {}
         # Held while feed state changes around a database read, so seq order is never broken.
         self._lock = asyncio.Lock()
@@ -150,9 +163,13 @@ class EventHub:
         delay = RECONNECT_FIRST_DELAY
         while True:
             client = Redis.from_url(redis_url, socket_keepalive=True, socket_connect_timeout=5)
-            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            pubsub = client.pubsub()
             try:
                 await pubsub.subscribe(channel)
+                # SUBSCRIBE is only sent: once Redis confirms it, nothing published can be missed.
+                confirmed = await pubsub.get_message(timeout=self.liveness_seconds)
+                if confirmed is None or confirmed["type"] != "subscribe":
+                    raise ConnectionError(f"Redis did not confirm the subscription to {channel}")
                 # Whatever was published while unsubscribed is only in the store now.
                 await self._catch_up()
                 if self.reconnects or self.connected.is_set():
@@ -161,10 +178,7 @@ class EventHub:
                 if self._pending is not None:
                     self._pending.listening(True)
                 delay = RECONNECT_FIRST_DELAY
-                while True:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
-                    if message is not None and message["type"] == "message":
-                        await self._receive(message["data"])
+                await self._hand_on(pubsub)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -182,16 +196,35 @@ class EventHub:
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECONNECT_MAX_DELAY)
 
+    async def _hand_on(self, pubsub: PubSub) -> None:
+        """Receive messages until the subscription fails, or goes silent when pinged."""
+        pinged = False
+        while True:
+            message = await pubsub.get_message(timeout=self.liveness_seconds)
+            if message is None:
+                if pinged:
+                    raise ConnectionError(f"no answer from Redis for {2 * self.liveness_seconds:g} s")
+                await pubsub.ping()
+                pinged = True
+                continue
+            pinged = False
+            if message["type"] == "message":
+                await self._receive(message["data"])
+
     async def _receive(self, raw: bytes) -> None:
-        if not self._feeds and not self._pending:
-            return  # no stream open here (a feed opened later starts from the store), nothing kept
+        if not self._feeds and self._pending is None:
+            return
         try:
-            event = decode_event(raw)
+            message = json.loads(raw)
+            if self._pending is not None and message["type"] != PENDING_EVENT:
+                # Even when nothing is kept: a read of the operation may be in flight.
+                self._pending.forget(message["operation_id"])
+            if not self._feeds:
+                return  # no stream open here: a feed opened later starts from the store
+            event = event_from_message(message)
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("ignored a malformed event message: %s", exc)
             return
-        if self._pending is not None:
-            self._pending.forget(event.operation_id)
         feed = self._feeds.get(event.account_id)
         if feed is None or event.seq <= feed.high:
             return  # nobody here follows this account, or a duplicate
