@@ -184,6 +184,8 @@ class EventHub:
             except Exception as exc:
                 if self.connected.is_set():
                     log.warning("event hub lost its Redis subscription: %s", exc)
+                elif self.reconnects == 0:
+                    log.warning("event hub could not subscribe to %s yet: %s", channel, exc)
                 self.connected.clear()
                 if self._pending is not None:
                     self._pending.listening(False)
