@@ -33,12 +33,8 @@ def encode_event(event: StoredEvent) -> str:
     return f'{head[:-1]},"data":{event.data}}}'
 
 
-def decode_event(message: bytes | str) -> StoredEvent:
-    return event_from_message(json.loads(message))
-
-
 def event_from_message(raw: dict[str, Any]) -> StoredEvent:
-    """The event of a message already parsed as JSON."""
+    """The event of a message, parsed as JSON."""
     return StoredEvent(
         account_id=raw["account_id"],
         seq=int(raw["seq"]),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import anyio
@@ -23,8 +22,9 @@ from lunos_events.services.pending_statuses import PendingStatuses
 from lunos_events.serving import running_service
 from lunos_events.settings import Settings
 from lunos_events.streams.hub import EventHub
+from tests.client_support import eventually
 from tests.conftest import auth, create_user, make_settings
-from tests.helpers import generation_body
+from tests.helpers import generation_body, wait_for_status
 from tests.tcp_proxy import cuttable_proxy
 
 pytestmark = pytest.mark.anyio
@@ -50,23 +50,12 @@ async def change_without_an_event(rt: Runtime, op_id: str) -> None:
         await conn.execute(update(Operation).where(Operation.id == op_id).values(status=FAILED, error="x"))
 
 
-async def wait_until(
-    condition: Callable[[], bool], poll: Callable[[], Awaitable[object]] | None = None, timeout: float = 20
-) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if poll is not None:
-            await poll()
-        if condition():
-            return
-        assert time.monotonic() < deadline, "condition not met in time"
-        await anyio.sleep(0.02)
-
-
 async def kept_after_a_poll(rt: Runtime, client: httpx.AsyncClient, key: str, op_id: str) -> None:
     """Poll until this process keeps the operation (a read that raced an event is not kept)."""
-    kept = rt.pending_statuses.known_pending
-    await wait_until(lambda: kept(op_id), poll=lambda: status_of(client, key, op_id))
+    with anyio.fail_after(20):
+        while not rt.pending_statuses.known_pending(op_id):
+            await status_of(client, key, op_id)
+            await anyio.sleep(0.02)
 
 
 @pytest.mark.settings(**KEPT)
@@ -85,10 +74,7 @@ async def test_a_pending_poll_is_answered_from_memory_until_an_event_of_the_oper
     # Another process cancels the first one: its event reaches this process's hub, which forgets it.
     async with open_runtime(settings) as other:
         assert await finish_operation(other, first, CANCELLED, refund=True) is not None
-    deadline = time.monotonic() + 10
-    while (status := await status_of(client, key, first)) == "pending" and time.monotonic() < deadline:
-        await anyio.sleep(0.02)
-    assert status == CANCELLED
+    assert (await wait_for_status(client, first, auth(key), timeout=10))["status"] == CANCELLED
 
 
 @pytest.mark.settings(**KEPT)
@@ -129,7 +115,7 @@ async def test_an_event_arriving_while_nothing_is_kept_still_stops_a_read_in_fli
         pending.remember(op_id, read_started)  # the read ends: its row may predate the event
         return not pending.known_pending(op_id)
 
-    await wait_until(refused, timeout=10)
+    await eventually(refused, timeout=10)
 
 
 async def test_while_redis_is_away_polls_read_the_database(tmp_path: Path) -> None:
@@ -146,7 +132,7 @@ async def test_while_redis_is_away_polls_read_the_database(tmp_path: Path) -> No
             await kept_after_a_poll(rt, client, key, kept)
 
             redis_server.stop()  # the hub loses its subscription: events could be missed from now on
-            await wait_until(lambda: len(rt.pending_statuses) == 0)
+            await eventually(lambda: len(rt.pending_statuses) == 0, timeout=20)
             await change_without_an_event(rt, kept)
             assert await status_of(client, key, kept) == FAILED
             assert await status_of(client, key, read_during) == "pending"  # read, and not kept
@@ -177,7 +163,7 @@ async def test_a_subscription_gone_silent_counts_as_lost(service: Runtime) -> No
             assert pending.known_pending("op")
 
             proxy.silence()  # connections stay open, nothing gets through: a half-open connection
-            await wait_until(lambda: not hub.connected.is_set(), timeout=15)
+            await eventually(lambda: not hub.connected.is_set(), timeout=15)
             assert len(pending) == 0
             pending.remember("op", pending.version)
             assert not pending.known_pending("op")

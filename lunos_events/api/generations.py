@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -11,7 +12,7 @@ from starlette.types import Scope
 
 from lunos_events.api.auth import authenticate, authenticate_header
 from lunos_events.api.body import read_json_object
-from lunos_events.api.plain import JsonEndpoint, header
+from lunos_events.api.plain import JsonEndpoint
 from lunos_events.api.streams import operation_events_url
 from lunos_events.services import generations, history, idempotency
 from lunos_events.services.admission import admit_submit
@@ -44,7 +45,7 @@ async def create_generation(request: Request) -> JSONResponse:
 async def get_generation(scope: Scope) -> dict[str, Any]:
     app = scope["app"]
     rt = app.state.rt
-    principal = await authenticate_header(rt, header(scope, b"authorization"))
+    principal = await authenticate_header(rt, Headers(scope=scope).get("authorization"))
     status = await generations.get_status(rt, principal, scope["path_params"]["operation_id"])
     status["events_url"] = operation_events_url(app, principal.account_id, status["id"])
     return status

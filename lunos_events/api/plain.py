@@ -18,14 +18,6 @@ from starlette.types import Receive, Scope, Send
 _JSON = (b"content-type", b"application/json")
 
 
-def header(scope: Scope, name: bytes) -> str | None:
-    """The first value of a request header (`name` in lower case), as Starlette's Headers reads it."""
-    for key, value in scope["headers"]:
-        if key == name:
-            return value.decode("latin-1")
-    return None
-
-
 class JsonEndpoint:
     """An ASGI app answering 200 with the JSON object its handler returns for the request's scope."""
 

@@ -22,6 +22,12 @@ from __future__ import annotations
 
 import time
 
+from lunos_events.db.models import PENDING
+from lunos_events.services.status import event_type
+
+# The event that creates an operation: it changes nothing that a poll of a pending operation answers.
+_CREATED = event_type(PENDING)
+
 
 class PendingStatuses:
     MAX_ENTRIES = 100_000
@@ -59,6 +65,11 @@ class PendingStatuses:
         if len(self._expiry) >= self.MAX_ENTRIES:
             self._expiry.clear()
         self._expiry[operation_id] = time.monotonic() + self._ttl
+
+    def event_arrived(self, operation_id: str, type: str) -> None:
+        """An event of `operation_id` was published (told by the event hub, whatever was kept)."""
+        if type != _CREATED:
+            self.forget(operation_id)  # also when not kept: a read of it may be in flight
 
     def forget(self, operation_id: str) -> None:
         self.version += 1

@@ -28,16 +28,12 @@ from redis.asyncio.client import PubSub
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lunos_events.bus import event_from_message
-from lunos_events.db.models import PENDING
 from lunos_events.services.events import StoredEvent, events_after, last_event_seq
 from lunos_events.services.pending_statuses import PendingStatuses
-from lunos_events.services.status import event_type
 from lunos_events.streams.frames import event_frame
 from lunos_events.streams.subscription import Delivery, Subscription
 
 log = logging.getLogger(__name__)
-# The event that creates an operation: it changes nothing a poll of a pending operation answers.
-PENDING_EVENT = event_type(PENDING)
 
 RECONNECT_FIRST_DELAY = 0.1
 RECONNECT_MAX_DELAY = 5.0
@@ -214,13 +210,10 @@ class EventHub:
                 await self._receive(message["data"])
 
     async def _receive(self, raw: bytes) -> None:
-        if not self._feeds and self._pending is None:
-            return
         try:
             message = json.loads(raw)
-            if self._pending is not None and message["type"] != PENDING_EVENT:
-                # Even when nothing is kept: a read of the operation may be in flight.
-                self._pending.forget(message["operation_id"])
+            if self._pending is not None:
+                self._pending.event_arrived(message["operation_id"], message["type"])
             if not self._feeds:
                 return  # no stream open here: a feed opened later starts from the store
             event = event_from_message(message)
