@@ -3,8 +3,9 @@ cannot commit stores nothing and tells every caller; the same job bodies run on 
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
-import threading
+from contextlib import closing
 
 import anyio
 import pytest
@@ -13,8 +14,9 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from lunos_events.db.engine import apply_sqlite_pragmas
 from lunos_events.db.models import Account
-from lunos_events.db.writes import SqliteWriter, Tx
+from lunos_events.db.writes import CHECKPOINT_AFTER_CHANGES, SqliteWriter, Tx
 from lunos_events.runtime import open_runtime
+from tests.client_support import eventually
 
 pytestmark = pytest.mark.anyio
 
@@ -33,26 +35,17 @@ async def stored_accounts(rt) -> set[str]:  # type: ignore[no-untyped-def]
 
 
 async def run_in_one_batch(writer, jobs: dict[str, object]) -> dict[str, object]:  # type: ignore[no-untyped-def]
-    """Each job's result or error, all queued while the writer thread is held, so they share a batch."""
-    gate = threading.Event()
-    outcomes: dict[str, object] = {}
+    """Each job's result or error. They are queued in this order in one pass of the event loop, so
+    the SQLite writer commits them as one batch."""
 
-    async def run(name: str, fn) -> None:  # type: ignore[no-untyped-def]
+    async def run(fn) -> object:  # type: ignore[no-untyped-def]
         try:
-            outcomes[name] = await writer.run(fn)
+            return await writer.run(fn)
         except Exception as error:
-            outcomes[name] = error
+            return error
 
-    async with anyio.create_task_group() as tg:
-        if isinstance(writer, SqliteWriter):
-            tg.start_soon(run, "gate", lambda tx: gate.wait(10))
-            await anyio.sleep(0.05)
-        for name, fn in jobs.items():
-            tg.start_soon(run, name, fn)
-            await anyio.sleep(0.01)  # queued in this order
-        await anyio.sleep(0.05)
-        gate.set()
-    return outcomes
+    outcomes = await asyncio.gather(*(run(fn) for fn in jobs.values()))
+    return dict(zip(jobs, outcomes, strict=True))
 
 
 async def test_a_failing_transaction_is_undone_alone(settings) -> None:
@@ -97,14 +90,19 @@ async def test_a_job_that_fails_before_writing_leaves_the_rest_of_its_batch_alon
     assert sorted(runs) == ["after", "before", "refused"]  # nothing was undone, so nothing ran twice
 
 
-async def test_a_batch_that_cannot_commit_stores_nothing_and_fails_every_caller(tmp_path) -> None:
+def accounts_database(tmp_path) -> str:  # type: ignore[no-untyped-def]
     path = str(tmp_path / "w.db")
-    with sqlite3.connect(path) as setup:
+    with closing(sqlite3.connect(path, isolation_level=None)) as setup:
         apply_sqlite_pragmas(setup)
         setup.execute(
             "CREATE TABLE accounts (id TEXT PRIMARY KEY, balance_cents INT, tier TEXT,"
             " event_seq INT, created_at_ms INT)"
         )
+    return path
+
+
+async def test_a_batch_that_cannot_commit_stores_nothing_and_fails_every_caller(tmp_path) -> None:
+    path = accounts_database(tmp_path)
 
     def configure(conn: sqlite3.Connection) -> None:
         apply_sqlite_pragmas(conn)
@@ -137,3 +135,53 @@ async def test_a_batch_that_cannot_commit_stores_nothing_and_fails_every_caller(
         writer.close()
     with pytest.raises(RuntimeError, match="closed"):
         await writer.run(add_accounts, "z1")
+
+
+async def test_the_event_loop_goes_on_while_another_process_holds_the_write_lock(tmp_path) -> None:
+    path = accounts_database(tmp_path)
+    writer = SqliteWriter(path, apply_sqlite_pragmas)  # may wait 30 s for the lock, but not in SQLite
+    holder = sqlite3.connect(path, isolation_level=None)
+    written: list[object] = []
+
+    async def write() -> None:
+        written.append(await writer.run(add_accounts, "w1"))
+
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        holder.execute("INSERT INTO accounts VALUES ('h1', 0, 'free', 0, 1)")
+        # Were the writer's BEGIN waiting inside SQLite, the loop would stand still until it gave
+        # up 30 s later.
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(write)
+                await anyio.sleep(0.3)
+                assert written == []
+                holder.execute("COMMIT")
+        assert written == [["w1"]]
+        assert holder.execute("SELECT id FROM accounts ORDER BY id").fetchall() == [("h1",), ("w1",)]
+    finally:
+        holder.close()
+        writer.close()
+
+
+async def test_checkpoints_bring_committed_rows_into_the_database_file(tmp_path) -> None:
+    path = accounts_database(tmp_path)
+    writer = SqliteWriter(path, apply_sqlite_pragmas)
+    ids = [f"c{i}" for i in range(CHECKPOINT_AFTER_CHANGES)]
+
+    def rows_in_file() -> int | None:
+        # immutable: the database file as it is on disk, without what is still only in the WAL. It
+        # also takes no lock, so a read in the middle of a checkpoint can see a torn file.
+        try:
+            with closing(sqlite3.connect(f"file:{path}?immutable=1", uri=True)) as file:
+                return file.execute("SELECT count(*) FROM accounts").fetchone()[0]
+        except sqlite3.DatabaseError:
+            return None
+
+    try:
+        await writer.run(add_accounts, "first")
+        assert rows_in_file() == 0  # the writer's own connection never checkpoints
+        await writer.run(add_accounts, *ids)
+        await eventually(lambda: rows_in_file() == len(ids) + 1)
+    finally:
+        writer.close()

@@ -4,14 +4,19 @@
 serves both backends:
 
 - PostgreSQL (or an in-memory SQLite): it runs on the async engine through `run_sync`.
-- The SQLite file: one thread owns the process's write connection and runs every queued
-  transaction there with the stdlib driver (see compiled.py). Transactions that queue up while one
-  batch commits go into the next batch and share one COMMIT (group commit); when one of them
-  raises after changing rows, the batch is undone and run again with each in its own SAVEPOINT,
-  so `fn` must be free of effects outside the transaction (it may run twice). Writers of this
-  process thus wait in order instead of sleeping in SQLite's busy handler, which is what capped
-  submits at a few dozen per second when each request's statements hopped through the async
-  driver's threads while holding the file's single write lock.
+- The SQLite file: the process's one write connection runs every queued transaction on the event
+  loop itself, with the stdlib driver (see compiled.py). Transactions queued in the same pass of
+  the loop, or while the file's write lock was held elsewhere, go into one batch and share one
+  COMMIT (group commit); when one of them raises after changing rows, the batch is undone and run
+  again with each in its own SAVEPOINT, so `fn` must be free of effects outside the transaction
+  (it may run twice).
+
+The loop never waits on the file. BEGIN IMMEDIATE does not block (busy timeout 0): when another
+process holds the write lock, the batch is tried again on a timer, for as long as the connection's
+configured busy timeout. A commit only appends to the WAL (synchronous=NORMAL syncs at
+checkpoints), and checkpoints, the one write that syncs the disk, run on a thread of their own with
+their own connection. A writer thread did this before: it had to take the GIL back from the event
+loop after every statement, and those hand-offs cost more than the statements themselves.
 
 A transaction's caller resumes only after its batch has committed.
 """
@@ -20,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -91,79 +95,133 @@ class _SqliteTx:
         return self._statements.execute_many(self._conn, statement, params)
 
 
-_Job = tuple[Callable[..., Any], tuple[Any, ...], asyncio.AbstractEventLoop, asyncio.Future[Any]]
+_Job = tuple[Callable[..., Any], tuple[Any, ...], asyncio.Future[Any]]
+
+# Waits between tries of a write lock held by another process: short at first, as its holder's
+# transactions are.
+_FIRST_RETRY_SECONDS = 0.001
+_MAX_RETRY_SECONDS = 0.02
+# Rows changed since the last checkpoint that make the next one due. SQLite's own automatic
+# checkpoint waits for 1,000 pages of WAL; a row change dirties at most a few pages and often
+# shares them, so this checkpoints at least as often.
+CHECKPOINT_AFTER_CHANGES = 1000
 
 
 class SqliteWriter:
-    """The process's single SQLite write connection, on its own thread, with group commit."""
+    """The process's single SQLite write connection, driven by the event loop, with group commit."""
 
     def __init__(self, path: str, configure: Callable[[sqlite3.Connection], None]) -> None:
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         configure(self._conn)
+        # How long a batch may wait for the write lock: what `configure` set as the busy timeout.
+        # The connection itself must never wait, or the event loop would wait with it.
+        (busy_ms,) = self._conn.execute("PRAGMA busy_timeout").fetchone()
+        self._lock_timeout = busy_ms / 1000
+        self._conn.execute("PRAGMA busy_timeout = 0")
+        self._conn.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpoint thread's job
         self._statements = CompiledStatements()
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._queued: list[_Job] = []
+        self._flush: asyncio.Handle | None = None  # a flush is due, or waits for the lock
+        self._lock_wait_started: float | None = None
+        self._retry_seconds = _FIRST_RETRY_SECONDS
+        self._checkpoints = _Checkpoints(path, configure)
+        self._changes_at_checkpoint = 0
         self._closed = False
-        self._thread = threading.Thread(target=self._serve, name="sqlite-writer", daemon=True)
-        self._thread.start()
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         if self._closed:
             raise RuntimeError("the database writer is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._jobs.put((fn, args, loop, future))
+        self._queued.append((fn, args, future))
+        if self._flush is None:
+            # After the callbacks already due in this pass, so that theirs join the batch.
+            self._flush = loop.call_soon(self._commit_queued, loop)
         return await future
 
     def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._jobs.put(None)
-            self._thread.join()
-            self._conn.close()
+        if self._closed:
+            return
+        self._closed = True
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        while self._queued:  # shutting down: commit what is queued, waiting for the lock if need be
+            self._conn.execute(f"PRAGMA busy_timeout = {int(self._lock_timeout * 1000)}")
+            try:
+                self._commit_next_batch()
+            except _LockHeld as held:
+                self._fail_batch(held.error)
+        self._checkpoints.close()
+        self._conn.close()
 
-    def _serve(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            batch = [job]
-            while len(batch) < MAX_BATCH:
-                try:
-                    job = self._jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if job is None:
-                    self._commit(batch)
-                    return
-                batch.append(job)
-            self._commit(batch)
-
-    def _commit(self, batch: list[_Job]) -> None:
-        tx = _SqliteTx(self._conn, self._statements)
+    def _commit_queued(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._flush = None
         try:
-            outcomes = self._transaction(tx, batch, isolated=False)
+            self._commit_next_batch()
+        except _LockHeld as held:
+            now = loop.time()
+            if self._lock_wait_started is None:
+                self._lock_wait_started = now
+            if now - self._lock_wait_started < self._lock_timeout:
+                self._flush = loop.call_later(self._retry_seconds, self._commit_queued, loop)
+                self._retry_seconds = min(self._retry_seconds * 2, _MAX_RETRY_SECONDS)
+                return
+            self._fail_batch(held.error)
+        self._lock_wait_started = None
+        self._retry_seconds = _FIRST_RETRY_SECONDS
+        if self._queued:
+            self._flush = loop.call_soon(self._commit_queued, loop)
+        if self._conn.total_changes - self._changes_at_checkpoint >= CHECKPOINT_AFTER_CHANGES:
+            self._changes_at_checkpoint = self._conn.total_changes
+            self._checkpoints.request()
+
+    def _commit_next_batch(self) -> None:
+        """Commit the next batch of queued jobs and settle their callers; _LockHeld when the
+        file's write lock is taken (the batch stays queued)."""
+        batch = self._queued[:MAX_BATCH]
+        try:
+            outcomes = self._transaction(batch, isolated=False)
             if outcomes is None:
                 # A job failed after writing and took the batch with it: run the batch again with
                 # each job in its own SAVEPOINT, so that only the failing one is undone. That is
                 # rare, so the common batch skips two statements per job.
-                outcomes = self._transaction(tx, batch, isolated=True)
+                outcomes = self._transaction(batch, isolated=True)
+        except _LockHeld:
+            raise
         except BaseException as error:  # BEGIN or COMMIT failed: nothing of the batch was stored
-            log.warning("a batch of %d write transactions failed: %s", len(batch), error)
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
-            if isinstance(error, sqlite3.Error):
-                error = sqlalchemy_error("BEGIN IMMEDIATE ... COMMIT", (), error)
-            outcomes = [(False, error)] * len(batch)
-        for (_, _, loop, future), (ok, value) in zip(batch, outcomes, strict=True):
-            try:
-                loop.call_soon_threadsafe(_settle, future, ok, value)
-            except RuntimeError:  # that caller's event loop has closed
-                pass
+            self._fail_batch(error)
+            return
+        del self._queued[: len(batch)]
+        for (_, _, future), (ok, value) in zip(batch, outcomes, strict=True):
+            _settle(future, ok, value)
 
-    def _transaction(self, tx: _SqliteTx, batch: list[_Job], isolated: bool) -> list[tuple[bool, Any]] | None:
-        """Run and commit the batch; None when a job that had written failed outside a SAVEPOINT."""
-        # IMMEDIATE: take the write lock now (waiting on another process's writer in busy_timeout),
-        # so no statement of the batch can fail for want of it half-way.
-        self._conn.execute("BEGIN IMMEDIATE")
+    def _fail_batch(self, error: BaseException) -> None:
+        """The next batch cannot be stored: each of its callers gets the error."""
+        batch = self._queued[:MAX_BATCH]
+        del self._queued[: len(batch)]
+        log.warning("a batch of %d write transactions failed: %s", len(batch), error)
+        if isinstance(error, sqlite3.Error):
+            error = sqlalchemy_error("BEGIN IMMEDIATE ... COMMIT", (), error)
+        for _, _, future in batch:
+            _settle(future, False, error)
+
+    def _transaction(self, batch: list[_Job], isolated: bool) -> list[tuple[bool, Any]] | None:
+        """Run and commit the batch; None when a job that had written failed outside a SAVEPOINT
+        (the transaction is then rolled back)."""
+        try:
+            # IMMEDIATE: take the write lock now, so no statement of the batch can fail for want of
+            # it half-way.
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            if error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
+                raise _LockHeld(error) from None
+            raise
+        tx = _SqliteTx(self._conn, self._statements)
         outcomes: list[tuple[bool, Any]] = []
-        for fn, args, _, _ in batch:
+        for fn, args, _ in batch:
             if isolated:
                 self._conn.execute("SAVEPOINT job")
             changes = self._conn.total_changes
@@ -176,7 +234,9 @@ class SqliteWriter:
                     # It had written (or SQLite ended the transaction itself): undo the batch.
                     if self._conn.in_transaction:
                         self._conn.execute("ROLLBACK")
-                    return [(False, error)] if len(batch) == 1 else None
+                    if len(batch) == 1:
+                        return [(False, error)]
+                    return None
                 # Otherwise it failed before changing a row (a refused debit; a statement that fails
                 # leaves no change behind), so there is nothing to undo.
                 outcomes.append((False, error))
@@ -188,8 +248,48 @@ class SqliteWriter:
         return outcomes
 
 
+class _LockHeld(Exception):
+    def __init__(self, error: sqlite3.OperationalError) -> None:
+        self.error = error
+
+
+class _Checkpoints:
+    """Checkpoints the WAL on its own thread and connection when asked, one at a time.
+
+    PASSIVE: it copies what no reader still needs and never holds up readers or the writer.
+    """
+
+    def __init__(self, path: str, configure: Callable[[sqlite3.Connection], None]) -> None:
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        configure(self._conn)
+        self._due = threading.Event()
+        self._closed = False
+        self._thread = threading.Thread(target=self._serve, name="sqlite-checkpoints", daemon=True)
+        self._thread.start()
+
+    def request(self) -> None:
+        self._due.set()
+
+    def close(self) -> None:
+        self._closed = True
+        self._due.set()
+        self._thread.join()
+        self._conn.close()
+
+    def _serve(self) -> None:
+        while True:
+            self._due.wait()
+            self._due.clear()
+            if self._closed:
+                return
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error as error:
+                log.warning("WAL checkpoint failed: %s", error)
+
+
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
-    if future.cancelled():
+    if future.done():  # its caller was cancelled
         return
     if ok:
         future.set_result(value)
@@ -200,7 +300,7 @@ def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
 def open_writes(
     engine: AsyncEngine, database_url: str, configure: Callable[[sqlite3.Connection], None]
 ) -> Writes:
-    """The writer for this process: the SQLite writer thread on a database file, else the engine."""
+    """The writer for this process: the loop-driven SQLite writer on a database file, else the engine."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         return SqliteWriter(url.database, configure)
