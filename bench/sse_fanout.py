@@ -49,13 +49,13 @@ from bench.common import (
     rss_kb,
     start_lunos,
 )
-from lunos_events.db.models import COMPLETED, PENDING, Operation
+from lunos_events.db.models import COMPLETED
 from lunos_events.embedded_redis import EmbeddedRedis
 from lunos_events.ids import now_ms
 from lunos_events.runtime import open_runtime
 from lunos_events.services import accounts, outbox
 from lunos_events.services.events import append_event, last_event_seq
-from lunos_events.services.lifecycle import create_operation, finish_operation
+from lunos_events.services.lifecycle import NewOperation, create_operation, finish_operation
 from lunos_events.settings import Settings
 from lunos_events.streams.tokens import StreamTokenSigner
 
@@ -156,7 +156,7 @@ def client_process(count: int, host: str, port: int, path: str, pipe: Connection
 
 async def pending_operation(rt, index: int) -> str:  # type: ignore[no-untyped-def]
     created = now_ms()
-    op = Operation(
+    op = NewOperation(
         id=f"video-op:{ACCOUNT}:{created}{index:06d}",
         account_id=ACCOUNT,
         app_id="bench",
@@ -164,11 +164,9 @@ async def pending_operation(rt, index: int) -> str:  # type: ignore[no-untyped-d
         provider_model="veo-3.0-generate-preview",
         prompt="bench",
         parameters={"aspectRatio": "16:9", "durationSeconds": 8},
-        status=PENDING,
         video_key=f"{ACCOUNT}/{created}-{index}-video.mp4",
         cost_cents=0,
         created_at_ms=created,
-        updated_at_ms=created,
         deadline_at_ms=created + 900_000,
     )
     await rt.writes.run(create_operation, op)

@@ -80,7 +80,7 @@ async def pending_operations(settings: Settings, count: int) -> list[str]:
         rows = []
         for index in range(count):
             op = new_operation(rt, principal, request, stamp + index)
-            rows.append({**op.model_dump(), "provider_operation": await rt.provider.start(provider_job(op))})
+            rows.append({**op.row(), "provider_operation": await rt.provider.start(provider_job(op))})
         async with rt.engine.begin() as conn:
             await conn.execute(Operation.__table__.insert(), rows)
             await conn.execute(update(Operation).values(deadline_at_ms=stamp + 10**10))

@@ -2,53 +2,52 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from starlette.types import Scope
+from starlette.types import Receive, Scope
 
 from lunos_events.api.auth import authenticate, authenticate_header
-from lunos_events.api.body import read_json_object
-from lunos_events.api.plain import JsonEndpoint
+from lunos_events.api.body import read_json_body
+from lunos_events.api.plain import NO_HEADERS, JsonEndpoint, Reply
 from lunos_events.api.streams import operation_events_url
 from lunos_events.services import generations, history, idempotency
 from lunos_events.services.admission import admit_submit
 from lunos_events.services.generation_request import parse_app_id, parse_generation_request
 
 
-async def create_generation(request: Request) -> JSONResponse:
-    principal = await authenticate(request)
-    rt = request.app.state.rt
-    key = idempotency.parse_key(request.headers.get("idempotency-key"))
-    body = await read_json_object(request, rt.settings.max_body_bytes)
+async def create_generation(scope: Scope, receive: Receive) -> Reply:
+    app = scope["app"]
+    rt = app.state.rt
+    headers = Headers(scope=scope)
+    principal = await authenticate_header(rt, headers.get("authorization"))
+    key = idempotency.parse_key(headers.get("idempotency-key"))
+    body = await read_json_body(headers.get("content-length"), receive, rt.settings.max_body_bytes)
     generation = parse_generation_request(
         body,
         rt.catalog,
         max_prompt_chars=rt.settings.max_prompt_chars,
-        header_app_id=request.headers.get("x-app-id"),
+        header_app_id=headers.get("x-app-id"),
     )
-    created, headers = await admit_submit(
+    created, reply_headers = await admit_submit(
         rt,
         principal,
         generation,
         idempotency_key=key,
-        fingerprint=idempotency.request_hash(body, generation.app_id),
+        fingerprint=idempotency.request_hash(body, generation.app_id) if key is not None else None,
     )
-    events_url = operation_events_url(request.app, principal.account_id, created["id"])
-    created = {**created, "events_url": events_url}
-    return JSONResponse(created, headers=headers)
+    events_url = operation_events_url(app, principal.account_id, created["id"])
+    return {**created, "events_url": events_url}, reply_headers
 
 
-async def get_generation(scope: Scope) -> dict[str, Any]:
+async def get_generation(scope: Scope, receive: Receive) -> Reply:
     app = scope["app"]
     rt = app.state.rt
     principal = await authenticate_header(rt, Headers(scope=scope).get("authorization"))
     status = await generations.get_status(rt, principal, scope["path_params"]["operation_id"])
     status["events_url"] = operation_events_url(app, principal.account_id, status["id"])
-    return status
+    return status, NO_HEADERS
 
 
 async def cancel_generation(request: Request) -> JSONResponse:
@@ -72,8 +71,8 @@ async def list_generations(request: Request) -> JSONResponse:
     return JSONResponse(page)
 
 
-# The status poll comes first: the router tries routes in order, and it is the busiest one. It is a
-# plain ASGI endpoint for the same reason (see plain.py).
+# The status poll comes first: the router tries routes in order, and it is the busiest one. It and
+# the submit are plain ASGI endpoints for the same reason (see plain.py).
 routes = [
     Route(
         "/v1/video/generations/{operation_id}",
@@ -81,7 +80,9 @@ routes = [
         methods=["GET"],
         name="get_generation",
     ),
-    Route("/v1/video/generations", create_generation, methods=["POST"]),
+    Route(
+        "/v1/video/generations", JsonEndpoint(create_generation), methods=["POST"], name="create_generation"
+    ),
     Route("/v1/video/generations", list_generations, methods=["GET"]),
     Route("/v1/video/generations/{operation_id}/cancel", cancel_generation, methods=["POST"]),
 ]

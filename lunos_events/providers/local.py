@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import secrets
 import tempfile
 import time
 from pathlib import Path
 
 import anyio
 
+from lunos_events.ids import random_below
 from lunos_events.providers.base import (
     Done,
     Failed,
@@ -47,7 +47,7 @@ class LocalSimulator:
         if START_FAILURE_MARKER in job.prompt:
             raise ProviderStartError("simulated start failure")
         started_ms = time.time_ns() // 1_000_000
-        return f"operations/{job.provider_model}/{started_ms:013d}{secrets.randbelow(10**6):06d}"
+        return f"operations/{job.provider_model}/{started_ms:013d}{random_below(10**6):06d}"
 
     async def poll(self, operation_name: str, job: GenerationJob) -> ProviderResult:
         started_ms = int(operation_name.rsplit("/", 1)[-1][:13])

@@ -27,12 +27,16 @@ async def admit_submit(
     request: GenerationRequest,
     *,
     idempotency_key: str | None,
-    fingerprint: str,
+    fingerprint: str | None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """The submit's response body and headers (rate-limit figures, or the replay marker)."""
+    """The submit's response body and headers (rate-limit figures, or the replay marker).
+
+    `fingerprint` (idempotency.request_hash) is needed only with an `idempotency_key`.
+    """
     account_id = principal.account_id
     prefix = rt.settings.redis_key_prefix
     if idempotency_key is not None:
+        assert fingerprint is not None
         first = await idempotency.claim(
             rt.engine, account_id, idempotency_key, fingerprint, rt.settings.idempotency_ttl_seconds
         )

@@ -3,6 +3,7 @@ money and the matching event move in the same transaction."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, insert, update
@@ -49,7 +50,51 @@ _FINISH = (
 )
 
 
-def create_operation(tx: Tx, op: Operation, webhook: RequestWebhook | None = None) -> StoredEvent:
+@dataclass(frozen=True, slots=True)
+class NewOperation:
+    """A pending operation about to be created, as `create_operation` inserts it.
+
+    Made on every submit, so a plain dataclass: building and dumping the table model instead cost
+    ~15 µs.
+    """
+
+    id: str
+    account_id: str
+    app_id: str | None
+    model: str
+    provider_model: str
+    prompt: str
+    parameters: dict[str, Any]
+    video_key: str
+    cost_cents: int
+    created_at_ms: int
+    deadline_at_ms: int
+
+    def row(self) -> dict[str, Any]:
+        """Every column of its `operations` row."""
+        return {
+            "id": self.id,
+            "account_id": self.account_id,
+            "app_id": self.app_id,
+            "model": self.model,
+            "provider_model": self.provider_model,
+            "prompt": self.prompt,
+            "parameters": self.parameters,
+            "status": PENDING,
+            "provider_operation": None,
+            "video_key": self.video_key,
+            "video_url": None,
+            "error": None,
+            "cost_cents": self.cost_cents,
+            "refunded": False,
+            "created_at_ms": self.created_at_ms,
+            "updated_at_ms": self.created_at_ms,
+            "completed_at_ms": None,
+            "deadline_at_ms": self.deadline_at_ms,
+        }
+
+
+def create_operation(tx: Tx, op: NewOperation, webhook: RequestWebhook | None = None) -> StoredEvent:
     """Debit the cost and insert the pending operation with its `video.pending` event, atomically.
 
     Run it through `rt.writes.run`. Raises InsufficientBalance when the balance does not cover the
@@ -58,7 +103,7 @@ def create_operation(tx: Tx, op: Operation, webhook: RequestWebhook | None = Non
     # The write comes first so that SQLite takes its write lock before anything is read.
     if tx.execute(_DEBIT, account_id=op.account_id, cost=op.cost_cents).rowcount != 1:
         raise InsufficientBalance()
-    tx.execute(_INSERT_OPERATION, **op.model_dump())
+    tx.execute(_INSERT_OPERATION, **op.row())
     if webhook is not None:
         store_request_webhook(tx, op.account_id, op.id, webhook)
     return append_event(

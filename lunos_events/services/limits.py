@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import math
-import uuid
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -19,6 +18,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from lunos_events.errors import InFlightLimited, RateLimited
+from lunos_events.ids import random_token
 from lunos_events.redis_batches import RedisBatches
 from lunos_events.settings import TierLimits
 
@@ -89,7 +89,7 @@ async def take_submit(
     batches: RedisBatches, prefix: str, account_id: str, limits: TierLimits, window_seconds: float = 60.0
 ) -> Quota:
     """Count a submit and reserve an in-flight slot, or raise RateLimited (429)."""
-    reservation = f"reservation:{uuid.uuid4().hex}"
+    reservation = f"reservation:{random_token(16)}"
     ((allowed, limit, remaining, reset_ms, retry_ms, reason),) = await batches.execute(
         lambda pipe: pipe.eval(
             _TAKE,
