@@ -11,15 +11,15 @@ same event before it is published, so a subscriber that missed a message replays
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from lunos_events.json_text import compact_json
 from lunos_events.services.events import StoredEvent
 
 
 def encode_event(event: StoredEvent) -> str:
     # `data` is already JSON text; splice it in rather than parse and re-serialise it.
-    head = json.dumps(
+    head = compact_json(
         {
             "account_id": event.account_id,
             "seq": event.seq,
@@ -27,8 +27,7 @@ def encode_event(event: StoredEvent) -> str:
             "app_id": event.app_id,
             "type": event.type,
             "created_at_ms": event.created_at_ms,
-        },
-        separators=(",", ":"),
+        }
     )
     return f'{head[:-1]},"data":{event.data}}}'
 
@@ -41,6 +40,6 @@ def event_from_message(raw: dict[str, Any]) -> StoredEvent:
         operation_id=raw["operation_id"],
         app_id=raw.get("app_id"),
         type=raw["type"],
-        data=json.dumps(raw["data"], separators=(",", ":")),
+        data=compact_json(raw["data"]),
         created_at_ms=int(raw["created_at_ms"]),
     )

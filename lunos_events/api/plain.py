@@ -16,6 +16,9 @@ from typing import Any
 from starlette.types import Receive, Scope, Send
 
 _JSON = (b"content-type", b"application/json")
+# The very encoding of Starlette's JSONResponse, so both kinds of endpoint answer alike; built once,
+# as json.dumps with options would build it on every call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
 NO_HEADERS: Mapping[str, str] = {}
 
 Reply = tuple[dict[str, Any], Mapping[str, str]]
@@ -29,10 +32,7 @@ class JsonEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         reply, headers = await self.handler(scope, receive)
-        # The very encoding of Starlette's JSONResponse, so both kinds of endpoint answer alike.
-        body = json.dumps(
-            reply, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
-        ).encode("utf-8")
+        body = _ENCODER.encode(reply).encode("utf-8")
         raw_headers = [(b"content-length", str(len(body)).encode()), _JSON]
         raw_headers += [
             (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()

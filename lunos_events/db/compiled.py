@@ -45,15 +45,36 @@ class _Compiled:
     # (name, default value or _REQUIRED, bind processor) per positional parameter.
     binds: tuple[tuple[str, Any, Callable[[Any], Any] | None], ...]
     results: tuple[Callable[[Any], Any] | None, ...]
+    # Derived from `binds`: the common call gives every parameter, and few need a bind processor.
+    names: tuple[str, ...]
+    processed: tuple[tuple[int, Callable[[Any], Any]], ...]
+
+    @classmethod
+    def of(
+        cls,
+        sql: str,
+        binds: tuple[tuple[str, Any, Callable[[Any], Any] | None], ...],
+        results: tuple[Callable[[Any], Any] | None, ...],
+    ) -> _Compiled:
+        names = tuple(name for name, _, _ in binds)
+        processed = tuple((i, process) for i, (_, _, process) in enumerate(binds) if process is not None)
+        return cls(sql, binds, results, names, processed)
 
     def parameters(self, params: Mapping[str, Any]) -> list[Any]:
-        values = []
-        for name, default, process in self.binds:
-            value = params.get(name, default)
-            if value is _REQUIRED:
-                raise exc.ArgumentError(f"missing value for bind parameter {name!r}")
-            values.append(process(value) if process is not None else value)
+        try:
+            values = [params[name] for name in self.names]
+        except KeyError:
+            values = [self._value_or_default(params, name, default) for name, default, _ in self.binds]
+        for i, process in self.processed:
+            values[i] = process(values[i])
         return values
+
+    @staticmethod
+    def _value_or_default(params: Mapping[str, Any], name: str, default: Any) -> Any:
+        value = params.get(name, default)
+        if value is _REQUIRED:
+            raise exc.ArgumentError(f"missing value for bind parameter {name!r}")
+        return value
 
     def row(self, raw: tuple[Any, ...]) -> tuple[Any, ...]:
         return tuple(
@@ -113,4 +134,4 @@ class CompiledStatements:
             column.type.result_processor(self._dialect, None)
             for column in getattr(statement, "exported_columns", ())  # RETURNING or SELECT columns
         )
-        return _Compiled(sa.string, tuple(binds), results if any(results) else ())
+        return _Compiled.of(sa.string, tuple(binds), results if any(results) else ())

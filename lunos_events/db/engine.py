@@ -28,7 +28,7 @@ def create_engine(database_url: str) -> AsyncEngine:
 
 
 def apply_sqlite_pragmas(dbapi_connection) -> None:
-    """Every SQLite connection of the service (the engine's, the writer thread's) is set up so."""
+    """Every SQLite connection of the service (the engine's, the writer's) is set up so."""
     # WAL lets readers proceed while a writer commits; API and worker processes share the file.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")

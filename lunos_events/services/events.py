@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -12,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from lunos_events.db.models import Account, Event
 from lunos_events.db.writes import Tx
 from lunos_events.ids import now_ms
+from lunos_events.json_text import compact_json
 from lunos_events.webhooks.fanout import record_deliveries
 
 
@@ -79,21 +79,24 @@ def append_event(
     type: str,
     data: dict[str, Any],
     request_webhook: bool = True,
+    seq: int | None = None,
 ) -> StoredEvent:
     """Store one event inside the caller's transaction, taking the account's next sequence number.
 
     `request_webhook=False`: the operation has no per-request webhook to deliver it to.
+    `seq`: the caller already took the number (in a statement of its own on the account's row).
     """
-    seq = tx.execute(_NEXT_SEQ, account_id=account_id).scalar()
     if seq is None:
-        raise LookupError(f"no account {account_id!r}")
+        seq = tx.execute(_NEXT_SEQ, account_id=account_id).scalar()
+        if seq is None:
+            raise LookupError(f"no account {account_id!r}")
     event = StoredEvent(
         account_id=account_id,
         seq=seq,
         operation_id=operation_id,
         app_id=app_id,
         type=type,
-        data=json.dumps(data, separators=(",", ":")),
+        data=compact_json(data),
         created_at_ms=now_ms(),
     )
     tx.execute(

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 
 from lunos_events.errors import Forbidden, Unauthenticated
+from lunos_events.json_text import compact_json
 from lunos_events.settings import Settings
 
 _VERSION = 1
@@ -85,9 +86,7 @@ class StreamTokenSigner:
 
     def mint(self, account_id: str, kind: str, target: str | None, *, expires_at: int | None = None) -> str:
         expires = expires_at if expires_at is not None else int(time.time()) + self.ttl_seconds
-        payload = _b64(
-            json.dumps([_VERSION, expires, account_id, kind, target], separators=(",", ":")).encode()
-        )
+        payload = _b64(compact_json([_VERSION, expires, account_id, kind, target]).encode())
         return f"{payload}.{self._sign(payload)}"
 
     def for_operation(self, account_id: str, operation_id: str, *, expires_at: int | None = None) -> str:

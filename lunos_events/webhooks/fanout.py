@@ -6,7 +6,6 @@ status change can never be stored without its webhooks, whatever process dies af
 
 from __future__ import annotations
 
-import json
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +16,7 @@ from sqlalchemy import bindparam, insert, select
 from lunos_events.db.models import PENDING, TERMINAL_STATUSES
 from lunos_events.db.webhook_models import OperationWebhook, WebhookDelivery, WebhookEndpoint
 from lunos_events.errors import InvalidRequest
+from lunos_events.json_text import compact_json
 from lunos_events.services.status import event_type
 from lunos_events.webhooks.targets import check_url_syntax
 
@@ -95,7 +95,7 @@ def iso_timestamp(unix_ms: int) -> str:
 
 def webhook_payload(type_: str, created_at_ms: int, data_json: str) -> str:
     """`{"type", "timestamp", "data"}`; `data` is spliced in verbatim (the stored status object)."""
-    head = json.dumps({"type": type_, "timestamp": iso_timestamp(created_at_ms)}, separators=(",", ":"))
+    head = compact_json({"type": type_, "timestamp": iso_timestamp(created_at_ms)})
     return f'{head[:-1]},"data":{data_json}}}'
 
 

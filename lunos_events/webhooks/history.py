@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 from lunos_events.db.webhook_models import DELIVERY_PENDING, WebhookAttempt, WebhookDelivery
 from lunos_events.errors import Conflict, InvalidRequest
 from lunos_events.ids import now_ms
+from lunos_events.json_text import compact_json
 from lunos_events.runtime import Runtime
 from lunos_events.webhooks.delivery import enqueue_delivery
 from lunos_events.webhooks.drain import enqueue_drain
@@ -126,7 +127,7 @@ async def send_test_event(rt: Runtime, account_id: str, endpoint_id: str) -> dic
     if not endpoint.enabled:
         raise Conflict("The endpoint is disabled; enable it before testing")
     stamp = now_ms()
-    data = json.dumps({"endpoint_id": endpoint_id, "message": "test event"}, separators=(",", ":"))
+    data = compact_json({"endpoint_id": endpoint_id, "message": "test event"})
     row = delivery_row(
         account_id=account_id,
         endpoint_id=endpoint_id,
