@@ -165,6 +165,24 @@ async def test_body_over_limit_is_413(service, client) -> None:
     assert response.status_code == 413
 
 
+@pytest.mark.settings(max_body_bytes=1024)
+async def test_a_declared_body_over_limit_is_refused_before_it_is_sent(service) -> None:
+    """With `Expect: 100-continue`, a client waits to be invited before it uploads: a body declared
+    too large gets its 413 instead of the invitation."""
+    key = await create_user(service, "u1")
+    url = httpx.URL(service.settings.resolved_public_base_url())
+    head = (
+        "POST /v1/video/generations HTTP/1.1\r\n"
+        f"Host: {url.host}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\n"
+        "Content-Length: 50000000\r\nExpect: 100-continue\r\n\r\n"
+    )
+    async with await anyio.connect_tcp(url.host, url.port) as stream:
+        await stream.send(head.encode())
+        with anyio.fail_after(10):
+            first = await stream.receive()
+    assert first.startswith(b"HTTP/1.1 413 "), first[:80]
+
+
 async def test_extra_fields_are_ignored_and_app_id_recorded(service, client) -> None:
     key = await create_user(service, "u1")
     body = generation_body(appId="my-video-app", user="someone", stream=True, seed=4)

@@ -185,3 +185,67 @@ async def test_checkpoints_bring_committed_rows_into_the_database_file(tmp_path)
         await eventually(lambda: rows_in_file() == len(ids) + 1)
     finally:
         writer.close()
+
+
+async def test_a_caller_cancelled_while_its_batch_waits_for_the_lock_writes_nothing(tmp_path) -> None:
+    path = accounts_database(tmp_path)
+    writer = SqliteWriter(path, apply_sqlite_pragmas)
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        with anyio.move_on_after(0.2):  # the caller gives up (a client that went away)
+            await writer.run(add_accounts, "gone")
+        holder.execute("COMMIT")
+        assert await writer.run(add_accounts, "kept") == ["kept"]
+        assert holder.execute("SELECT id FROM accounts").fetchall() == [("kept",)]
+    finally:
+        holder.close()
+        writer.close()
+
+
+async def test_each_job_waits_for_the_lock_as_long_as_the_busy_timeout_from_its_own_start(tmp_path) -> None:
+    path = accounts_database(tmp_path)
+
+    def configure(conn: sqlite3.Connection) -> None:
+        apply_sqlite_pragmas(conn)
+        conn.execute("PRAGMA busy_timeout=1500")
+
+    writer = SqliteWriter(path, configure)
+    holder = sqlite3.connect(path, isolation_level=None)
+    outcomes: dict[str, object] = {}
+
+    async def write(account_id: str) -> None:
+        try:
+            outcomes[account_id] = await writer.run(add_accounts, account_id)
+        except OperationalError as error:
+            outcomes[account_id] = error
+
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(write, "early")
+            await anyio.sleep(1.0)
+            tg.start_soon(write, "late")
+            await eventually(lambda: "early" in outcomes)
+            holder.execute("COMMIT")  # "late" has waited about half a second of its 1.5 s
+        assert isinstance(outcomes["early"], OperationalError)
+        assert outcomes["late"] == ["late"]
+    finally:
+        holder.close()
+        writer.close()
+
+
+async def test_a_job_raising_stop_iteration_fails_alone(tmp_path) -> None:
+    def stops(tx: Tx) -> None:
+        raise StopIteration  # a future cannot take this exception as it is
+
+    writer = SqliteWriter(accounts_database(tmp_path), apply_sqlite_pragmas)
+    try:
+        with anyio.fail_after(10):
+            outcomes = await run_in_one_batch(
+                writer, {"stops": stops, "after": lambda tx: add_accounts(tx, "s1")}
+            )
+        assert isinstance(outcomes["stops"], RuntimeError)
+        assert outcomes["after"] == ["s1"]
+    finally:
+        writer.close()

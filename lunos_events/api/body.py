@@ -18,6 +18,7 @@ async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
 
 async def read_json_body(content_length: str | None, receive: Receive, limit: int) -> dict[str, Any]:
     """`read_json_object` for a plain ASGI endpoint (api/plain.py), straight from `receive`."""
+    _bounded(content_length, b"", limit)  # before anything is read: no `100 Continue` for it
     message = await receive()
     if message["type"] == "http.request" and not message.get("more_body", False):
         # The whole body in one message, as a small request arrives: no stream to set up.

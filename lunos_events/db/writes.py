@@ -11,12 +11,14 @@ serves both backends:
   again with each in its own SAVEPOINT, so `fn` must be free of effects outside the transaction
   (it may run twice).
 
-The loop never waits on the file. BEGIN IMMEDIATE does not block (busy timeout 0): when another
-process holds the write lock, the batch is tried again on a timer, for as long as the connection's
-configured busy timeout. A commit only appends to the WAL (synchronous=NORMAL syncs at
-checkpoints), and checkpoints, the one write that syncs the disk, run on a thread of their own with
-their own connection. A writer thread did this before: it had to take the GIL back from the event
-loop after every statement, and those hand-offs cost more than the statements themselves.
+The loop never waits for the file's lock: BEGIN IMMEDIATE does not block (busy timeout 0), and while
+another process holds the lock the batch is tried again on a timer; a job fails once it has waited
+as long as the connection's configured busy timeout. A commit only appends to the WAL
+(synchronous=NORMAL). Checkpoints, which sync the disk, run on a thread with a connection of their
+own; the one sync left to the loop is the WAL header's, rewritten by the first commit after a
+checkpoint has completed (one fdatasync per checkpoint). A writer thread did this before: it had to
+take the GIL back from the event loop after every statement, and those hand-offs cost more than the
+statements themselves. A job whose caller was cancelled before its batch began is not run.
 
 A transaction's caller resumes only after its batch has committed.
 """
@@ -95,15 +97,16 @@ class _SqliteTx:
         return self._statements.execute_many(self._conn, statement, params)
 
 
-_Job = tuple[Callable[..., Any], tuple[Any, ...], asyncio.Future[Any]]
+_Job = tuple[Callable[..., Any], tuple[Any, ...], asyncio.Future[Any], float]  # ..., queued at (loop time)
 
 # Waits between tries of a write lock held by another process: short at first, as its holder's
 # transactions are.
 _FIRST_RETRY_SECONDS = 0.001
 _MAX_RETRY_SECONDS = 0.02
 # Rows changed since the last checkpoint that make the next one due. SQLite's own automatic
-# checkpoint waits for 1,000 pages of WAL; a row change dirties at most a few pages and often
-# shares them, so this checkpoints at least as often.
+# checkpoint waits for 1,000 pages of WAL. A submit changes five rows and dirties a dozen or so
+# pages, fewer per submit in a shared batch: this lets the WAL grow to between ~500 and ~3,000
+# pages between checkpoints.
 CHECKPOINT_AFTER_CHANGES = 1000
 
 
@@ -113,7 +116,7 @@ class SqliteWriter:
     def __init__(self, path: str, configure: Callable[[sqlite3.Connection], None]) -> None:
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         configure(self._conn)
-        # How long a batch may wait for the write lock: what `configure` set as the busy timeout.
+        # How long a job may wait for the write lock: what `configure` set as the busy timeout.
         # The connection itself must never wait, or the event loop would wait with it.
         (busy_ms,) = self._conn.execute("PRAGMA busy_timeout").fetchone()
         self._lock_timeout = busy_ms / 1000
@@ -122,10 +125,11 @@ class SqliteWriter:
         self._statements = CompiledStatements()
         self._queued: list[_Job] = []
         self._flush: asyncio.Handle | None = None  # a flush is due, or waits for the lock
-        self._lock_wait_started: float | None = None
         self._retry_seconds = _FIRST_RETRY_SECONDS
+        # The next batch lost a job after it had written: it runs with a SAVEPOINT per job.
+        self._isolate_next = False
         self._checkpoints = _Checkpoints(path, configure)
-        self._changes_at_checkpoint = 0
+        self._changes_since_checkpoint = 0
         self._closed = False
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
@@ -133,7 +137,7 @@ class SqliteWriter:
             raise RuntimeError("the database writer is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queued.append((fn, args, future))
+        self._queued.append((fn, args, future, loop.time()))
         if self._flush is None:
             # After the callbacks already due in this pass, so that theirs join the batch.
             self._flush = loop.call_soon(self._commit_queued, loop)
@@ -146,66 +150,89 @@ class SqliteWriter:
         if self._flush is not None:
             self._flush.cancel()
             self._flush = None
-        while self._queued:  # shutting down: commit what is queued, waiting for the lock if need be
+        if self._queued:  # shutting down: commit what is queued, waiting for the lock if need be
             self._conn.execute(f"PRAGMA busy_timeout = {int(self._lock_timeout * 1000)}")
+        while self._queued:
             try:
                 self._commit_next_batch()
             except _LockHeld as held:
-                self._fail_batch(held.error)
+                self._fail_jobs(min(len(self._queued), MAX_BATCH), held.error)
         self._checkpoints.close()
         self._conn.close()
 
     def _commit_queued(self, loop: asyncio.AbstractEventLoop) -> None:
         self._flush = None
+        retry_in: float | None = None
         try:
             self._commit_next_batch()
         except _LockHeld as held:
-            now = loop.time()
-            if self._lock_wait_started is None:
-                self._lock_wait_started = now
-            if now - self._lock_wait_started < self._lock_timeout:
-                self._flush = loop.call_later(self._retry_seconds, self._commit_queued, loop)
-                self._retry_seconds = min(self._retry_seconds * 2, _MAX_RETRY_SECONDS)
-                return
-            self._fail_batch(held.error)
-        self._lock_wait_started = None
-        self._retry_seconds = _FIRST_RETRY_SECONDS
-        if self._queued:
-            self._flush = loop.call_soon(self._commit_queued, loop)
-        if self._conn.total_changes - self._changes_at_checkpoint >= CHECKPOINT_AFTER_CHANGES:
-            self._changes_at_checkpoint = self._conn.total_changes
-            self._checkpoints.request()
+            # Each job waits for the lock as long as the busy timeout would have let it wait.
+            waited_too_long = loop.time() - self._lock_timeout
+            expired = next((i for i, job in enumerate(self._queued) if job[3] > waited_too_long), None)
+            self._fail_jobs(len(self._queued) if expired is None else expired, held.error)
+            retry_in = self._retry_seconds
+            self._retry_seconds = min(retry_in * 2, _MAX_RETRY_SECONDS)
+        else:
+            self._retry_seconds = _FIRST_RETRY_SECONDS
+            if self._changes_since_checkpoint >= CHECKPOINT_AFTER_CHANGES:
+                self._changes_since_checkpoint = 0
+                self._checkpoints.request()
+        finally:
+            # Even when something unforeseen raised: the jobs behind it must not wait for a new one.
+            if self._queued and self._flush is None and not self._closed:
+                if retry_in is None:
+                    self._flush = loop.call_soon(self._commit_queued, loop)
+                else:
+                    self._flush = loop.call_later(retry_in, self._commit_queued, loop)
 
     def _commit_next_batch(self) -> None:
         """Commit the next batch of queued jobs and settle their callers; _LockHeld when the
         file's write lock is taken (the batch stays queued)."""
         batch = self._queued[:MAX_BATCH]
+        live = [job for job in batch if not job[2].done()]  # a cancelled caller's job is not run
+        changes = self._conn.total_changes
+        outcomes: list[tuple[bool, Any]] | None = []
         try:
-            outcomes = self._transaction(batch, isolated=False)
-            if outcomes is None:
+            if live and not self._isolate_next:
+                outcomes = self._transaction(live, isolated=False)
+            if live and (outcomes is None or self._isolate_next):
                 # A job failed after writing and took the batch with it: run the batch again with
                 # each job in its own SAVEPOINT, so that only the failing one is undone. That is
-                # rare, so the common batch skips two statements per job.
-                outcomes = self._transaction(batch, isolated=True)
+                # rare, so the common batch skips two statements per job. (Remembered, so that a
+                # lock taken meanwhile does not make the batch run a third time without them.)
+                self._isolate_next = True
+                outcomes = self._transaction(live, isolated=True)
         except _LockHeld:
             raise
         except BaseException as error:  # BEGIN or COMMIT failed: nothing of the batch was stored
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
-            self._fail_batch(error)
+            self._rollback()
+            self._isolate_next = False
+            self._fail_jobs(len(batch), error)
             return
+        self._isolate_next = False
         del self._queued[: len(batch)]
-        for (_, _, future), (ok, value) in zip(batch, outcomes, strict=True):
+        # total_changes is a C int that wraps around: the difference is taken modulo 2**32.
+        self._changes_since_checkpoint += (self._conn.total_changes - changes) & 0xFFFFFFFF
+        for (_, _, future, _), (ok, value) in zip(live, outcomes or [], strict=True):
             _settle(future, ok, value)
 
-    def _fail_batch(self, error: BaseException) -> None:
-        """The next batch cannot be stored: each of its callers gets the error."""
-        batch = self._queued[:MAX_BATCH]
-        del self._queued[: len(batch)]
-        log.warning("a batch of %d write transactions failed: %s", len(batch), error)
+    def _rollback(self) -> None:
+        if self._conn.in_transaction:
+            try:
+                self._conn.execute("ROLLBACK")
+            except sqlite3.Error as error:
+                log.error("rolling back a failed batch failed: %s", error)
+
+    def _fail_jobs(self, count: int, error: BaseException) -> None:
+        """The first `count` queued jobs cannot be stored: each of their callers gets the error."""
+        if count == 0:
+            return
+        failed = self._queued[:count]
+        del self._queued[:count]
+        log.warning("%d write transactions failed: %s", count, error)
         if isinstance(error, sqlite3.Error):
             error = sqlalchemy_error("BEGIN IMMEDIATE ... COMMIT", (), error)
-        for _, _, future in batch:
+        for _, _, future, _ in failed:
             _settle(future, False, error)
 
     def _transaction(self, batch: list[_Job], isolated: bool) -> list[tuple[bool, Any]] | None:
@@ -221,7 +248,7 @@ class SqliteWriter:
             raise
         tx = _SqliteTx(self._conn, self._statements)
         outcomes: list[tuple[bool, Any]] = []
-        for fn, args, _ in batch:
+        for fn, args, _, _ in batch:
             if isolated:
                 self._conn.execute("SAVEPOINT job")
             changes = self._conn.total_changes
@@ -291,10 +318,15 @@ class _Checkpoints:
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
     if future.done():  # its caller was cancelled
         return
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
+    try:
+        if ok:
+            future.set_result(value)
+        elif isinstance(value, StopIteration):  # a future refuses it
+            future.set_exception(RuntimeError(f"a write transaction raised {value!r}"))
+        else:
+            future.set_exception(value)
+    except RuntimeError:  # that caller's event loop has closed
+        pass
 
 
 def open_writes(
