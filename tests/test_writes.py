@@ -164,7 +164,7 @@ async def test_the_event_loop_goes_on_while_another_process_holds_the_write_lock
         writer.close()
 
 
-async def test_checkpoints_bring_committed_rows_into_the_database_file(tmp_path) -> None:
+async def test_checkpoints_bring_committed_rows_into_the_file_and_start_the_wal_over(tmp_path) -> None:
     path = accounts_database(tmp_path)
     writer = SqliteWriter(path, apply_sqlite_pragmas)
     ids = [f"c{i}" for i in range(CHECKPOINT_AFTER_CHANGES)]
@@ -178,11 +178,23 @@ async def test_checkpoints_bring_committed_rows_into_the_database_file(tmp_path)
         except sqlite3.DatabaseError:
             return None
 
+    def wal_salt() -> bytes:
+        # Bytes 16-23 of the WAL header: new ones each time the WAL starts over.
+        with open(f"{path}-wal", "rb") as wal:
+            return wal.read(24)[16:]
+
     try:
         await writer.run(add_accounts, "first")
         assert rows_in_file() == 0  # the writer's own connection never checkpoints
+        salt = wal_salt()
         await writer.run(add_accounts, *ids)
         await eventually(lambda: rows_in_file() == len(ids) + 1)
+        # The checkpoint thread also started the WAL over (and synced its header)...
+        await eventually(lambda: wal_salt() != salt)
+        restarted = wal_salt()
+        # ...so the event loop's next commit only appends to it.
+        await writer.run(add_accounts, "next")
+        assert wal_salt() == restarted
     finally:
         writer.close()
 

@@ -15,10 +15,10 @@ The loop never waits for the file's lock: BEGIN IMMEDIATE does not block (busy t
 another process holds the lock the batch is tried again on a timer; a job fails once it has waited
 as long as the connection's configured busy timeout. A commit only appends to the WAL
 (synchronous=NORMAL). Checkpoints, which sync the disk, run on a thread with a connection of their
-own; the one sync left to the loop is the WAL header's, rewritten by the first commit after a
-checkpoint has completed (one fdatasync per checkpoint). A writer thread did this before: it had to
-take the GIL back from the event loop after every statement, and those hand-offs cost more than the
-statements themselves. A job whose caller was cancelled before its batch began is not run.
+own, and so does the write that starts the WAL over after one (it syncs the WAL's new header). A
+writer thread did this before: it had to take the GIL back from the event loop after every
+statement, and those hand-offs cost more than the statements themselves. A job whose caller was
+cancelled before its batch began is not run.
 
 A transaction's caller resumes only after its batch has committed.
 """
@@ -283,7 +283,8 @@ class _LockHeld(Exception):
 class _Checkpoints:
     """Checkpoints the WAL on its own thread and connection when asked, one at a time.
 
-    PASSIVE: it copies what no reader still needs and never holds up readers or the writer.
+    PASSIVE: it copies what no reader still needs and never holds up readers or the writer. After a
+    complete one it also starts the WAL over (see `_restart_wal`).
     """
 
     def __init__(self, path: str, configure: Callable[[sqlite3.Connection], None]) -> None:
@@ -310,9 +311,26 @@ class _Checkpoints:
             if self._closed:
                 return
             try:
-                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                busy, frames, copied = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                if not busy and 0 < frames == copied:
+                    self._restart_wal()
             except sqlite3.Error as error:
                 log.warning("WAL checkpoint failed: %s", error)
+
+    def _restart_wal(self) -> None:
+        """Start the WAL over from here, with a write that changes nothing.
+
+        The first write after a complete checkpoint starts the WAL over and syncs its new header.
+        Made here, that sync does not fall to the event loop's next commit.
+        """
+        self._conn.execute("BEGIN IMMEDIATE")  # this thread may wait for the lock
+        try:
+            (version,) = self._conn.execute("PRAGMA user_version").fetchone()
+            self._conn.execute(f"PRAGMA user_version = {int(version)}")
+            self._conn.execute("COMMIT")
+        finally:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
 
 
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
