@@ -13,23 +13,30 @@ from lunos_events.errors import InvalidRequest, PayloadTooLarge
 
 
 async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
-    return await read_json_chunks(request.headers.get("content-length"), request.stream(), limit)
+    _check_declared(request.headers.get("content-length"), limit)
+    return await _read_chunks(request.stream(), limit)
 
 
 async def read_json_body(content_length: str | None, receive: Receive, limit: int) -> dict[str, Any]:
     """`read_json_object` for a plain ASGI endpoint (api/plain.py), straight from `receive`."""
-    _bounded(content_length, b"", limit)  # before anything is read: no `100 Continue` for it
+    _check_declared(content_length, limit)  # before anything is read: no `100 Continue` for it
     message = await receive()
     if message["type"] == "http.request" and not message.get("more_body", False):
         # The whole body in one message, as a small request arrives: no stream to set up.
-        return _json_object(_bounded(content_length, message.get("body", b""), limit))
-    return await read_json_chunks(content_length, _chunks(message, receive), limit)
+        body = message.get("body", b"")
+        if len(body) > limit:
+            raise _too_large(limit)
+        return _json_object(body)
+    return await _read_chunks(_chunks(message, receive), limit)
 
 
-async def read_json_chunks(
-    content_length: str | None, chunks: AsyncIterator[bytes], limit: int
-) -> dict[str, Any]:
-    _bounded(content_length, b"", limit)
+def _check_declared(content_length: str | None, limit: int) -> None:
+    declared = content_length or ""
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+
+
+async def _read_chunks(chunks: AsyncIterator[bytes], limit: int) -> dict[str, Any]:
     parts: list[bytes] = []
     size = 0
     async for chunk in chunks:
@@ -38,13 +45,6 @@ async def read_json_chunks(
             raise _too_large(limit)
         parts.append(chunk)
     return _json_object(b"".join(parts))
-
-
-def _bounded(content_length: str | None, body: bytes, limit: int) -> bytes:
-    declared = content_length or ""
-    if len(body) > limit or (declared.isdigit() and int(declared) > limit):
-        raise _too_large(limit)
-    return body
 
 
 def _too_large(limit: int) -> PayloadTooLarge:

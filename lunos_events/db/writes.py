@@ -193,9 +193,9 @@ class SqliteWriter:
         changes = self._conn.total_changes
         outcomes: list[tuple[bool, Any]] | None = []
         try:
-            if live and not self._isolate_next:
-                outcomes = self._transaction(live, isolated=False)
-            if live and (outcomes is None or self._isolate_next):
+            if live:
+                outcomes = None if self._isolate_next else self._transaction(live, isolated=False)
+            if outcomes is None:
                 # A job failed after writing and took the batch with it: run the batch again with
                 # each job in its own SAVEPOINT, so that only the failing one is undone. That is
                 # rare, so the common batch skips two statements per job. (Remembered, so that a
@@ -213,7 +213,7 @@ class SqliteWriter:
         del self._queued[: len(batch)]
         # total_changes is a C int that wraps around: the difference is taken modulo 2**32.
         self._changes_since_checkpoint += (self._conn.total_changes - changes) & 0xFFFFFFFF
-        for (_, _, future, _), (ok, value) in zip(live, outcomes or [], strict=True):
+        for (_, _, future, _), (ok, value) in zip(live, outcomes, strict=True):
             _settle(future, ok, value)
 
     def _rollback(self) -> None:
@@ -261,9 +261,7 @@ class SqliteWriter:
                     # It had written (or SQLite ended the transaction itself): undo the batch.
                     if self._conn.in_transaction:
                         self._conn.execute("ROLLBACK")
-                    if len(batch) == 1:
-                        return [(False, error)]
-                    return None
+                    return [(False, error)] if len(batch) == 1 else None
                 # Otherwise it failed before changing a row (a refused debit; a statement that fails
                 # leaves no change behind), so there is nothing to undo.
                 outcomes.append((False, error))
