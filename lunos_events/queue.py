@@ -14,9 +14,9 @@ from typing import Any
 from arq.connections import ArqRedis
 from arq.constants import expires_extra_ms, job_key_prefix, result_key_prefix
 from arq.jobs import serialize_job
-from redis.asyncio.client import Pipeline
 
 from lunos_events.ids import now_ms
+from lunos_events.redis_batches import RedisCommands
 
 TRACK_OPERATION = "track_operation"
 
@@ -35,7 +35,7 @@ def tracking_job_id(operation_id: str) -> str:
 
 
 def queue_unique_job(
-    pipe: Pipeline, queue_name: str, job_id: str, function: str, *args: Any, defer_seconds: float = 0
+    pipe: RedisCommands, queue_name: str, job_id: str, function: str, *args: Any, defer_seconds: float = 0
 ) -> None:
     """Add "queue this job unless a job with this id is queued, running or has a result" to `pipe`.
 
@@ -57,7 +57,7 @@ def queue_unique_job(
     )
 
 
-def queue_tracking(pipe: Pipeline, queue_name: str, operation_id: str, defer_seconds: float = 0) -> None:
+def queue_tracking(pipe: RedisCommands, queue_name: str, operation_id: str, defer_seconds: float = 0) -> None:
     queue_unique_job(
         pipe,
         queue_name,

@@ -1,105 +1,175 @@
-"""Shared Redis round trips for the request hot path (a group commit for Redis commands).
+"""The submit's Redis commands, pipelined on one connection of their own (`resp.py`).
 
-redis-py's asyncio client spends ~100 µs of CPU on every round trip (a pooled connection checked
-out, a lock, a timeout scope, a send and a receive) against ~10 µs to pack and parse one command,
-and a submit makes two round trips. Here, commands queued while one batch is on the wire go out
-together as the next pipeline, and each caller gets back the replies to its own commands, in order.
-With one caller at a time this is a plain pipeline; under load, many submits share one round trip.
+A submit makes two Redis calls (take its limits; then confirm its slot, publish its event and
+queue its tracking). Through redis-py's pool each call would be a round trip of its own, ~100 µs
+of CPU. Here the commands queued in one pass of the event loop are written together, without
+waiting for the replies to earlier ones (Redis answers in order), and hiredis parses the replies
+as they arrive; each caller gets back the replies to its own commands. Blocking commands (BLPOP
+and the like) do not belong here: they would hold up every caller behind them.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import DataError
+from redis.commands.core import CoreCommands
+from redis.exceptions import ConnectionError
 
-QueueCommands = Callable[[Pipeline], object]
+from lunos_events import resp
+from lunos_events.redis_packing import pack
+
+_Command = tuple[tuple[Any, ...], dict[str, Any]]  # arguments, and options for the reply's parsing
+
+
+class Commands(CoreCommands):  # type: ignore[misc]
+    """Collects commands through redis-py's command methods (`eval`, `publish`, ...)."""
+
+    def __init__(self) -> None:
+        self.stack: list[_Command] = []
+
+    def execute_command(self, *args: Any, **options: Any) -> None:
+        self.stack.append((args, options))
+
+
+# What the functions that add commands for a caller write to: these, or a redis-py pipeline.
+RedisCommands = Commands | Pipeline
+QueueCommands = Callable[[Commands], object]
+
+
+class _Call:
+    """One caller's commands on the wire, and the replies to them that have arrived."""
+
+    __slots__ = ("commands", "future", "replies")
+
+    def __init__(
+        self, future: asyncio.Future[list[Any]], commands: list[tuple[tuple[Any, ...], dict[str, Any]]]
+    ):
+        self.future = future
+        self.commands = commands
+        self.replies: list[Any] = []
 
 
 class RedisBatches:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
-        self._waiting: list[tuple[QueueCommands, asyncio.Future[list[Any]]]] = []
-        self._sender: asyncio.Task[None] | None = None
-        self.round_trips = 0
+        self._callbacks = redis.response_callbacks
+        self._queued: list[tuple[QueueCommands, asyncio.Future[list[Any]]]] = []
+        self._sent: deque[_Call] = deque()  # in the order their replies will come
+        self._flush: asyncio.Handle | None = None
+        self._conn: resp.RespConnection | None = None
+        self._connecting: asyncio.Task[None] | None = None
+        self.writes = 0  # how many times queued commands went out together
 
     async def execute(self, queue: QueueCommands) -> list[Any]:
-        """Send the commands `queue(pipe)` adds (not as a transaction); returns their replies.
+        """Send the commands `queue(commands)` adds (not as a transaction); returns their replies,
+        as redis-py would return them.
 
-        Raises the first error among them (as `pipe.execute()` would), or the round trip's own
-        error (Redis unreachable, a timeout), which every caller of that batch gets.
+        Raises the first error among them (as a redis-py pipeline would), or the connection's own
+        error (Redis unreachable, the connection lost before every reply came).
         """
-        future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        self._waiting.append((queue, future))
-        if self._sender is None:
-            self._sender = asyncio.create_task(self._send_batches())
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[Any]] = loop.create_future()
+        self._queued.append((queue, future))
+        if self._flush is None:
+            # After the callbacks already due in this pass, so that theirs go out together.
+            self._flush = loop.call_soon(self._send_queued)
         return await future
 
-    async def _send_batches(self) -> None:
-        try:
-            while self._waiting:
-                batch, self._waiting = self._waiting, []
-                await self._send(batch)
-        finally:
-            self._sender = None
-            left, self._waiting = self._waiting, []  # only when this task was cancelled (shutdown)
-            for _, future in left:
-                future.cancel()
+    async def aclose(self) -> None:
+        if self._connecting is not None:
+            self._connecting.cancel()
+        if self._conn is not None:
+            self._conn.close()
+        self._fail_queued(ConnectionError("the Redis connection was closed"))
 
-    async def _send(self, batch: list[tuple[QueueCommands, asyncio.Future[list[Any]]]]) -> None:
-        pipe = self._redis.pipeline(transaction=False)
-        spans: list[tuple[asyncio.Future[list[Any]], int, int]] = []
+    def _send_queued(self) -> None:
+        self._flush = None
+        conn = self._conn
+        if conn is None:
+            if self._connecting is None:
+                self._connecting = asyncio.ensure_future(self._connect())
+            return
+        batch, self._queued = self._queued, []
+        packed: list[bytes] = []
         for queue, future in batch:
-            if future.done():  # its caller was cancelled before the commands went out
+            if future.done():  # its caller was cancelled before its commands went out
                 continue
-            start = len(pipe.command_stack)
+            commands = Commands()
             try:
-                queue(pipe)
+                queue(commands)
+                mine = [pack(args) for args, _ in commands.stack]
             except Exception as error:  # a bad argument: that caller alone fails
-                del pipe.command_stack[start:]
                 future.set_exception(error)
                 continue
-            spans.append((future, start, len(pipe.command_stack)))
-        if not spans:
-            return
-        self.round_trips += 1
-        try:
-            replies = await pipe.execute(raise_on_error=False)
-        except DataError as error:
-            if len(spans) == 1:
-                _fail(spans, error)
-                return
-            # An argument Redis cannot take shows when the pipeline is packed, before anything is
-            # sent: each caller goes again on its own, so that only the culprit fails.
-            for entry in batch:
-                if not entry[1].done():
-                    await self._send([entry])
-            return
-        except Exception as error:
-            _fail(spans, error)
-            return
-        except BaseException:  # cancelled (shutdown): so are its callers
-            for future, _, _ in spans:
-                future.cancel()
-            raise
-        finally:
-            await pipe.reset()
-        for future, start, end in spans:
-            if future.done():  # its caller was cancelled
+            if not mine:
+                future.set_result([])
                 continue
-            mine = replies[start:end]
-            failure = next((reply for reply in mine if isinstance(reply, Exception)), None)
-            if failure is not None:
-                future.set_exception(failure)
-            else:
-                future.set_result(mine)
+            packed += mine
+            self._sent.append(_Call(future, commands.stack))
+        if packed:
+            self.writes += 1
+            try:
+                conn.send(b"".join(packed))
+            except ConnectionError as error:  # closed, and told us so only now
+                conn.close(error)
 
+    def _on_reply(self, reply: Any) -> None:
+        call = self._sent[0]
+        args, options = call.commands[len(call.replies)]
+        callback = self._callbacks.get(args[0])
+        if callback is not None and not isinstance(reply, Exception):
+            options.pop("keys", None)  # for redis-py's client-side cache only
+            try:
+                reply = callback(reply, **options)
+            except Exception as error:
+                reply = error
+        call.replies.append(reply)
+        if len(call.replies) < len(call.commands):
+            return
+        self._sent.popleft()
+        if call.future.done():  # its caller was cancelled
+            return
+        failure = next((r for r in call.replies if isinstance(r, Exception)), None)
+        if failure is not None:
+            call.future.set_exception(failure)
+        else:
+            call.future.set_result(call.replies)
 
-def _fail(spans: list[tuple[asyncio.Future[list[Any]], int, int]], error: Exception) -> None:
-    for future, _, _ in spans:
-        if not future.done():
-            future.set_exception(error)
+    async def _connect(self) -> None:
+        try:
+            conn = await resp.connect(self._redis)
+        except Exception as error:
+            # Whoever is waiting gets the error now (a 503 for a submit); the next caller tries again.
+            self._fail_queued(error)
+            return
+        finally:
+            self._connecting = None
+        if conn.closed.done():  # closed by Redis already
+            self._fail_queued(ConnectionError("Redis closed the connection"))
+            return
+        conn.on_reply = self._on_reply
+        conn.on_close = lambda reason: self._lost(conn, reason)
+        self._conn = conn
+        if self._queued and self._flush is None:
+            self._flush = asyncio.get_running_loop().call_soon(self._send_queued)
+
+    def _fail_queued(self, error: BaseException) -> None:
+        failed, self._queued = self._queued, []
+        for _, future in failed:
+            if not future.done():
+                future.set_exception(error)
+
+    def _lost(self, conn: resp.RespConnection, reason: Exception | None) -> None:
+        """The connection closed: its callers still owed replies fail; the next one reconnects."""
+        if self._conn is conn:
+            self._conn = None
+        error = ConnectionError(f"lost the Redis connection: {reason or 'closed by the server'}")
+        while self._sent:
+            call = self._sent.popleft()
+            if not call.future.done():
+                call.future.set_exception(error)

@@ -12,26 +12,39 @@ with another encoding keep redis-py's packer.
 from __future__ import annotations
 
 import codecs
+from collections.abc import Sequence
 from typing import Any
 
 import hiredis
+from redis._parsers.encoders import Encoder
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
+
+# redis-py's own argument encoder: what it refuses (None, a bool, a dict) raises its DataError.
+_ENCODER = Encoder(encoding="utf-8", encoding_errors="strict", decode_responses=False)
+
+
+def pack(args: Sequence[Any]) -> bytes:
+    """One command in the Redis protocol, packed by hiredis; a DataError for an argument redis-py
+    would refuse."""
+    # A command name written with its sub-command ("SCRIPT LOAD") goes as separate arguments.
+    command = args[0]
+    if isinstance(command, str):
+        args = (*command.encode().split(), *args[1:])
+    elif isinstance(command, bytes) and b" " in command:
+        args = (*command.split(), *args[1:])
+    try:
+        return hiredis.pack_command(tuple(args))
+    except TypeError:
+        return hiredis.pack_command(
+            tuple(bytes(a) if type(a) is memoryview else _ENCODER.encode(a) for a in args)
+        )
 
 
 class HiredisPacking(AbstractConnection):
     def pack_command(self, *args: Any) -> list[bytes]:
-        # A command name written with its sub-command ("SCRIPT LOAD") goes as separate arguments.
-        command = args[0]
-        if isinstance(command, str):
-            args = (*command.encode().split(), *args[1:])
-        elif isinstance(command, bytes) and b" " in command:
-            args = (*command.split(), *args[1:])
         if any(type(arg) is memoryview for arg in args):
             return super().pack_command(*args)
-        try:
-            return [hiredis.pack_command(args)]
-        except TypeError:
-            return super().pack_command(*args)
+        return [pack(args)]
 
 
 async def pack_with_hiredis(pool: ConnectionPool) -> None:

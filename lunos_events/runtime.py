@@ -72,9 +72,11 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             try:
                 reads = PointReads(engine, settings.resolved_database_url())
                 writes = open_writes(engine, settings.resolved_database_url(), apply_sqlite_pragmas)
+                rt = Runtime(settings, engine, redis, provider, storage, Catalog(), reads, writes)
                 try:
-                    yield Runtime(settings, engine, redis, provider, storage, Catalog(), reads, writes)
+                    yield rt
                 finally:
+                    await rt.redis_batches.aclose()
                     writes.close()
                     reads.close()
             finally:

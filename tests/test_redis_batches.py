@@ -1,4 +1,4 @@
-"""Shared Redis round trips: every caller gets its own replies and errors, however batches form."""
+"""Pipelined Redis commands: every caller gets its own replies and errors, however they share the wire."""
 
 from __future__ import annotations
 
@@ -16,12 +16,12 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 async def redis(redis_url: str):
     client = Redis.from_url(redis_url)
-    await client.delete("batches:counter", "batches:text")
+    await client.delete("batches:counter", "batches:text", "batches:scores")
     yield client
     await client.aclose()
 
 
-async def test_concurrent_callers_share_round_trips_and_get_their_own_replies(redis: Redis) -> None:
+async def test_concurrent_callers_share_writes_and_get_their_own_replies(redis: Redis) -> None:
     batches = RedisBatches(redis)
     replies: dict[int, list] = {}
 
@@ -38,11 +38,17 @@ async def test_concurrent_callers_share_round_trips_and_get_their_own_replies(re
     totals = sorted(replies[n][0] for n in replies)
     assert totals[-1] == sum(range(1, 101)) == int(await redis.get("batches:counter"))
     assert len(set(totals)) == 100
-    assert batches.round_trips < 100  # callers waiting at the same time went out together
-    # One caller alone still makes one round trip of its own.
-    before = batches.round_trips
+    assert batches.writes < 100  # callers queued in the same loop pass went out together
+    # One caller alone still goes out at once.
+    before = batches.writes
     assert await batches.execute(lambda pipe: pipe.get("batches:counter")) == [b"5050"]
-    assert batches.round_trips == before + 1
+    assert batches.writes == before + 1
+    # Replies go through redis-py's parsing, with the command's options.
+    await redis.zadd("batches:scores", {"a": 1.5})
+    assert await batches.execute(lambda pipe: pipe.zrange("batches:scores", 0, -1, withscores=True)) == [
+        [(b"a", 1.5)]
+    ]
+    await batches.aclose()
 
 
 async def test_an_error_fails_its_own_caller_only(redis: Redis) -> None:
@@ -98,12 +104,61 @@ async def test_an_unreachable_redis_fails_every_caller_of_the_batch() -> None:
 
 async def test_a_cancelled_caller_does_not_disturb_the_others(redis: Redis) -> None:
     batches = RedisBatches(redis)
+    with anyio.CancelScope() as scope:
+        scope.cancel()  # cancelled before the loop pass in which its command would have gone out
+        await batches.execute(lambda pipe: pipe.incr("batches:counter"))
     async with anyio.create_task_group() as tg:
-        # The first caller's batch stays on the wire for a while; the second queues behind it.
+        # A caller cancelled while its command is on the wire: the reply still comes, to nobody.
         tg.start_soon(batches.execute, lambda pipe: pipe.blpop("batches:never", timeout=0.3))
         await anyio.sleep(0.05)
-        tg.start_soon(batches.execute, lambda pipe: pipe.incr("batches:counter"))
-        await anyio.sleep(0.05)
         tg.cancel_scope.cancel()
-    # The cancelled second caller's command never went out, and the next callers are served.
+    # The first command never went out, and the next caller gets its own reply, not the BLPOP's.
     assert await batches.execute(lambda pipe: pipe.incr("batches:counter")) == [1]
+    await batches.aclose()
+
+
+async def test_a_lost_connection_fails_the_callers_owed_replies_and_the_next_caller_reconnects(
+    redis: Redis,
+) -> None:
+    batches = RedisBatches(redis)
+    await batches.execute(lambda pipe: pipe.client_setname("batches-under-test"))
+    results: list[object] = []
+
+    async def waiting() -> None:
+        try:
+            results.append(await batches.execute(lambda pipe: pipe.blpop("batches:never", timeout=5)))
+        except ConnectionError as error:
+            results.append(error)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(waiting)
+            await anyio.sleep(0.1)
+            # Redis drops the connection while a reply is owed.
+            clients = await redis.client_list()
+            (mine,) = [c for c in clients if c["name"] == "batches-under-test"]
+            await redis.client_kill_filter(_id=mine["id"])
+    assert len(results) == 1 and isinstance(results[0], ConnectionError)
+    assert await batches.execute(lambda pipe: pipe.incr("batches:counter")) == [1]
+    await batches.aclose()
+
+
+async def test_a_password_and_a_database_from_the_settings_are_used(redis: Redis, redis_url: str) -> None:
+    await redis.acl_setuser(
+        "batches-user", enabled=True, passwords=["+s3cret"], keys=["*"], commands=["+@all"]
+    )
+    base = redis_url.rsplit("/", 1)[0].replace("redis://", "redis://batches-user:s3cret@", 1)
+    client = Redis.from_url(f"{base}/3")
+    batches = RedisBatches(client)
+    try:
+        assert await batches.execute(lambda pipe: pipe.set("batches:where", "db 3")) == [True]
+        assert await client.get("batches:where") == b"db 3"
+        assert await redis.get("batches:where") is None  # not in the default database
+        await client.delete("batches:where")
+        wrong = RedisBatches(Redis.from_url(base.replace("s3cret", "wrong") + "/3"))
+        with pytest.raises(ConnectionError):  # redis-py's AuthenticationError is one
+            await wrong.execute(lambda pipe: pipe.ping())
+    finally:
+        await batches.aclose()
+        await redis.acl_deluser("batches-user")
+        await client.aclose()

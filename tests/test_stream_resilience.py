@@ -135,3 +135,12 @@ async def test_an_event_published_while_the_first_stream_of_an_account_opens_rea
             with anyio.fail_after(3):
                 delivery = await subscription.next()
             assert isinstance(delivery, Delivery) and delivery.event.seq == 1
+
+
+async def test_the_hub_listens_as_soon_as_redis_confirms_its_subscription(settings: Settings) -> None:
+    async with open_runtime(settings) as rt:
+        hub = EventHub(queue_size=8, heartbeat_seconds=15, liveness_seconds=30)
+        # Start-up waits up to 5 s for the subscription: it must be confirmed at once, not timed out.
+        with anyio.fail_after(3):
+            async with hub.running(settings.redis_url or "", settings.events_channel, rt.engine):
+                assert hub.connected.is_set() and hub.reconnects == 0

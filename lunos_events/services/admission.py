@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from redis.asyncio.client import Pipeline
 from sqlalchemy import select
 
 from lunos_events.db.models import PENDING, Operation
 from lunos_events.errors import InFlightLimited
+from lunos_events.redis_batches import RedisCommands
 from lunos_events.runtime import Runtime
 from lunos_events.services import generations, idempotency, limits
 from lunos_events.services.accounts import Principal
@@ -51,7 +51,7 @@ async def admit_submit(
             raise
 
         # One round trip: the slot passes to the operation, its event goes out, tracking is queued.
-        def launch(pipe: Pipeline) -> None:
+        def launch(pipe: RedisCommands) -> None:
             limits.queue_confirm(pipe, prefix, account_id, quota, op.id, op.deadline_at_ms)
             generations.queue_launch(pipe, rt, op, event)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from redis.asyncio.client import Pipeline
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
@@ -20,6 +19,7 @@ from lunos_events.ids import now_ms, operation_id, operation_owner, video_key
 from lunos_events.logs import operation_context
 from lunos_events.providers.base import GenerationJob
 from lunos_events.queue import queue_tracking
+from lunos_events.redis_batches import RedisCommands
 from lunos_events.runtime import Runtime
 from lunos_events.services import outbox
 from lunos_events.services.accounts import Principal
@@ -95,7 +95,7 @@ async def create(
     raise RuntimeError("could not allocate an operation id")
 
 
-def queue_launch(pipe: Pipeline, rt: Runtime, op: NewOperation, event: StoredEvent) -> None:
+def queue_launch(pipe: RedisCommands, rt: Runtime, op: NewOperation, event: StoredEvent) -> None:
     """Add what must precede the provider call to `pipe`: the `video.pending` event and tracking.
 
     Tracking is queued before the provider is called: if this process dies mid-start, the tracker

@@ -14,12 +14,11 @@ import math
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from lunos_events.errors import InFlightLimited, RateLimited
 from lunos_events.ids import random_token
-from lunos_events.redis_batches import RedisBatches
+from lunos_events.redis_batches import RedisBatches, RedisCommands
 from lunos_events.settings import TierLimits
 
 log = logging.getLogger(__name__)
@@ -117,7 +116,7 @@ async def take_submit(
 
 
 def queue_confirm(
-    pipe: Pipeline, prefix: str, account_id: str, quota: Quota, operation_id: str, until_ms: int
+    pipe: RedisCommands, prefix: str, account_id: str, quota: Quota, operation_id: str, until_ms: int
 ) -> None:
     """The operation exists: it holds the in-flight slot until it ends (or `until_ms` at the latest).
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
-from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from lunos_events.bus import encode_event
 from lunos_events.ids import now_ms
+from lunos_events.redis_batches import RedisCommands
 from lunos_events.runtime import Runtime
 from lunos_events.services.events import StoredEvent, mark_published, unpublished_events
 from lunos_events.webhooks.drain import owes_deliveries, queue_drain
@@ -22,7 +22,7 @@ from lunos_events.webhooks.drain import owes_deliveries, queue_drain
 log = logging.getLogger(__name__)
 
 
-def queue_release(pipe: Pipeline, rt: Runtime, event: StoredEvent) -> None:
+def queue_release(pipe: RedisCommands, rt: Runtime, event: StoredEvent) -> None:
     """Add the event's publish, and the wake-up of a drain for its webhooks, to `pipe`.
 
     `event.deliveries` must be known (see `release`). Once the pipeline has run, mark the event

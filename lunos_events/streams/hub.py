@@ -20,14 +20,18 @@ import contextlib
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
+from redis.exceptions import ConnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from lunos_events import resp
 from lunos_events.bus import event_from_message
+from lunos_events.redis_packing import pack
 from lunos_events.services.events import StoredEvent, events_after, last_event_seq
 from lunos_events.services.pending_statuses import PendingStatuses
 from lunos_events.streams.frames import event_frame
@@ -64,6 +68,11 @@ class EventHub:
         self._closed = False
         self.connected = asyncio.Event()
         self.reconnects = 0
+        # The subscription's state, kept up to date from the socket (see _on_reply).
+        self._subscribed = False
+        self._heard = False  # anything came since the liveness watchdog last looked
+        self._inbox: deque[bytes] = deque()  # messages for the streams, in order
+        self._wakeup: asyncio.Future[None] | None = None
 
     @property
     def subscriber_count(self) -> int:
@@ -156,16 +165,15 @@ class EventHub:
                         sub.poke(now)
 
     async def _listen(self, redis_url: str, channel: str) -> None:
+        # A client for its connection settings only: the subscription is a lean connection (resp.py),
+        # as every API process receives every event, and redis-py's PubSub spent ~30 µs on each.
+        settings = Redis.from_url(redis_url, socket_keepalive=True, socket_connect_timeout=5)
         delay = RECONNECT_FIRST_DELAY
         while True:
-            client = Redis.from_url(redis_url, socket_keepalive=True, socket_connect_timeout=5)
-            pubsub = client.pubsub()
+            conn: resp.RespConnection | None = None
             try:
-                await pubsub.subscribe(channel)
-                # SUBSCRIBE is only sent: once Redis confirms it, nothing published can be missed.
-                confirmed = await pubsub.get_message(timeout=self.liveness_seconds)
-                if confirmed is None or confirmed["type"] != "subscribe":
-                    raise ConnectionError(f"Redis did not confirm the subscription to {channel}")
+                conn = await resp.connect(settings)
+                await self._subscribe(conn, channel)
                 # Whatever was published while unsubscribed is only in the store now.
                 await self._catch_up()
                 if self.reconnects or self.connected.is_set():
@@ -174,7 +182,7 @@ class EventHub:
                 if self._pending is not None:
                     self._pending.listening(True)
                 delay = RECONNECT_FIRST_DELAY
-                await self._hand_on(pubsub)
+                await self._hand_on(conn)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -187,35 +195,95 @@ class EventHub:
                     self._pending.listening(False)
                 self.reconnects += 1
             finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
-                with contextlib.suppress(Exception):
-                    await client.aclose()
+                if conn is not None:
+                    conn.close()
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECONNECT_MAX_DELAY)
 
-    async def _hand_on(self, pubsub: PubSub) -> None:
-        """Receive messages until the subscription fails, or goes silent when pinged."""
+    async def _subscribe(self, conn: resp.RespConnection, channel: str) -> None:
+        """Subscribe, and return once Redis confirms it: from then on nothing published is missed."""
+        self._subscribed = False
+        self._wakeup = confirmed = asyncio.get_running_loop().create_future()
+        conn.on_reply = self._on_reply
+        conn.on_close = self._on_close
+        conn.send(pack(("SUBSCRIBE", channel)))
+        await asyncio.wait(
+            (confirmed, conn.closed), timeout=self.liveness_seconds, return_when=asyncio.FIRST_COMPLETED
+        )
+        if not self._subscribed:
+            raise ConnectionError(f"Redis did not confirm the subscription to {channel}")
+
+    def _on_reply(self, reply: Any) -> None:
+        """Every reply on the subscription, straight from the socket."""
+        self._heard = True
+        if not isinstance(reply, list) or len(reply) < 3:
+            return
+        kind = reply[0]
+        if kind == b"message":
+            if self._feeds or self._inbox:
+                self._inbox.append(reply[2])
+                self._wake()
+            else:
+                self._note(reply[2])  # no stream open here: nothing to hand on, so no task to wake
+        elif kind == b"subscribe":
+            self._subscribed = True
+            self._wake()
+
+    def _on_close(self, reason: Exception | None) -> None:
+        self._subscribed = False
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
+
+    async def _hand_on(self, conn: resp.RespConnection) -> None:
+        """Hand messages on, in order, until the subscription fails or goes silent when pinged."""
+        watchdog = asyncio.create_task(self._watch(conn), name="event-hub-liveness")
+        try:
+            while True:
+                while self._inbox:
+                    await self._receive(self._inbox.popleft())
+                if conn.closed.done():
+                    raise ConnectionError(f"subscription closed: {conn.closed.result() or 'by Redis'}")
+                self._wakeup = asyncio.get_running_loop().create_future()
+                await self._wakeup
+        finally:
+            watchdog.cancel()
+
+    async def _watch(self, conn: resp.RespConnection) -> None:
+        """Ping a subscription quiet for `liveness_seconds`; close it if that stays unanswered."""
         pinged = False
         while True:
-            message = await pubsub.get_message(timeout=self.liveness_seconds)
-            if message is None:
-                if pinged:
-                    raise ConnectionError(f"no answer from Redis for {2 * self.liveness_seconds:g} s")
-                await pubsub.ping()
+            self._heard = False
+            await asyncio.sleep(self.liveness_seconds)
+            if self._heard:
+                pinged = False
+            elif pinged:
+                conn.close(ConnectionError(f"no answer from Redis for {2 * self.liveness_seconds:g} s"))
+                return
+            elif conn.closed.done():
+                return
+            else:
+                conn.send(pack(("PING",)))
                 pinged = True
-                continue
-            pinged = False
-            if message["type"] == "message":
-                await self._receive(message["data"])
 
-    async def _receive(self, raw: bytes) -> None:
+    def _note(self, raw: bytes) -> dict[str, Any] | None:
+        """Parse a message and tell the pending statuses of it; None when it is malformed."""
         try:
             message = json.loads(raw)
             if self._pending is not None:
                 self._pending.event_arrived(message["operation_id"], message["type"])
-            if not self._feeds:
-                return  # no stream open here: a feed opened later starts from the store
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("ignored a malformed event message: %s", exc)
+            return None
+        return message
+
+    async def _receive(self, raw: bytes) -> None:
+        message = self._note(raw)
+        if message is None or not self._feeds:
+            return  # no stream open here: a feed opened later starts from the store
+        try:
             event = event_from_message(message)
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("ignored a malformed event message: %s", exc)

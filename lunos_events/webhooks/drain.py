@@ -21,12 +21,12 @@ import logging
 from typing import Any
 
 from arq.connections import ArqRedis
-from redis.asyncio.client import Pipeline
 from sqlalchemy import select, update
 
 from lunos_events.db.webhook_models import DELIVERY_PENDING, WebhookDelivery
 from lunos_events.ids import now_ms
 from lunos_events.queue import enqueue_unique_job, queue_unique_job
+from lunos_events.redis_batches import RedisCommands
 from lunos_events.runtime import Runtime
 from lunos_events.webhooks.delivery import Courier, attempt, enqueue_delivery
 
@@ -51,7 +51,7 @@ def drain_job_id(window: int) -> str:
     return f"webhook-drain:{window}"
 
 
-def queue_drain(pipe: Pipeline, queue_name: str) -> None:
+def queue_drain(pipe: RedisCommands, queue_name: str) -> None:
     """Add the enqueue of this window's drain job to `pipe` (a no-op when it is already queued)."""
     window = now_ms() // WINDOW_MS
     queue_unique_job(pipe, queue_name, drain_job_id(window), DRAIN_WEBHOOKS, window)
