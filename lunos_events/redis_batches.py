@@ -11,6 +11,7 @@ and the like) do not belong here: they would hold up every caller behind them.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +20,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.commands.core import CoreCommands
 from redis.exceptions import ConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from lunos_events import resp
 from lunos_events.redis_packing import pack
@@ -54,15 +56,25 @@ class _Call:
         self.replies: list[Any] = []
 
 
+# A connection that owes replies and stays silent this long is dropped: its callers get an error (a
+# 503 for a submit) instead of waiting on a half-open connection for as long as TCP takes to notice.
+REPLY_TIMEOUT_SECONDS = 10.0
+
+
 class RedisBatches:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, reply_timeout: float = REPLY_TIMEOUT_SECONDS) -> None:
         self._redis = redis
+        self._reply_timeout = reply_timeout
         self._callbacks = redis.response_callbacks
         self._queued: list[tuple[QueueCommands, asyncio.Future[list[Any]]]] = []
         self._sent: deque[_Call] = deque()  # in the order their replies will come
         self._flush: asyncio.Handle | None = None
         self._conn: resp.RespConnection | None = None
         self._connecting: asyncio.Task[None] | None = None
+        self._last_reply = 0.0  # loop time of the last reply, or of the first write owed one
+        self._reply_check: asyncio.TimerHandle | None = None
+        self._closed = False
+        self._loop_time: Callable[[], float] = time.monotonic  # the event loop's clock once connected
         self.writes = 0  # how many times queued commands went out together
 
     async def execute(self, queue: QueueCommands) -> list[Any]:
@@ -72,6 +84,8 @@ class RedisBatches:
         Raises the first error among them (as a redis-py pipeline would), or the connection's own
         error (Redis unreachable, the connection lost before every reply came).
         """
+        if self._closed:
+            raise ConnectionError("the Redis connection was closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[Any]] = loop.create_future()
         self._queued.append((queue, future))
@@ -81,8 +95,10 @@ class RedisBatches:
         return await future
 
     async def aclose(self) -> None:
-        if self._connecting is not None:
-            self._connecting.cancel()
+        self._closed = True
+        for pending in (self._flush, self._reply_check, self._connecting):
+            if pending is not None:
+                pending.cancel()
         if self._conn is not None:
             self._conn.close()
         self._fail_queued(ConnectionError("the Redis connection was closed"))
@@ -90,11 +106,14 @@ class RedisBatches:
     def _send_queued(self) -> None:
         self._flush = None
         conn = self._conn
+        if not self._queued:
+            return
         if conn is None:
             if self._connecting is None:
                 self._connecting = asyncio.ensure_future(self._connect())
             return
         batch, self._queued = self._queued, []
+        owed_before = bool(self._sent)
         packed: list[bytes] = []
         for queue, future in batch:
             if future.done():  # its caller was cancelled before its commands went out
@@ -111,14 +130,33 @@ class RedisBatches:
                 continue
             packed += mine
             self._sent.append(_Call(future, commands.stack))
-        if packed:
-            self.writes += 1
-            try:
-                conn.send(b"".join(packed))
-            except ConnectionError as error:  # closed, and told us so only now
-                conn.close(error)
+        if not packed:
+            return
+        self.writes += 1
+        loop = asyncio.get_running_loop()
+        if not owed_before:
+            self._last_reply = loop.time()  # the silence counts from now
+        if self._reply_check is None:
+            self._reply_check = loop.call_later(self._reply_timeout, self._check_replies)
+        try:
+            conn.send(b"".join(packed))
+        except ConnectionError as error:  # closed, and told us so only now
+            conn.close(error)
+
+    def _check_replies(self) -> None:
+        """Drop a connection that owes replies and has been silent for the reply timeout."""
+        self._reply_check = None
+        if self._conn is None or not self._sent:
+            return
+        loop = asyncio.get_running_loop()
+        silent = loop.time() - self._last_reply
+        if silent >= self._reply_timeout:
+            self._conn.close(RedisTimeoutError(f"no reply from Redis for {silent:.1f} s"))
+        else:
+            self._reply_check = loop.call_later(self._reply_timeout - silent, self._check_replies)
 
     def _on_reply(self, reply: Any) -> None:
+        self._last_reply = self._loop_time()
         call = self._sent[0]
         args, options = call.commands[len(call.replies)]
         callback = self._callbacks.get(args[0])
@@ -149,9 +187,11 @@ class RedisBatches:
             return
         finally:
             self._connecting = None
-        if conn.closed.done():  # closed by Redis already
-            self._fail_queued(ConnectionError("Redis closed the connection"))
+        if self._closed or conn.closed.done():  # shut down meanwhile, or closed by Redis already
+            conn.close()
+            self._fail_queued(ConnectionError("the Redis connection was closed"))
             return
+        self._loop_time = asyncio.get_running_loop().time
         conn.on_reply = self._on_reply
         conn.on_close = lambda reason: self._lost(conn, reason)
         self._conn = conn

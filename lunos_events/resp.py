@@ -21,8 +21,9 @@ from typing import Any, cast
 import hiredis
 from redis._parsers.base import BaseParser
 from redis.asyncio import Redis
-from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection
-from redis.exceptions import ConnectionError, InvalidResponse
+from redis.asyncio.connection import AbstractConnection, SSLConnection, UnixDomainSocketConnection
+from redis.credentials import UsernamePasswordCredentialProvider
+from redis.exceptions import AuthenticationWrongNumberOfArgsError, ConnectionError, InvalidResponse
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from lunos_events.redis_packing import pack
@@ -121,14 +122,9 @@ async def connect(client: Redis) -> RespConnection:
                 sock = transport.get_extra_info("socket")
                 if sock is not None and settings.socket_keepalive:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-            greeting: list[tuple[Any, ...]] = []
-            if settings.password is not None:
-                user = (settings.username,) if settings.username else ()
-                greeting.append(("AUTH", *user, settings.password))
+            await _authenticate(conn, settings)
             if settings.db:
-                greeting.append(("SELECT", settings.db))
-            if greeting:
-                await conn.call(*greeting)
+                await conn.call(("SELECT", settings.db))
     except BaseException as error:
         if conn is not None:
             conn.close()
@@ -140,6 +136,21 @@ async def connect(client: Redis) -> RespConnection:
             raise ConnectionError(f"cannot connect to Redis: {error}") from error
         raise
     return conn
+
+
+async def _authenticate(conn: RespConnection, settings: AbstractConnection) -> None:
+    """AUTH exactly when redis-py would: with a credential provider, a username or a password."""
+    if not (settings.credential_provider or settings.username or settings.password):
+        return
+    provider = settings.credential_provider or UsernamePasswordCredentialProvider(
+        settings.username, settings.password
+    )
+    credentials = await provider.get_credentials_async()
+    try:
+        await conn.call(("AUTH", *credentials))
+    except AuthenticationWrongNumberOfArgsError:
+        # A Redis older than 6 takes the password alone (the username can only be "default").
+        await conn.call(("AUTH", credentials[-1]))
 
 
 def _ignore(reason: Exception | None) -> None:

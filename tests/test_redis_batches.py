@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import anyio
 import pytest
+from arq.connections import RedisSettings, create_pool
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError, DataError, ResponseError
 
 from lunos_events.redis_batches import RedisBatches
 from tests.conftest import free_port
+from tests.tcp_proxy import cuttable_proxy
 
 pytestmark = pytest.mark.anyio
 
@@ -162,3 +164,30 @@ async def test_a_password_and_a_database_from_the_settings_are_used(redis: Redis
         await batches.aclose()
         await redis.acl_deluser("batches-user")
         await client.aclose()
+
+
+async def test_a_silent_connection_owing_replies_is_dropped(redis_url: str) -> None:
+    async with cuttable_proxy(redis_url.replace("redis://", "http://", 1)) as proxy:
+        host, port = proxy.url.removeprefix("http://").split(":")
+        client = Redis.from_url(f"redis://{host}:{port}/0")
+        batches = RedisBatches(client, reply_timeout=0.5)
+        assert await batches.execute(lambda pipe: pipe.ping()) == [True]
+        proxy.silence()  # the connection stays open and nothing comes back: a half-open path
+        with anyio.fail_after(5), pytest.raises(ConnectionError, match="no reply from Redis"):
+            await batches.execute(lambda pipe: pipe.ping())
+        await batches.aclose()
+        with pytest.raises(ConnectionError):  # closed for good: no new connection is made
+            await batches.execute(lambda pipe: pipe.ping())
+        await client.aclose()
+
+
+async def test_the_service_pool_settings_work_with_an_empty_password(redis_url: str) -> None:
+    # A templated URL whose password variable is empty: redis-py sends no AUTH, so neither may this.
+    base = redis_url.replace("redis://", "redis://:@", 1)
+    pool = await create_pool(RedisSettings.from_dsn(base))
+    batches = RedisBatches(pool)
+    try:
+        assert await batches.execute(lambda pipe: pipe.ping()) == [True]
+    finally:
+        await batches.aclose()
+        await pool.aclose()

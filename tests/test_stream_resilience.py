@@ -144,3 +144,33 @@ async def test_the_hub_listens_as_soon_as_redis_confirms_its_subscription(settin
         with anyio.fail_after(3):
             async with hub.running(settings.redis_url or "", settings.events_channel, rt.engine):
                 assert hub.connected.is_set() and hub.reconnects == 0
+
+
+async def test_a_hub_too_busy_for_its_messages_drops_the_subscription_and_catches_up(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hub_module, "INBOX_LIMIT", 5)
+    async with open_runtime(settings) as rt:
+        hub = EventHub(queue_size=8, heartbeat_seconds=15, liveness_seconds=30)
+        busy = anyio.Event()
+        receive = hub._receive
+
+        async def stalled(raw: bytes) -> None:
+            await busy.wait()  # a database read that takes its time
+            await receive(raw)
+
+        monkeypatch.setattr(hub, "_receive", stalled)
+        async with hub.running(settings.redis_url or "", settings.events_channel, rt.engine):
+            await hub.subscribe("nobody")  # a stream is open, so messages wait for the hub
+            for n in range(8):
+                await rt.redis.publish(settings.events_channel, b'{"not": "an event %d"}' % n)
+            channel = settings.events_channel.encode()
+            # Past the limit the subscription goes, rather than the messages piling up in memory.
+            with anyio.fail_after(10):
+                while await rt.redis.pubsub_numsub(channel) != [(channel, 0)]:
+                    await anyio.sleep(0.02)
+            busy.set()  # the hub notices once its read is done, and subscribes again
+            with anyio.fail_after(10):
+                while await rt.redis.pubsub_numsub(channel) != [(channel, 1)]:
+                    await anyio.sleep(0.02)
+            assert hub.reconnects == 1

@@ -45,6 +45,10 @@ RECONNECT_MAX_DELAY = 5.0
 # A half-open connection (a failover, a NAT that forgot it) never reports an error by itself.
 LIVENESS_SECONDS = 5.0
 _CATCH_UP_BATCH = 1000
+# Messages waiting for the streams while the hub is busy (a database read to fill a gap). Past this,
+# the subscription is dropped and the store catches the streams up once it is back, so a stall never
+# piles messages up in memory (redis-py left them in Redis, which drops a subscriber that lags).
+INBOX_LIMIT = 10_000
 
 
 @dataclass(eq=False)
@@ -73,6 +77,7 @@ class EventHub:
         self._heard = False  # anything came since the liveness watchdog last looked
         self._inbox: deque[bytes] = deque()  # messages for the streams, in order
         self._wakeup: asyncio.Future[None] | None = None
+        self._conn: resp.RespConnection | None = None
 
     @property
     def subscriber_count(self) -> int:
@@ -203,6 +208,8 @@ class EventHub:
     async def _subscribe(self, conn: resp.RespConnection, channel: str) -> None:
         """Subscribe, and return once Redis confirms it: from then on nothing published is missed."""
         self._subscribed = False
+        self._inbox.clear()  # what a lost subscription left here, the catch-up reads from the store
+        self._conn = conn
         self._wakeup = confirmed = asyncio.get_running_loop().create_future()
         conn.on_reply = self._on_reply
         conn.on_close = self._on_close
@@ -222,6 +229,8 @@ class EventHub:
         if kind == b"message":
             if self._feeds or self._inbox:
                 self._inbox.append(reply[2])
+                if len(self._inbox) > INBOX_LIMIT and self._conn is not None:
+                    self._conn.close(ConnectionError(f"more than {INBOX_LIMIT} events waiting"))
                 self._wake()
             else:
                 self._note(reply[2])  # no stream open here: nothing to hand on, so no task to wake
@@ -242,7 +251,7 @@ class EventHub:
         watchdog = asyncio.create_task(self._watch(conn), name="event-hub-liveness")
         try:
             while True:
-                while self._inbox:
+                while self._inbox and not conn.closed.done():
                     await self._receive(self._inbox.popleft())
                 if conn.closed.done():
                     raise ConnectionError(f"subscription closed: {conn.closed.result() or 'by Redis'}")
@@ -262,10 +271,11 @@ class EventHub:
             elif pinged:
                 conn.close(ConnectionError(f"no answer from Redis for {2 * self.liveness_seconds:g} s"))
                 return
-            elif conn.closed.done():
-                return
             else:
-                conn.send(pack(("PING",)))
+                try:
+                    conn.send(pack(("PING",)))
+                except ConnectionError:
+                    return  # closed meanwhile: _hand_on hears of it
                 pinged = True
 
     def _note(self, raw: bytes) -> dict[str, Any] | None:
