@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from lunos_events.db.engine import apply_sqlite_pragmas
 from lunos_events.db.models import Account
-from lunos_events.db.writes import CHECKPOINT_AFTER_CHANGES, SqliteWriter, Tx
+from lunos_events.db.writes import CHECKPOINT_AFTER_CHANGES, COMMIT_AFTER_PASSES, SqliteWriter, Tx
 from lunos_events.runtime import open_runtime
 from tests.client_support import eventually
 
@@ -259,5 +259,30 @@ async def test_a_job_raising_stop_iteration_fails_alone(tmp_path) -> None:
             )
         assert isinstance(outcomes["stops"], RuntimeError)
         assert outcomes["after"] == ["s1"]
+    finally:
+        writer.close()
+
+
+async def test_jobs_queued_a_few_loop_passes_apart_share_one_commit(tmp_path) -> None:
+    writer = SqliteWriter(accounts_database(tmp_path), apply_sqlite_pragmas)
+    transactions: list[Tx] = []
+
+    def job(tx: Tx, account_id: str) -> None:
+        transactions.append(tx)  # one Tx per transaction
+        add_accounts(tx, account_id)
+
+    async def later(passes: int, account_id: str) -> None:
+        for _ in range(passes):
+            await asyncio.sleep(0)  # one pass of the event loop each
+        await writer.run(job, account_id)
+
+    try:
+        async with anyio.create_task_group() as tg:
+            for n in range(COMMIT_AFTER_PASSES):
+                tg.start_soon(later, n, f"pass-{n}")
+        assert len(transactions) == COMMIT_AFTER_PASSES and len(set(map(id, transactions))) == 1
+        # Once it has committed, the next job starts a batch of its own.
+        await writer.run(job, "alone")
+        assert transactions[-1] is not transactions[0]
     finally:
         writer.close()
