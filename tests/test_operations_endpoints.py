@@ -70,6 +70,10 @@ async def test_metrics_count_requests_by_route_and_report_state(service, client)
     counts = [value for _, value in buckets]
     assert counts == sorted(counts) and buckets[-1] == (float("inf"), polls + 1)  # cumulative
     assert 0 < values[("lunos_http_request_duration_seconds_sum", poll_labels)] < 30
+    # The open event stream is counted from its start; it stays open, so it has no latency.
+    stream_labels = (("method", "GET"), ("route", "/v1/video/events"))
+    assert values[("lunos_http_requests_total", (*stream_labels, ("status", "200")))] == 1
+    assert ("lunos_http_request_duration_seconds_count", stream_labels) not in values
     assert values[("lunos_operations", (("status", "completed"),))] == 1
     assert values[("lunos_operations", (("status", "pending"),))] == 0
     assert values[("lunos_sse_connections", ())] == 1
