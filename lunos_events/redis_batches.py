@@ -11,7 +11,6 @@ and the like) do not belong here: they would hold up every caller behind them.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -48,16 +47,15 @@ class _Call:
 
     __slots__ = ("commands", "future", "replies")
 
-    def __init__(
-        self, future: asyncio.Future[list[Any]], commands: list[tuple[tuple[Any, ...], dict[str, Any]]]
-    ):
+    def __init__(self, future: asyncio.Future[list[Any]], commands: list[_Command]) -> None:
         self.future = future
         self.commands = commands
         self.replies: list[Any] = []
 
 
-# A connection that owes replies and stays silent this long is dropped: its callers get an error (a
-# 503 for a submit) instead of waiting on a half-open connection for as long as TCP takes to notice.
+# A connection that owes replies and stays silent for this long (up to twice as long) is dropped: its
+# callers get an error (a 503 for a submit) instead of waiting on a half-open connection for as long
+# as TCP takes to notice.
 REPLY_TIMEOUT_SECONDS = 10.0
 
 
@@ -71,10 +69,9 @@ class RedisBatches:
         self._flush: asyncio.Handle | None = None
         self._conn: resp.RespConnection | None = None
         self._connecting: asyncio.Task[None] | None = None
-        self._last_reply = 0.0  # loop time of the last reply, or of the first write owed one
+        self._heard = False  # a reply came since the reply check last looked
         self._reply_check: asyncio.TimerHandle | None = None
         self._closed = False
-        self._loop_time: Callable[[], float] = time.monotonic  # the event loop's clock once connected
         self.writes = 0  # how many times queued commands went out together
 
     async def execute(self, queue: QueueCommands) -> list[Any]:
@@ -113,7 +110,6 @@ class RedisBatches:
                 self._connecting = asyncio.ensure_future(self._connect())
             return
         batch, self._queued = self._queued, []
-        owed_before = bool(self._sent)
         packed: list[bytes] = []
         for queue, future in batch:
             if future.done():  # its caller was cancelled before its commands went out
@@ -133,30 +129,29 @@ class RedisBatches:
         if not packed:
             return
         self.writes += 1
-        loop = asyncio.get_running_loop()
-        if not owed_before:
-            self._last_reply = loop.time()  # the silence counts from now
-        if self._reply_check is None:
-            self._reply_check = loop.call_later(self._reply_timeout, self._check_replies)
+        if self._reply_check is None:  # the silence counts from now
+            self._heard = False
+            self._reply_check = asyncio.get_running_loop().call_later(
+                self._reply_timeout, self._check_replies
+            )
         try:
             conn.send(b"".join(packed))
         except ConnectionError as error:  # closed, and told us so only now
             conn.close(error)
 
     def _check_replies(self) -> None:
-        """Drop a connection that owes replies and has been silent for the reply timeout."""
+        """Drop a connection that owes replies and has been silent since the last check."""
         self._reply_check = None
         if self._conn is None or not self._sent:
+            return  # nothing owed: the next write starts the clock again
+        if not self._heard:
+            self._conn.close(RedisTimeoutError(f"no reply from Redis for {self._reply_timeout:g} s"))
             return
-        loop = asyncio.get_running_loop()
-        silent = loop.time() - self._last_reply
-        if silent >= self._reply_timeout:
-            self._conn.close(RedisTimeoutError(f"no reply from Redis for {silent:.1f} s"))
-        else:
-            self._reply_check = loop.call_later(self._reply_timeout - silent, self._check_replies)
+        self._heard = False
+        self._reply_check = asyncio.get_running_loop().call_later(self._reply_timeout, self._check_replies)
 
     def _on_reply(self, reply: Any) -> None:
-        self._last_reply = self._loop_time()
+        self._heard = True
         call = self._sent[0]
         args, options = call.commands[len(call.replies)]
         callback = self._callbacks.get(args[0])
@@ -191,7 +186,6 @@ class RedisBatches:
             conn.close()
             self._fail_queued(ConnectionError("the Redis connection was closed"))
             return
-        self._loop_time = asyncio.get_running_loop().time
         conn.on_reply = self._on_reply
         conn.on_close = lambda reason: self._lost(conn, reason)
         self._conn = conn
