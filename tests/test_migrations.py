@@ -10,13 +10,18 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, text
 from sqlmodel import SQLModel
 
 from lunos_events.db.engine import create_engine
-from lunos_events.db.migrate import alembic_config, current_revision, head_revision, upgrade_database
+from lunos_events.db.migrate import (
+    BASELINE_REVISION,
+    alembic_config,
+    current_revision,
+    head_revision,
+    upgrade_database,
+)
 from lunos_events.db.models import Account
-from lunos_events.services import accounts
 from tests.conftest import fresh_test_database
 from tests.processes import run, settings_env
 
@@ -80,11 +85,17 @@ async def test_concurrent_start_ups_migrate_once(settings) -> None:
 async def test_database_made_before_migrations_is_adopted(settings) -> None:
     engine = create_engine(settings.resolved_database_url())
     try:
-        # What `create_all` made before migrations existed: the core tables only.
-        core = [SQLModel.metadata.tables[name] for name in ("accounts", "api_keys", "operations", "events")]
+        # What `create_all` made before migrations existed: the core tables of the baseline revision,
+        # with no record of a migration.
+        await upgrade_database(engine, BASELINE_REVISION)
         async with engine.begin() as conn:
-            await conn.run_sync(SQLModel.metadata.create_all, tables=core)
-        await accounts.create_account(engine, "old", 500, "free")
+            await conn.execute(text("DROP TABLE alembic_version"))
+            await conn.execute(
+                text(
+                    "INSERT INTO accounts (id, balance_cents, tier, event_seq, created_at_ms)"
+                    " VALUES ('old', 500, 'free', 0, 0)"
+                )
+            )
         await upgrade_database(engine)
         assert await current_revision(engine) == head_revision()
         async with engine.connect() as conn:

@@ -11,8 +11,10 @@ import httpx
 import jsonschema
 import pytest
 import yaml
+from sqlalchemy import func, select
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from lunos_events.db.webhook_models import WebhookDelivery
 from tests.conftest import auth, create_user
 from tests.helpers import generation_body, status_without_link, wait_for_status
 from tests.processes import PROJECT_ROOT
@@ -149,9 +151,16 @@ async def test_retries_run_out_then_redeliver_sends_the_same_message(service, cl
 async def test_retry_after_is_honoured_and_410_disables_the_endpoint(service, client) -> None:
     key = await create_user(service, "polite")
     async with running_receiver() as receiver:
-        # The schedule says wait an hour; the receiver's Retry-After says one second.
-        receiver.script = [(503, {"retry-after": "1"}), (410, {})]
-        endpoint = (await client.post("/v1/webhooks", headers=auth(key), json={"url": receiver.url})).json()
+        # The first message is a submit's `video.pending`, taken well. Then the schedule says wait
+        # an hour; the receiver's Retry-After says one second.
+        receiver.script = [(200, {}), (503, {"retry-after": "1"}), (410, {})]
+        endpoint = (
+            await client.post(
+                "/v1/webhooks", headers=auth(key), json={"url": receiver.url, "events": ["video.pending"]}
+            )
+        ).json()
+        await client.post("/v1/video/generations", headers=auth(key), json=generation_body())
+        await receiver.wait_for(1)
         delivery_id = (await client.post(f"/v1/webhooks/{endpoint['id']}/test", headers=auth(key))).json()[
             "id"
         ]
@@ -163,13 +172,19 @@ async def test_retry_after_is_honoured_and_410_disables_the_endpoint(service, cl
         current = (await client.get(f"/v1/webhooks/{endpoint['id']}", headers=auth(key))).json()
         assert current["enabled"] is False
         assert "410" in current["disabled_reason"]
-        # A disabled endpoint receives nothing more.
+        # A disabled endpoint receives nothing more, though its endpoints were read for an event
+        # stored before it was disabled.
         op_id = (
             await client.post("/v1/video/generations", headers=auth(key), json=generation_body())
         ).json()["id"]
         await wait_for_status(client, op_id, auth(key))
         await anyio.sleep(0.5)
-        assert len(receiver.received) == 2
+        assert len(receiver.received) == 3
+        async with service.engine.connect() as conn:
+            pending = select(func.count()).where(
+                WebhookDelivery.account_id == "polite", WebhookDelivery.event_type == "video.pending"
+            )
+            assert (await conn.execute(pending)).scalar() == 1  # none was even stored for it
         refused = await client.post(f"/v1/webhooks/deliveries/{delivery_id}/redeliver", headers=auth(key))
         assert refused.status_code == 409
 
@@ -434,3 +449,46 @@ async def test_a_burst_is_sent_once_each_by_concurrent_drains(service, client) -
     for delivery_id in sent[:3]:
         log = await wait_for_delivery(client, delivery_id, auth(key), "delivered")
         assert len(log["attempt_log"]) == 1
+
+
+@pytest.mark.settings(webhook_allow_private=True)
+async def test_every_endpoint_change_applies_to_the_next_event(service, client) -> None:
+    """Storing an event reuses the endpoints it last read until the account's endpoints change:
+    each kind of change must show in the deliveries of the very next submit."""
+    key = await create_user(service, "changer")
+
+    async def deliveries_of_a_submit() -> int:
+        count = (
+            select(func.count())
+            .select_from(WebhookDelivery)
+            .where(WebhookDelivery.account_id == "changer", WebhookDelivery.event_type == "video.pending")
+        )
+        async with service.engine.connect() as conn:
+            before = (await conn.execute(count)).scalar()
+        submitted = await client.post("/v1/video/generations", headers=auth(key), json=generation_body())
+        assert submitted.status_code == 200
+        async with service.engine.connect() as conn:
+            return (await conn.execute(count)).scalar() - before
+
+    async def change(method: str, path: str, body: dict | None = None) -> None:
+        response = await client.request(method, path, headers=auth(key), json=body)
+        assert response.status_code < 300, response.text
+
+    assert await deliveries_of_a_submit() == 0
+    created = await client.post(
+        "/v1/webhooks", headers=auth(key), json={"url": "http://127.0.0.1:9/a", "events": ["video.pending"]}
+    )
+    endpoint = f"/v1/webhooks/{created.json()['id']}"
+    assert await deliveries_of_a_submit() == 1
+    await change("PATCH", endpoint, {"events": ["video.completed"]})
+    assert await deliveries_of_a_submit() == 0
+    await change("PATCH", endpoint, {"events": ["video.pending"], "app_id": "other-app"})
+    assert await deliveries_of_a_submit() == 0
+    await change("PATCH", endpoint, {"app_id": None})
+    assert await deliveries_of_a_submit() == 1
+    await change("PATCH", endpoint, {"enabled": False})
+    assert await deliveries_of_a_submit() == 0
+    await change("PATCH", endpoint, {"enabled": True})
+    assert await deliveries_of_a_submit() == 1
+    await change("DELETE", endpoint)
+    assert await deliveries_of_a_submit() == 0

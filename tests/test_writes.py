@@ -25,7 +25,15 @@ _INSERT_ACCOUNT = insert(Account.__table__)
 
 def add_accounts(tx: Tx, *ids: str) -> list[str]:
     for account_id in ids:
-        tx.execute(_INSERT_ACCOUNT, id=account_id, balance_cents=0, tier="free", event_seq=0, created_at_ms=1)
+        tx.execute(
+            _INSERT_ACCOUNT,
+            id=account_id,
+            balance_cents=0,
+            tier="free",
+            event_seq=0,
+            webhooks_version=0,
+            created_at_ms=1,
+        )
     return list(ids)
 
 
@@ -96,7 +104,7 @@ def accounts_database(tmp_path) -> str:  # type: ignore[no-untyped-def]
         apply_sqlite_pragmas(setup)
         setup.execute(
             "CREATE TABLE accounts (id TEXT PRIMARY KEY, balance_cents INT, tier TEXT,"
-            " event_seq INT, created_at_ms INT)"
+            " event_seq INT, webhooks_version INT, created_at_ms INT)"
         )
     return path
 
@@ -148,7 +156,7 @@ async def test_the_event_loop_goes_on_while_another_process_holds_the_write_lock
 
     try:
         holder.execute("BEGIN IMMEDIATE")
-        holder.execute("INSERT INTO accounts VALUES ('h1', 0, 'free', 0, 1)")
+        holder.execute("INSERT INTO accounts VALUES ('h1', 0, 'free', 0, 0, 1)")
         # Were the writer's BEGIN waiting inside SQLite, the loop would stand still until it gave
         # up 30 s later.
         with anyio.fail_after(10):

@@ -22,6 +22,9 @@ class Account(SQLModel, table=True):
     tier: str = Field(default="free", max_length=32)
     # Last per-account event sequence number handed out; bumped in the same transaction as the event.
     event_seq: int = Field(default=0, sa_type=BigInteger)
+    # Bumped in the same transaction as every change to the account's webhook endpoints, and read
+    # with `event_seq`: storing an event reuses the endpoints it last read while this is unchanged.
+    webhooks_version: int = Field(default=0, sa_type=BigInteger, sa_column_kwargs={"server_default": "0"})
     created_at_ms: int = Field(sa_type=BigInteger)
 
 

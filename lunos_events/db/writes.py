@@ -47,6 +47,11 @@ MAX_BATCH = 256
 
 
 class Tx(Protocol):
+    # Kept by the writer from one transaction to the next, for values that a transaction checks
+    # against a version it reads from the database (see webhooks/fanout.py). Only the writer's
+    # transactions touch it; the versions come from rows that its writes lock.
+    cache: dict[Any, Any]
+
     def execute(self, statement: Executable, **params: Any) -> Rows: ...
 
     def execute_many(self, statement: Executable, params: Iterable[Mapping[str, Any]]) -> int: ...
@@ -59,8 +64,9 @@ class Writes(Protocol):
 
 
 class _EngineTx:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, cache: dict[Any, Any]) -> None:
         self._conn = conn
+        self.cache = cache
 
     def execute(self, statement: Executable, **params: Any) -> Rows:
         result = self._conn.execute(statement, params)
@@ -76,19 +82,23 @@ class EngineWrites:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._cache: dict[Any, Any] = {}
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         async with self._engine.begin() as conn:
-            return await conn.run_sync(lambda sync_conn: fn(_EngineTx(sync_conn), *args))
+            return await conn.run_sync(lambda sync_conn: fn(_EngineTx(sync_conn, self._cache), *args))
 
     def close(self) -> None:
         return None
 
 
 class _SqliteTx:
-    def __init__(self, conn: sqlite3.Connection, statements: CompiledStatements) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, statements: CompiledStatements, cache: dict[Any, Any]
+    ) -> None:
         self._conn = conn
         self._statements = statements
+        self.cache = cache
 
     def execute(self, statement: Executable, **params: Any) -> Rows:
         return self._statements.execute(self._conn, statement, params)
@@ -129,6 +139,7 @@ class SqliteWriter:
         self._conn.execute("PRAGMA busy_timeout = 0")
         self._conn.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpoint thread's job
         self._statements = CompiledStatements()
+        self._cache: dict[Any, Any] = {}
         self._queued: list[_Job] = []
         self._flush: asyncio.Handle | None = None  # a flush is due, or waits for the lock
         self._passes_left = 0  # before the due flush commits
@@ -260,7 +271,7 @@ class SqliteWriter:
             if error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
                 raise _LockHeld(error) from None
             raise
-        tx = _SqliteTx(self._conn, self._statements)
+        tx = _SqliteTx(self._conn, self._statements, self._cache)
         outcomes: list[tuple[bool, Any]] = []
         for fn, args, _, _ in batch:
             if isolated:

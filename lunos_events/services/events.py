@@ -56,7 +56,7 @@ _NEXT_SEQ = (
     update(Account)
     .where(Account.id == bindparam("account_id"))
     .values(event_seq=Account.event_seq + 1)
-    .returning(Account.event_seq)
+    .returning(Account.event_seq, Account.webhooks_version)
 )
 _INSERT = insert(Event.__table__)
 _MARK_PUBLISHED = (
@@ -79,17 +79,19 @@ def append_event(
     type: str,
     data: dict[str, Any],
     request_webhook: bool = True,
-    seq: int | None = None,
+    numbered: tuple[int, int] | None = None,
 ) -> StoredEvent:
     """Store one event inside the caller's transaction, taking the account's next sequence number.
 
     `request_webhook=False`: the operation has no per-request webhook to deliver it to.
-    `seq`: the caller already took the number (in a statement of its own on the account's row).
+    `numbered`: the caller already took the number, in a statement of its own on the account's row
+    that also returned the account's `webhooks_version`: (seq, webhooks_version).
     """
-    if seq is None:
-        seq = tx.execute(_NEXT_SEQ, account_id=account_id).scalar()
-        if seq is None:
+    if numbered is None:
+        numbered = tx.execute(_NEXT_SEQ, account_id=account_id).first()
+        if numbered is None:
             raise LookupError(f"no account {account_id!r}")
+    seq, webhooks_version = numbered
     event = StoredEvent(
         account_id=account_id,
         seq=seq,
@@ -111,7 +113,7 @@ def append_event(
         published_at_ms=None,
     )
     # Webhook deliveries commit with the event, so a stored event never lacks the deliveries it owes.
-    return replace(event, deliveries=record_deliveries(tx, event, request_webhook))
+    return replace(event, deliveries=record_deliveries(tx, event, webhooks_version, request_webhook))
 
 
 async def latest_event_of_operation(

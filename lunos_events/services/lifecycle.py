@@ -19,13 +19,13 @@ from lunos_events.services.events import StoredEvent, append_event, mark_publish
 from lunos_events.services.status import event_type, status_object
 from lunos_events.webhooks.fanout import RequestWebhook, store_request_webhook
 
-# The debit also takes the account's next event sequence number, for the `video.pending` event that
-# follows: one statement fewer on every submit.
+# The debit also takes the account's next event sequence number (and its webhooks version), for the
+# `video.pending` event that follows: one statement fewer on every submit.
 _DEBIT_TAKING_SEQ = (
     update(Account)
     .where(Account.id == bindparam("account_id"), Account.balance_cents >= bindparam("cost"))
     .values(balance_cents=Account.balance_cents - bindparam("cost"), event_seq=Account.event_seq + 1)
-    .returning(Account.event_seq)
+    .returning(Account.event_seq, Account.webhooks_version)
 )
 _CREDIT = (
     update(Account)
@@ -104,8 +104,8 @@ def create_operation(tx: Tx, op: NewOperation, webhook: RequestWebhook | None = 
     cost, and lets IntegrityError through when the operation id is taken (the caller picks another).
     """
     # The write comes first so that SQLite takes its write lock before anything is read.
-    seq = tx.execute(_DEBIT_TAKING_SEQ, account_id=op.account_id, cost=op.cost_cents).scalar()
-    if seq is None:
+    numbered = tx.execute(_DEBIT_TAKING_SEQ, account_id=op.account_id, cost=op.cost_cents).first()
+    if numbered is None:
         raise InsufficientBalance()
     tx.execute(_INSERT_OPERATION, **op.row())
     if webhook is not None:
@@ -118,7 +118,7 @@ def create_operation(tx: Tx, op: NewOperation, webhook: RequestWebhook | None = 
         type=event_type(PENDING),
         data=status_object(op.id, PENDING, None, None),
         request_webhook=webhook is not None,
-        seq=seq,
+        numbered=numbered,
     )
 
 

@@ -14,7 +14,7 @@ from lunos_events.errors import InvalidRequest, NotFound
 from lunos_events.ids import now_ms
 from lunos_events.runtime import Runtime
 from lunos_events.services.generation_request import parse_app_id
-from lunos_events.webhooks.fanout import parse_event_filter
+from lunos_events.webhooks.fanout import bump_webhooks_version, parse_event_filter
 from lunos_events.webhooks.signing import new_secret
 from lunos_events.webhooks.targets import check_url_syntax, resolve_target
 
@@ -71,6 +71,7 @@ async def create_endpoint(rt: Runtime, account_id: str, body: dict[str, Any]) ->
     )
     async with rt.engine.begin() as conn:
         await conn.execute(WebhookEndpoint.__table__.insert().values(**endpoint.model_dump()))
+        await conn.execute(bump_webhooks_version(account_id))
     return endpoint_view(endpoint, with_secret=True)
 
 
@@ -129,6 +130,7 @@ async def update_endpoint(
                 .where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.account_id == account_id)
                 .values(**changes)
             )
+            await conn.execute(bump_webhooks_version(account_id))
     return endpoint_view(await load_endpoint(rt, account_id, endpoint_id))
 
 
@@ -139,8 +141,9 @@ async def delete_endpoint(rt: Runtime, account_id: str, endpoint_id: str) -> Non
                 WebhookEndpoint.id == endpoint_id, WebhookEndpoint.account_id == account_id
             )
         )
-    if deleted.rowcount != 1:
-        raise NotFound(ENDPOINT_NOT_FOUND)
+        if deleted.rowcount != 1:
+            raise NotFound(ENDPOINT_NOT_FOUND)
+        await conn.execute(bump_webhooks_version(account_id))
 
 
 async def rotate_secret(rt: Runtime, account_id: str, endpoint_id: str) -> dict[str, Any]:

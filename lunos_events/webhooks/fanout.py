@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import Update, bindparam, insert, select, update
 
-from lunos_events.db.models import PENDING, TERMINAL_STATUSES
+from lunos_events.db.models import PENDING, TERMINAL_STATUSES, Account
 from lunos_events.db.webhook_models import OperationWebhook, WebhookDelivery, WebhookEndpoint
 from lunos_events.errors import InvalidRequest
 from lunos_events.json_text import compact_json
@@ -122,17 +122,46 @@ def delivery_row(
     ).model_dump()
 
 
-def record_deliveries(tx: Tx, event: StoredEvent, request_webhook: bool = True) -> int:
+def bump_webhooks_version(account_id: str) -> Update:
+    """Run it in the transaction of every change to the account's endpoints: it tells each writer
+    that the endpoints it keeps for the account (`enabled_endpoints`) are stale."""
+    return (
+        update(Account).where(Account.id == account_id).values(webhooks_version=Account.webhooks_version + 1)
+    )
+
+
+# Accounts whose endpoints a writer keeps at most; past that it starts over.
+MAX_CACHED_ACCOUNTS = 10_000
+
+
+def enabled_endpoints(tx: Tx, account_id: str, webhooks_version: int) -> list[tuple[Any, ...]]:
+    """The account's enabled endpoints (id, url, events, app_id), read again only when
+    `webhooks_version` (read in this transaction) differs from the one they were read at.
+
+    Every change to an account's endpoints bumps its version in the same transaction, and the
+    statement that read the version locked the account's row (or, on SQLite, the database), so the
+    endpoints cannot change before this transaction ends.
+    """
+    key = ("webhook_endpoints", account_id)
+    cached = tx.cache.get(key)
+    if cached is not None and cached[0] == webhooks_version:
+        return cached[1]
+    rows = tx.execute(_ENABLED_ENDPOINTS, account_id=account_id).rows
+    if len(tx.cache) >= MAX_CACHED_ACCOUNTS:
+        tx.cache.clear()
+    tx.cache[key] = (webhooks_version, rows)
+    return rows
+
+
+def record_deliveries(tx: Tx, event: StoredEvent, webhooks_version: int, request_webhook: bool = True) -> int:
     """Insert one pending delivery per endpoint (and per-request webhook) subscribed to the event.
 
-    `request_webhook=False` says the operation has no per-request webhook (its creator knows), which
-    saves the lookup.
+    `webhooks_version`: the account's, read in this transaction. `request_webhook=False` says the
+    operation has no per-request webhook (its creator knows), which saves the lookup.
     """
     targets: list[tuple[str | None, str]] = [
         (endpoint_id, url)
-        for endpoint_id, url, events, app_id in tx.execute(
-            _ENABLED_ENDPOINTS, account_id=event.account_id
-        ).rows
+        for endpoint_id, url, events, app_id in enabled_endpoints(tx, event.account_id, webhooks_version)
         if event.type in events and (app_id is None or app_id == event.app_id)
     ]
     hook = tx.execute(_REQUEST_WEBHOOK, operation_id=event.operation_id).first() if request_webhook else None

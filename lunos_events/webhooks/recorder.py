@@ -27,6 +27,7 @@ from lunos_events.ids import now_ms
 from lunos_events.runtime import Runtime
 from lunos_events.settings import Settings
 from lunos_events.webhooks.batching import Batcher
+from lunos_events.webhooks.fanout import bump_webhooks_version
 from lunos_events.webhooks.schedule import parse_schedule, retry_delay
 
 GONE_REASON = "the endpoint answered 410 Gone"
@@ -153,6 +154,7 @@ async def _update_endpoint_health(conn: AsyncConnection, row: Any, ok: bool, dec
                 enabled=False, disabled_reason=decision.disable_reason, updated_at_ms=decision.stamp
             )
         )
+        await conn.execute(bump_webhooks_version(row.account_id))
     elif ok and row.failing_since_ms is not None:
         await conn.execute(endpoint.values(failing_since_ms=None))
     elif not ok and row.failing_since_ms is None:
