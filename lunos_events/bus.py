@@ -2,11 +2,12 @@
 
 Channel: `Settings.events_channel` (default `lunos:events`), one for all accounts.
 Message: a JSON object
-    {"account_id": str, "seq": int, "operation_id": str, "app_id": str | null,
-     "type": "video.pending" | "video.completed" | "video.failed" | ...,
-     "data": <the status object>, "created_at_ms": int}
-`seq` is the account's strictly increasing event number (the SSE event id). The database holds the
-same event before it is published, so a subscriber that missed a message replays it from the store.
+    {"type": "video.pending" | "video.completed" | "video.failed" | ...,
+     "account_id": str, "seq": int, "operation_id": str, "app_id": str | null,
+     "created_at_ms": int, "data": <the status object>}
+with `type` first (see `type_prefix`). `seq` is the account's strictly increasing event number (the
+SSE event id). The database holds the same event before it is published, so a subscriber that missed
+a message replays it from the store.
 """
 
 from __future__ import annotations
@@ -18,18 +19,24 @@ from lunos_events.services.events import StoredEvent
 
 
 def encode_event(event: StoredEvent) -> str:
-    # `data` is already JSON text; splice it in rather than parse and re-serialise it.
+    # `data` is already JSON text; splice it in rather than parse and re-serialise it. The type goes
+    # first, so that a receiver can tell an event's type from the start of the message (`is_of_type`).
     head = compact_json(
         {
+            "type": event.type,
             "account_id": event.account_id,
             "seq": event.seq,
             "operation_id": event.operation_id,
             "app_id": event.app_id,
-            "type": event.type,
             "created_at_ms": event.created_at_ms,
         }
     )
     return f'{head[:-1]},"data":{event.data}}}'
+
+
+def type_prefix(type: str) -> bytes:
+    """How a message of an event of this type starts; tested without parsing the message."""
+    return compact_json({"type": type})[:-1].encode() + b","
 
 
 def event_from_message(raw: dict[str, Any]) -> StoredEvent:

@@ -12,13 +12,15 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy import update
 
+from lunos_events.bus import encode_event, type_prefix
 from lunos_events.db.models import CANCELLED, COMPLETED, FAILED, Operation
 from lunos_events.embedded_redis import EmbeddedRedis
 from lunos_events.runtime import Runtime, open_runtime
 from lunos_events.services import accounts, generations
+from lunos_events.services.events import StoredEvent
 from lunos_events.services.generation_request import parse_generation_request
 from lunos_events.services.lifecycle import finish_operation
-from lunos_events.services.pending_statuses import PendingStatuses
+from lunos_events.services.pending_statuses import CREATION_EVENT, PendingStatuses
 from lunos_events.serving import running_service
 from lunos_events.settings import Settings
 from lunos_events.streams.hub import EventHub
@@ -225,3 +227,18 @@ def test_an_entry_is_kept_for_its_time_at_most() -> None:
     disabled.listening(True)
     disabled.remember("op-1", disabled.version)
     assert not disabled.known_pending("op-1")
+
+
+def test_a_creation_message_is_told_from_its_start() -> None:
+    """The hub skips parsing creation messages by their start: no other message may start alike."""
+    skipped = type_prefix(CREATION_EVENT)
+
+    def message(type_: str, app_id: str | None) -> bytes:
+        data = json.dumps({"type": "video.pending", "note": '{"type":"video.pending",'})
+        return encode_event(StoredEvent("acct", 7, "video-op:acct:1", app_id, type_, data, 1)).encode()
+
+    assert message(CREATION_EVENT, None).startswith(skipped)
+    for type_ in ("video.completed", "video.failed", "video.cancelled"):
+        for app_id in (None, "video.pending", '{"type":"video.pending",'):
+            raw = message(type_, app_id)
+            assert not raw.startswith(skipped) and json.loads(raw)["type"] == type_

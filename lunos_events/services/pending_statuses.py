@@ -26,7 +26,7 @@ from lunos_events.db.models import PENDING
 from lunos_events.services.status import event_type
 
 # The event that creates an operation: it changes nothing that a poll of a pending operation answers.
-_CREATED = event_type(PENDING)
+CREATION_EVENT = event_type(PENDING)
 
 
 class PendingStatuses:
@@ -68,7 +68,7 @@ class PendingStatuses:
 
     def event_arrived(self, operation_id: str, type: str) -> None:
         """An event of `operation_id` was published (told by the event hub, whatever was kept)."""
-        if type != _CREATED:
+        if type != CREATION_EVENT:
             self.forget(operation_id)  # also when not kept: a read of it may be in flight
 
     def forget(self, operation_id: str) -> None:

@@ -30,10 +30,10 @@ from redis.exceptions import ConnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lunos_events import resp
-from lunos_events.bus import event_from_message
+from lunos_events.bus import event_from_message, type_prefix
 from lunos_events.redis_packing import pack
 from lunos_events.services.events import StoredEvent, events_after, last_event_seq
-from lunos_events.services.pending_statuses import PendingStatuses
+from lunos_events.services.pending_statuses import CREATION_EVENT, PendingStatuses
 from lunos_events.streams.frames import event_frame
 from lunos_events.streams.subscription import Delivery, Subscription
 
@@ -49,6 +49,9 @@ _CATCH_UP_BATCH = 1000
 # the subscription is dropped and the store catches the streams up once it is back, so a stall never
 # piles messages up in memory (redis-py left them in Redis, which drops a subscriber that lags).
 INBOX_LIMIT = 10_000
+# With no stream open, a message only matters to the pending statuses, and an operation's creation
+# changes nothing they keep: such a message (every submit's own comes back) is not even parsed.
+_NOTHING_TO_NOTE = type_prefix(CREATION_EVENT)
 
 
 @dataclass(eq=False)
@@ -232,7 +235,7 @@ class EventHub:
                 if len(self._inbox) > INBOX_LIMIT and self._conn is not None:
                     self._conn.close(ConnectionError(f"more than {INBOX_LIMIT} events waiting"))
                 self._wake()
-            else:
+            elif not reply[2].startswith(_NOTHING_TO_NOTE):
                 self._note(reply[2])  # no stream open here: nothing to hand on, so no task to wake
         elif kind == b"subscribe":
             self._subscribed = True
