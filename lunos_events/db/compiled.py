@@ -25,12 +25,14 @@ from sqlalchemy.sql import Executable
 _REQUIRED = object()
 
 
-@dataclass(frozen=True)
 class Rows:
     """What a statement returned: its rows (empty without RETURNING/SELECT) and rows affected."""
 
-    rows: list[tuple[Any, ...]]
-    rowcount: int
+    __slots__ = ("rowcount", "rows")
+
+    def __init__(self, rows: list[tuple[Any, ...]], rowcount: int) -> None:
+        self.rows = rows
+        self.rowcount = rowcount
 
     def first(self) -> tuple[Any, ...] | None:
         return self.rows[0] if self.rows else None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
@@ -92,15 +92,8 @@ def append_event(
         if numbered is None:
             raise LookupError(f"no account {account_id!r}")
     seq, webhooks_version = numbered
-    event = StoredEvent(
-        account_id=account_id,
-        seq=seq,
-        operation_id=operation_id,
-        app_id=app_id,
-        type=type,
-        data=compact_json(data),
-        created_at_ms=now_ms(),
-    )
+    data_json = compact_json(data)
+    created_at_ms = now_ms()
     tx.execute(
         _INSERT,
         account_id=account_id,
@@ -108,12 +101,24 @@ def append_event(
         operation_id=operation_id,
         app_id=app_id,
         type=type,
-        data=event.data,
-        created_at_ms=event.created_at_ms,
+        data=data_json,
+        created_at_ms=created_at_ms,
         published_at_ms=None,
     )
     # Webhook deliveries commit with the event, so a stored event never lacks the deliveries it owes.
-    return replace(event, deliveries=record_deliveries(tx, event, webhooks_version, request_webhook))
+    deliveries = record_deliveries(
+        tx,
+        account_id=account_id,
+        seq=seq,
+        operation_id=operation_id,
+        app_id=app_id,
+        type=type,
+        data=data_json,
+        created_at_ms=created_at_ms,
+        webhooks_version=webhooks_version,
+        request_webhook=request_webhook,
+    )
+    return StoredEvent(account_id, seq, operation_id, app_id, type, data_json, created_at_ms, deliveries)
 
 
 async def latest_event_of_operation(

@@ -22,7 +22,6 @@ from lunos_events.webhooks.targets import check_url_syntax
 
 if TYPE_CHECKING:
     from lunos_events.db.writes import Tx
-    from lunos_events.services.events import StoredEvent
 
 DELIVERY_ID_PREFIX = "msg_"
 EVENT_TYPES = frozenset(event_type(s) for s in {PENDING, *TERMINAL_STATUSES})
@@ -153,34 +152,47 @@ def enabled_endpoints(tx: Tx, account_id: str, webhooks_version: int) -> list[tu
     return rows
 
 
-def record_deliveries(tx: Tx, event: StoredEvent, webhooks_version: int, request_webhook: bool = True) -> int:
-    """Insert one pending delivery per endpoint (and per-request webhook) subscribed to the event.
+def record_deliveries(
+    tx: Tx,
+    *,
+    account_id: str,
+    seq: int,
+    operation_id: str,
+    app_id: str | None,
+    type: str,
+    data: str,
+    created_at_ms: int,
+    webhooks_version: int,
+    request_webhook: bool,
+) -> int:
+    """Insert one pending delivery per endpoint (and per-request webhook) subscribed to the event
+    being stored (its fields, as in StoredEvent); returns how many.
 
     `webhooks_version`: the account's, read in this transaction. `request_webhook=False` says the
     operation has no per-request webhook (its creator knows), which saves the lookup.
     """
     targets: list[tuple[str | None, str]] = [
         (endpoint_id, url)
-        for endpoint_id, url, events, app_id in enabled_endpoints(tx, event.account_id, webhooks_version)
-        if event.type in events and (app_id is None or app_id == event.app_id)
+        for endpoint_id, url, events, endpoint_app in enabled_endpoints(tx, account_id, webhooks_version)
+        if type in events and (endpoint_app is None or endpoint_app == app_id)
     ]
-    hook = tx.execute(_REQUEST_WEBHOOK, operation_id=event.operation_id).first() if request_webhook else None
-    if hook is not None and event.type in hook[1]:
+    hook = tx.execute(_REQUEST_WEBHOOK, operation_id=operation_id).first() if request_webhook else None
+    if hook is not None and type in hook[1]:
         targets.append((None, hook[0]))
     if not targets:
         return 0
-    payload = webhook_payload(event.type, event.created_at_ms, event.data)
+    payload = webhook_payload(type, created_at_ms, data)
     tx.execute_many(
         _INSERT_DELIVERY,
         [
             delivery_row(
-                account_id=event.account_id,
+                account_id=account_id,
                 endpoint_id=endpoint_id,
                 url=url,
-                event_seq=event.seq,
-                event_type=event.type,
+                event_seq=seq,
+                event_type=type,
                 payload=payload,
-                created_at_ms=event.created_at_ms,
+                created_at_ms=created_at_ms,
             )
             for endpoint_id, url in targets
         ],
