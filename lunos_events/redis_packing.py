@@ -28,7 +28,7 @@ def pack(args: Sequence[Any]) -> bytes:
     would refuse."""
     # A command name written with its sub-command ("SCRIPT LOAD") goes as separate arguments.
     command = args[0]
-    if isinstance(command, str):
+    if isinstance(command, str) and " " in command:
         args = (*command.encode().split(), *args[1:])
     elif isinstance(command, bytes) and b" " in command:
         args = (*command.split(), *args[1:])
