@@ -45,6 +45,26 @@ async def assert_migrations_match_models(database_url: str) -> None:
             # Every table, column, index and type of the models exists exactly as migrated.
             assert await conn.run_sync(schema_drift) == []
         await upgrade_database(engine)  # applying again is a no-op
+        # Down to the baseline and up again with rows in place, an event referencing its account
+        # among them (SQLite enforces foreign keys): downgrades keep the data.
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO accounts (id, balance_cents, tier, event_seq, created_at_ms)"
+                    " VALUES ('kept', 500, 'free', 1, 0)"
+                )
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO events (account_id, seq, operation_id, type, data, created_at_ms)"
+                    " VALUES ('kept', 1, 'video-op:kept:1', 'video.pending', '{}', 0)"
+                )
+            )
+        async with engine.begin() as conn:
+            await conn.run_sync(lambda c: command.downgrade(alembic_config(c), BASELINE_REVISION))
+        await upgrade_database(engine)
+        async with engine.connect() as conn:
+            assert (await conn.execute(select(Account.balance_cents))).scalar_one() == 500
         # Down to nothing and up again: downgrades work too.
         async with engine.begin() as conn:
             await conn.run_sync(lambda c: command.downgrade(alembic_config(c), "base"))

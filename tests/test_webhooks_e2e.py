@@ -11,10 +11,11 @@ import httpx
 import jsonschema
 import pytest
 import yaml
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from lunos_events.db.webhook_models import WebhookDelivery
+from lunos_events.db.webhook_models import WebhookDelivery, WebhookEndpoint
+from lunos_events.webhooks import fanout
 from tests.conftest import auth, create_user
 from tests.helpers import generation_body, status_without_link, wait_for_status
 from tests.processes import PROJECT_ROOT
@@ -405,7 +406,6 @@ async def test_slow_receiver_times_out_and_is_retried(service, client) -> None:
 async def test_a_stored_delivery_whose_job_was_lost_is_still_sent(service, client) -> None:
     """The delivery row is the truth: one with no queued job (Redis flushed, a crash before the
     enqueue) is picked up by the worker's relay and sent."""
-    from lunos_events.db.webhook_models import WebhookDelivery
     from lunos_events.ids import now_ms
     from lunos_events.webhooks.fanout import delivery_row, webhook_payload
 
@@ -492,3 +492,31 @@ async def test_every_endpoint_change_applies_to_the_next_event(service, client) 
     assert await deliveries_of_a_submit() == 1
     await change("DELETE", endpoint)
     assert await deliveries_of_a_submit() == 0
+
+
+@pytest.mark.settings(webhook_allow_private=True)
+async def test_endpoints_are_reused_for_a_while_at_most(service, client, monkeypatch) -> None:
+    """A change that came without its version bump (an older release mid-upgrade) is seen once the
+    endpoints read last are too old to reuse."""
+    key = await create_user(service, "unbumped")
+    created = await client.post(
+        "/v1/webhooks", headers=auth(key), json={"url": "http://127.0.0.1:9/u", "events": ["video.pending"]}
+    )
+    stored = select(func.count()).where(
+        WebhookDelivery.account_id == "unbumped", WebhookDelivery.event_type == "video.pending"
+    )
+
+    async def submit_and_count() -> int:
+        submitted = await client.post("/v1/video/generations", headers=auth(key), json=generation_body())
+        assert submitted.status_code == 200
+        async with service.engine.connect() as conn:
+            return (await conn.execute(stored)).scalar()
+
+    assert await submit_and_count() == 1
+    async with service.engine.begin() as conn:
+        await conn.execute(
+            update(WebhookEndpoint).where(WebhookEndpoint.id == created.json()["id"]).values(enabled=False)
+        )
+    assert await submit_and_count() == 2  # reused: nothing told this writer of the change
+    monkeypatch.setattr(fanout, "ENDPOINTS_REUSE_SECONDS", 0.0)
+    assert await submit_and_count() == 2  # read again: the endpoint is disabled

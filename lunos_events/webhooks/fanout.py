@@ -7,6 +7,7 @@ status change can never be stored without its webhooks, whatever process dies af
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -131,24 +132,30 @@ def bump_webhooks_version(account_id: str) -> Update:
 
 # Accounts whose endpoints a writer keeps at most; past that it starts over.
 MAX_CACHED_ACCOUNTS = 10_000
+# Endpoints read for an account are reused for at most this long, even at an unchanged version: a
+# bound on how stale they can be should a change ever come without its bump (from a process still on
+# an older release, during a rolling upgrade).
+ENDPOINTS_REUSE_SECONDS = 60.0
 
 
 def enabled_endpoints(tx: Tx, account_id: str, webhooks_version: int) -> list[tuple[Any, ...]]:
     """The account's enabled endpoints (id, url, events, app_id), read again only when
-    `webhooks_version` (read in this transaction) differs from the one they were read at.
+    `webhooks_version` (read in this transaction) differs from the one they were read at, or they
+    were read `ENDPOINTS_REUSE_SECONDS` ago.
 
     Every change to an account's endpoints bumps its version in the same transaction, and the
     statement that read the version locked the account's row (or, on SQLite, the database), so the
     endpoints cannot change before this transaction ends.
     """
     key = ("webhook_endpoints", account_id)
+    now = time.monotonic()
     cached = tx.cache.get(key)
-    if cached is not None and cached[0] == webhooks_version:
-        return cached[1]
+    if cached is not None and cached[0] == webhooks_version and now - cached[1] < ENDPOINTS_REUSE_SECONDS:
+        return cached[2]
     rows = tx.execute(_ENABLED_ENDPOINTS, account_id=account_id).rows
     if len(tx.cache) >= MAX_CACHED_ACCOUNTS:
         tx.cache.clear()
-    tx.cache[key] = (webhooks_version, rows)
+    tx.cache[key] = (webhooks_version, now, rows)
     return rows
 
 

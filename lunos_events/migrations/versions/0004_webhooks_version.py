@@ -23,5 +23,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("accounts") as batch_op:
+    # SQLite's own DROP COLUMN: recreating the table would drop `accounts`, which rows of other
+    # tables reference (foreign keys are enforced).
+    with op.batch_alter_table("accounts", recreate="never") as batch_op:
         batch_op.drop_column("webhooks_version")
