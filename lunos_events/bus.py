@@ -20,7 +20,7 @@ from lunos_events.services.events import StoredEvent
 
 def encode_event(event: StoredEvent) -> str:
     # `data` is already JSON text; splice it in rather than parse and re-serialise it. The type goes
-    # first, so that a receiver can tell an event's type from the start of the message (`is_of_type`).
+    # first, so that a receiver can tell an event's type from the start of the message (`type_prefix`).
     head = compact_json(
         {
             "type": event.type,
