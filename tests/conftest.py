@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -25,10 +26,33 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+def _first_ephemeral_port() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+# Ports for the servers tests start come from below the range the kernel takes the local end of
+# outgoing connections from. A port from bind(0) was in that range, and an outgoing connection (to
+# Redis, say) could take it before the server it was meant for bound it ("address already in use").
+_EPHEMERAL_FROM = _first_ephemeral_port()
+_SERVER_PORTS = range(max(_EPHEMERAL_FROM - 12_000, 1024), _EPHEMERAL_FROM)
+_handed_out: set[int] = set()  # each once per session: a server may be about to bind it
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    while True:
+        port = random.choice(_SERVER_PORTS)
+        if port in _handed_out:
+            continue
+        _handed_out.add(port)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use
+            return port
 
 
 @pytest.fixture(scope="session")
