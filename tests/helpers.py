@@ -8,7 +8,7 @@ from typing import Any
 import anyio
 import httpx
 
-from tests.conftest import VEO
+from tests.conftest import VEO, auth
 
 
 def generation_body(
@@ -21,6 +21,13 @@ def generation_body(
         "response_format": "mp4",
         **extra,
     }
+
+
+async def submit_generation(client: httpx.AsyncClient, key: str) -> str:
+    """Submit `generation_body()` for the key's account; returns the new operation's id."""
+    response = await client.post("/v1/video/generations", headers=auth(key), json=generation_body())
+    assert response.status_code == 200, response.text
+    return response.json()["id"]
 
 
 def status_without_link(body: dict[str, Any]) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from lunos_events.settings import Settings
 from lunos_events.streams.hub import EventHub
 from tests.client_support import eventually
 from tests.conftest import auth, create_user, make_settings
-from tests.helpers import generation_body, wait_for_status
+from tests.helpers import generation_body, submit_generation, wait_for_status
 from tests.tcp_proxy import cuttable_proxy
 
 pytestmark = pytest.mark.anyio
@@ -39,12 +39,6 @@ async def status_of(client: httpx.AsyncClient, key: str, op_id: str) -> str:
     response = await client.get(f"/v1/video/generations/{op_id}", headers=auth(key))
     assert response.status_code == 200, response.text
     return response.json()["status"]
-
-
-async def submit(client: httpx.AsyncClient, key: str) -> str:
-    response = await client.post("/v1/video/generations", headers=auth(key), json=generation_body())
-    assert response.status_code == 200, response.text
-    return response.json()["id"]
 
 
 async def change_without_an_event(rt: Runtime, op_id: str) -> None:
@@ -65,7 +59,7 @@ async def test_a_pending_poll_is_answered_from_memory_until_an_event_of_the_oper
     service: Runtime, client: httpx.AsyncClient, settings: Settings
 ) -> None:
     key = await create_user(service, "poller")
-    first, second = await submit(client, key), await submit(client, key)
+    first, second = await submit_generation(client, key), await submit_generation(client, key)
     await kept_after_a_poll(service, client, key, first)
     await kept_after_a_poll(service, client, key, second)
 
@@ -101,7 +95,7 @@ async def test_an_event_arriving_while_nothing_is_kept_still_stops_a_read_in_fli
     service: Runtime, client: httpx.AsyncClient
 ) -> None:
     key = await create_user(service, "racer")
-    op_id = await submit(client, key)
+    op_id = await submit_generation(client, key)
     pending = service.pending_statuses
     read_started = pending.version  # a read of the operation begins (on PostgreSQL it awaits)
     assert len(pending) == 0
@@ -130,7 +124,7 @@ async def test_while_redis_is_away_polls_read_the_database(tmp_path: Path) -> No
             httpx.AsyncClient(base_url=settings.resolved_public_base_url(), timeout=30) as client,
         ):
             key = await create_user(rt, "outage")
-            kept, read_during = await submit(client, key), await submit(client, key)
+            kept, read_during = await submit_generation(client, key), await submit_generation(client, key)
             await kept_after_a_poll(rt, client, key, kept)
 
             redis_server.stop()  # the hub loses its subscription: events could be missed from now on
@@ -143,7 +137,7 @@ async def test_while_redis_is_away_polls_read_the_database(tmp_path: Path) -> No
 
             redis_server.start()
             second = await create_user(rt, "after")
-            op_id = await submit(client, second)
+            op_id = await submit_generation(client, second)
             # Once the hub has subscribed again, pending polls are kept again.
             await kept_after_a_poll(rt, client, second, op_id)
     finally:

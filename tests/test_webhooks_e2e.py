@@ -17,7 +17,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from lunos_events.db.webhook_models import WebhookDelivery, WebhookEndpoint
 from lunos_events.webhooks import fanout
 from tests.conftest import auth, create_user
-from tests.helpers import generation_body, status_without_link, wait_for_status
+from tests.helpers import generation_body, status_without_link, submit_generation, wait_for_status
 from tests.processes import PROJECT_ROOT
 from tests.webhook_receiver import running_receiver
 
@@ -31,6 +31,15 @@ def payload_schema_validator() -> jsonschema.Draft202012Validator:
 
 
 FAST_RETRIES = pytest.mark.settings(webhook_allow_private=True, webhook_retry_schedule="200ms,200ms,200ms")
+
+
+async def stored_pending_deliveries(rt, account_id: str) -> int:
+    """How many deliveries of `video.pending` events the account has stored, sent or not."""
+    query = select(func.count()).where(
+        WebhookDelivery.account_id == account_id, WebhookDelivery.event_type == "video.pending"
+    )
+    async with rt.engine.connect() as conn:
+        return (await conn.execute(query)).scalar()
 
 
 async def wait_for_delivery(client, delivery_id: str, headers, status: str, timeout: float = 30) -> dict:
@@ -181,11 +190,7 @@ async def test_retry_after_is_honoured_and_410_disables_the_endpoint(service, cl
         await wait_for_status(client, op_id, auth(key))
         await anyio.sleep(0.5)
         assert len(receiver.received) == 3
-        async with service.engine.connect() as conn:
-            pending = select(func.count()).where(
-                WebhookDelivery.account_id == "polite", WebhookDelivery.event_type == "video.pending"
-            )
-            assert (await conn.execute(pending)).scalar() == 1  # none was even stored for it
+        assert await stored_pending_deliveries(service, "polite") == 1  # none was even stored for it
         refused = await client.post(f"/v1/webhooks/deliveries/{delivery_id}/redeliver", headers=auth(key))
         assert refused.status_code == 409
 
@@ -458,17 +463,9 @@ async def test_every_endpoint_change_applies_to_the_next_event(service, client) 
     key = await create_user(service, "changer")
 
     async def deliveries_of_a_submit() -> int:
-        count = (
-            select(func.count())
-            .select_from(WebhookDelivery)
-            .where(WebhookDelivery.account_id == "changer", WebhookDelivery.event_type == "video.pending")
-        )
-        async with service.engine.connect() as conn:
-            before = (await conn.execute(count)).scalar()
-        submitted = await client.post("/v1/video/generations", headers=auth(key), json=generation_body())
-        assert submitted.status_code == 200
-        async with service.engine.connect() as conn:
-            return (await conn.execute(count)).scalar() - before
+        before = await stored_pending_deliveries(service, "changer")
+        await submit_generation(client, key)
+        return await stored_pending_deliveries(service, "changer") - before
 
     async def change(method: str, path: str, body: dict | None = None) -> None:
         response = await client.request(method, path, headers=auth(key), json=body)
@@ -502,15 +499,10 @@ async def test_endpoints_are_reused_for_a_while_at_most(service, client, monkeyp
     created = await client.post(
         "/v1/webhooks", headers=auth(key), json={"url": "http://127.0.0.1:9/u", "events": ["video.pending"]}
     )
-    stored = select(func.count()).where(
-        WebhookDelivery.account_id == "unbumped", WebhookDelivery.event_type == "video.pending"
-    )
 
     async def submit_and_count() -> int:
-        submitted = await client.post("/v1/video/generations", headers=auth(key), json=generation_body())
-        assert submitted.status_code == 200
-        async with service.engine.connect() as conn:
-            return (await conn.execute(stored)).scalar()
+        await submit_generation(client, key)
+        return await stored_pending_deliveries(service, "unbumped")
 
     assert await submit_and_count() == 1
     async with service.engine.begin() as conn:
