@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
 from bench.common import child_env, free_port, percentile, start_lunos, wait_until_healthy
-from lunos_events.embedded_redis import EmbeddedRedis
+from lunos_events.bus.embedded_redis import EmbeddedRedis
 from lunos_events.runtime import open_runtime
 from lunos_events.services import accounts
 from lunos_events.settings import Settings, TierLimits
@@ -247,7 +247,7 @@ def merged(results: list[Result]) -> Result:
 async def latest_operation(settings: Settings) -> str:
     from sqlalchemy import select
 
-    from lunos_events.db.models import Operation
+    from lunos_events.store.models import Operation
 
     async with open_runtime(settings) as rt, rt.engine.connect() as conn:
         return (await conn.execute(select(Operation.id).limit(1))).scalar_one()

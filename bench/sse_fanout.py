@@ -49,8 +49,8 @@ from bench.common import (
     rss_kb,
     start_lunos,
 )
-from lunos_events.db.models import COMPLETED
-from lunos_events.embedded_redis import EmbeddedRedis
+from lunos_events.store.models import COMPLETED
+from lunos_events.bus.embedded_redis import EmbeddedRedis
 from lunos_events.ids import now_ms
 from lunos_events.runtime import open_runtime
 from lunos_events.services import accounts, outbox

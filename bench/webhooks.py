@@ -35,7 +35,7 @@ import aiohttp
 import httpx
 
 from bench.common import ROOT, child_env
-from lunos_events.embedded_redis import EmbeddedRedis
+from lunos_events.bus.embedded_redis import EmbeddedRedis
 from lunos_events.runtime import open_runtime
 from lunos_events.services import accounts
 from lunos_events.services.events import append_event
@@ -116,7 +116,7 @@ async def wait_receipts(base: str, count: int, timeout: float) -> list[list[floa
 async def count_attempts(rt) -> int:
     from sqlalchemy import func, select
 
-    from lunos_events.db.webhook_models import WebhookAttempt
+    from lunos_events.store.webhook_models import WebhookAttempt
 
     async with rt.engine.connect() as conn:
         return (await conn.execute(select(func.count()).select_from(WebhookAttempt))).scalar_one()

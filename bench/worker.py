@@ -35,8 +35,8 @@ from arq.constants import retry_key_prefix
 from sqlalchemy import update
 
 from bench.common import child_env, cpu_seconds, percentile, start_lunos
-from lunos_events.db.models import Operation
-from lunos_events.embedded_redis import EmbeddedRedis
+from lunos_events.store.models import Operation
+from lunos_events.bus.embedded_redis import EmbeddedRedis
 from lunos_events.queue import tracking_job_id
 from lunos_events.runtime import open_runtime
 from lunos_events.services import accounts

@@ -109,8 +109,8 @@ def worker() -> None:
 @main.command()
 def migrate() -> None:
     """Apply pending schema migrations to the database named by the settings."""
-    from lunos_events.db.engine import create_engine
-    from lunos_events.db.migrate import current_revision, head_revision, upgrade_database
+    from lunos_events.store.engine import create_engine
+    from lunos_events.store.migrate import current_revision, head_revision, upgrade_database
 
     async def go() -> str | None:
         engine = create_engine(Settings().resolved_database_url())
@@ -131,7 +131,7 @@ def migrate() -> None:
 
 def _operator(action: Callable[[Any], Awaitable[T]]) -> T:
     """Run one operator action against the database named by the settings."""
-    from lunos_events.db.engine import create_engine, ensure_schema
+    from lunos_events.store.engine import create_engine, ensure_schema
 
     async def go() -> T:
         engine = create_engine(Settings().resolved_database_url())

@@ -7,7 +7,7 @@ import logging
 import secrets
 import shlex
 
-from lunos_events.embedded_redis import EmbeddedRedis
+from lunos_events.bus.embedded_redis import EmbeddedRedis
 from lunos_events.errors import NotFound
 from lunos_events.money import parse_amount
 from lunos_events.runtime import Runtime, open_runtime

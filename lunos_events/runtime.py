@@ -11,7 +11,7 @@ from arq.connections import ArqRedis, RedisSettings
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lunos_events.catalog import Catalog
-from lunos_events.db.engine import apply_sqlite_pragmas, create_engine, ensure_schema
+from lunos_events.store.engine import apply_sqlite_pragmas, create_engine, ensure_schema
 from lunos_events.db.point_reads import PointReads
 from lunos_events.db.writes import Writes, open_writes
 from lunos_events.ids import OperationStamps

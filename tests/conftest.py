@@ -13,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from lunos_events.embedded_redis import EmbeddedRedis
+from lunos_events.bus.embedded_redis import EmbeddedRedis
 from lunos_events.money import parse_amount
 from lunos_events.runtime import Runtime
 from lunos_events.services import accounts

@@ -7,7 +7,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from lunos_events.db.models import Operation
+from lunos_events.store.models import Operation
 from lunos_events.providers.local import START_FAILURE_MARKER
 from lunos_events.services import accounts
 from tests.conftest import VEO, auth, create_user

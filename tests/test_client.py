@@ -24,7 +24,7 @@ from lunos_events.client import (
     VideoStatus,
     WaitTimeoutError,
 )
-from lunos_events.db.models import Operation
+from lunos_events.store.models import Operation
 from tests.client_support import in_thread
 from tests.conftest import create_user
 from tests.helpers import probe_mp4

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from lunos_events.client import AsyncLunosClient, RateLimitError
-from lunos_events.db.models import Operation
+from lunos_events.store.models import Operation
 from tests.conftest import create_user
 from tests.helpers import probe_mp4
 from tests.processes import run

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from lunos_events.db.models import Event, Operation
+from lunos_events.store.models import Event, Operation
 from tests.conftest import auth, create_user
 from tests.helpers import generation_body, probe_mp4, wait_for_status
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from lunos_events.db.models import IdempotencyKey
+from lunos_events.store.models import IdempotencyKey
 from lunos_events.services import accounts
 from lunos_events.worker.app import purge_idempotency_keys, reconcile_operations
 from tests.conftest import auth, create_user

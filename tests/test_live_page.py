@@ -8,7 +8,7 @@ import shutil
 import pytest
 from sqlalchemy import select
 
-from lunos_events.db.models import Operation
+from lunos_events.store.models import Operation
 from lunos_events.runtime import Runtime
 from tests.conftest import create_user
 

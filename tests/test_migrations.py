@@ -13,15 +13,15 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, select, text
 from sqlmodel import SQLModel
 
-from lunos_events.db.engine import create_engine
-from lunos_events.db.migrate import (
+from lunos_events.store.engine import create_engine
+from lunos_events.store.migrate import (
     BASELINE_REVISION,
     alembic_config,
     current_revision,
     head_revision,
     upgrade_database,
 )
-from lunos_events.db.models import Account
+from lunos_events.store.models import Account
 from tests.conftest import fresh_test_database
 from tests.processes import run, settings_env
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from lunos_events.db.models import Event, Operation
+from lunos_events.store.models import Event, Operation
 from lunos_events.ids import now_ms
 from lunos_events.money import format_amount, parse_amount
 from lunos_events.providers.local import SAFETY_BLOCK_MARKER

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from lunos_events.embedded_redis import EmbeddedRedis
+from lunos_events.bus.embedded_redis import EmbeddedRedis
 from lunos_events.logs import JsonFormatter, operation_context
 from lunos_events.metrics import Metrics
 from lunos_events.serving import running_service

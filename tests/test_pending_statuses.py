@@ -12,9 +12,9 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy import update
 
-from lunos_events.bus import encode_event, type_prefix
-from lunos_events.db.models import CANCELLED, COMPLETED, FAILED, Operation
-from lunos_events.embedded_redis import EmbeddedRedis
+from lunos_events.bus.messages import encode_event, type_prefix
+from lunos_events.store.models import CANCELLED, COMPLETED, FAILED, Operation
+from lunos_events.bus.embedded_redis import EmbeddedRedis
 from lunos_events.runtime import Runtime, open_runtime
 from lunos_events.services import accounts, generations
 from lunos_events.services.events import StoredEvent

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from lunos_events.db.models import Operation
+from lunos_events.store.models import Operation
 from lunos_events.serving import running_service
 from lunos_events.settings import Settings
 from lunos_events.storage import build_storage

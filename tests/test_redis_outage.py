@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lunos_events.embedded_redis import EmbeddedRedis
+from lunos_events.bus.embedded_redis import EmbeddedRedis
 from lunos_events.services import accounts
 from lunos_events.serving import running_service
 from tests.conftest import auth, create_user, make_settings

@@ -9,7 +9,7 @@ import anyio
 import httpx
 import pytest
 
-from lunos_events.embedded_redis import EmbeddedRedis
+from lunos_events.bus.embedded_redis import EmbeddedRedis
 from lunos_events.runtime import open_runtime
 from lunos_events.services import accounts
 from lunos_events.serving import running_service

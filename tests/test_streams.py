@@ -7,7 +7,7 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from lunos_events.db.models import Account, Event
+from lunos_events.store.models import Account, Event
 from lunos_events.services import outbox
 from lunos_events.serving import running_service
 from tests.conftest import auth, create_user

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from lunos_events.db.models import Event, Operation
+from lunos_events.store.models import Event, Operation
 from lunos_events.providers import build_provider
 from lunos_events.providers.veo import UNKNOWN_OPERATION
 from lunos_events.runtime import Runtime

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook
 
-from lunos_events.db.webhook_models import WebhookDelivery
+from lunos_events.store.webhook_models import WebhookDelivery
 from lunos_events.serving import running_service
 from tests.conftest import auth, create_user
 from tests.helpers import generation_body, wait_for_status

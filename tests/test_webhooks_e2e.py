@@ -14,7 +14,7 @@ import yaml
 from sqlalchemy import func, select, update
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from lunos_events.db.webhook_models import WebhookDelivery, WebhookEndpoint
+from lunos_events.store.webhook_models import WebhookDelivery, WebhookEndpoint
 from lunos_events.webhooks import fanout
 from tests.conftest import auth, create_user
 from tests.helpers import generation_body, status_without_link, submit_generation, wait_for_status

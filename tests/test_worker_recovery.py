@@ -7,7 +7,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from lunos_events.db.models import Event, Operation
+from lunos_events.store.models import Event, Operation
 from lunos_events.services import accounts
 from lunos_events.serving import running_service
 from tests.conftest import auth, create_user

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from lunos_events.db.engine import apply_sqlite_pragmas
-from lunos_events.db.models import Account
+from lunos_events.store.engine import apply_sqlite_pragmas
+from lunos_events.store.models import Account
 from lunos_events.db.writes import CHECKPOINT_AFTER_CHANGES, COMMIT_AFTER_PASSES, SqliteWriter, Tx
 from lunos_events.runtime import open_runtime
 from tests.client_support import eventually

@@ -12,8 +12,8 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from lunos_events.api.errors import error_response
-from lunos_events.db.models import Operation
-from lunos_events.db.webhook_models import WebhookAttempt
+from lunos_events.store.models import Operation
+from lunos_events.store.webhook_models import WebhookAttempt
 from lunos_events.metrics import gauge
 from lunos_events.services.history import STATUSES
 from lunos_events.storage.local import LocalStorage

@@ -18,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lunos_events.db.compiled import CompiledStatements
-from lunos_events.db.models import Account, ApiKey, Operation
+from lunos_events.store.models import Account, ApiKey, Operation
 
 API_KEY_OWNER = (
     select(Account.id, Account.tier)

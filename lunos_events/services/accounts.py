@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from lunos_events.db.models import Account, ApiKey
+from lunos_events.store.models import Account, ApiKey
 from lunos_events.db.point_reads import API_KEY_OWNER, PointReads
 from lunos_events.errors import Conflict, InvalidRequest, NotFound, Unauthenticated
 from lunos_events.ids import (

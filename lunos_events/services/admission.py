@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from lunos_events.db.models import PENDING, Operation
+from lunos_events.store.models import PENDING, Operation
 from lunos_events.errors import InFlightLimited
 from lunos_events.redis_batches import RedisCommands
 from lunos_events.runtime import Runtime

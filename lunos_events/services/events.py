@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from lunos_events.db.models import Account, Event
+from lunos_events.store.models import Account, Event
 from lunos_events.db.writes import Tx
 from lunos_events.ids import now_ms
 from lunos_events.json_text import compact_json

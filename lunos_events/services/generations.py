@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
-from lunos_events.db.models import CANCELLED, COMPLETED, FAILED, PENDING, Operation
+from lunos_events.store.models import CANCELLED, COMPLETED, FAILED, PENDING, Operation
 from lunos_events.db.point_reads import OPERATION_STATUS
 from lunos_events.errors import Conflict, NotFound, ProviderStartFailed
 from lunos_events.ids import now_ms, operation_id, operation_owner, video_key

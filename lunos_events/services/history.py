@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from lunos_events.db.models import PENDING, TERMINAL_STATUSES, Operation
+from lunos_events.store.models import PENDING, TERMINAL_STATUSES, Operation
 from lunos_events.errors import InvalidRequest
 from lunos_events.money import CURRENCY, format_amount
 from lunos_events.services.status import status_object

@@ -17,7 +17,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from lunos_events.db.models import IdempotencyKey
+from lunos_events.store.models import IdempotencyKey
 from lunos_events.errors import Conflict, InvalidRequest
 from lunos_events.ids import now_ms
 

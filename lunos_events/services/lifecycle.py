@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, insert, update
 
-from lunos_events.db.models import PENDING, Account, Operation
+from lunos_events.store.models import PENDING, Account, Operation
 from lunos_events.db.writes import Tx
 from lunos_events.errors import InsufficientBalance
 from lunos_events.faults import crash_point

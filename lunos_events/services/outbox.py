@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from redis.exceptions import RedisError
 
-from lunos_events.bus import encode_event
+from lunos_events.bus.messages import encode_event
 from lunos_events.ids import now_ms
 from lunos_events.redis_batches import RedisCommands
 from lunos_events.runtime import Runtime

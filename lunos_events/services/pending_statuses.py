@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 
-from lunos_events.db.models import PENDING
+from lunos_events.store.models import PENDING
 from lunos_events.services.status import event_type
 
 # The event that creates an operation: it changes nothing that a poll of a pending operation answers.

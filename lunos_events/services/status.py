@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lunos_events.db.models import COMPLETED, FAILED
+from lunos_events.store.models import COMPLETED, FAILED
 
 
 def status_object(op_id: str, status: str, video_url: str | None, error: str | None) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sse_starlette import ServerSentEvent
 
-from lunos_events.db.models import TERMINAL_STATUSES
+from lunos_events.store.models import TERMINAL_STATUSES
 from lunos_events.services.events import StoredEvent
 
 _EVENT_TYPE_PREFIX = "video."

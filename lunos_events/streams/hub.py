@@ -30,7 +30,7 @@ from redis.exceptions import ConnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lunos_events import resp
-from lunos_events.bus import event_from_message, type_prefix
+from lunos_events.bus.messages import event_from_message, type_prefix
 from lunos_events.redis_packing import pack
 from lunos_events.services.events import StoredEvent, events_after, last_event_seq
 from lunos_events.services.pending_statuses import CREATION_EVENT, PendingStatuses

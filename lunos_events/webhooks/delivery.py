@@ -18,7 +18,7 @@ import aiohttp
 from arq.connections import ArqRedis
 from sqlalchemy import select, update
 
-from lunos_events.db.webhook_models import (
+from lunos_events.store.webhook_models import (
     DELIVERY_FAILED,
     DELIVERY_PENDING,
     WebhookDelivery,

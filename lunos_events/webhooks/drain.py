@@ -23,7 +23,7 @@ from typing import Any
 from arq.connections import ArqRedis
 from sqlalchemy import select, update
 
-from lunos_events.db.webhook_models import DELIVERY_PENDING, WebhookDelivery
+from lunos_events.store.webhook_models import DELIVERY_PENDING, WebhookDelivery
 from lunos_events.ids import now_ms
 from lunos_events.queue import enqueue_unique_job, queue_unique_job
 from lunos_events.redis_batches import RedisCommands

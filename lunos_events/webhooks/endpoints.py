@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from lunos_events.db.webhook_models import WebhookDefaultSecret, WebhookEndpoint
+from lunos_events.store.webhook_models import WebhookDefaultSecret, WebhookEndpoint
 from lunos_events.errors import InvalidRequest, NotFound
 from lunos_events.ids import now_ms
 from lunos_events.runtime import Runtime

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Update, bindparam, insert, select, update
 
-from lunos_events.db.models import PENDING, TERMINAL_STATUSES, Account
-from lunos_events.db.webhook_models import OperationWebhook, WebhookDelivery, WebhookEndpoint
+from lunos_events.store.models import PENDING, TERMINAL_STATUSES, Account
+from lunos_events.store.webhook_models import OperationWebhook, WebhookDelivery, WebhookEndpoint
 from lunos_events.errors import InvalidRequest
 from lunos_events.json_text import compact_json
 from lunos_events.services.status import event_type

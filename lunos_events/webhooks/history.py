@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from lunos_events.db.webhook_models import DELIVERY_PENDING, WebhookAttempt, WebhookDelivery
+from lunos_events.store.webhook_models import DELIVERY_PENDING, WebhookAttempt, WebhookDelivery
 from lunos_events.errors import Conflict, InvalidRequest
 from lunos_events.ids import now_ms
 from lunos_events.json_text import compact_json

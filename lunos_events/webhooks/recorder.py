@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import bindparam, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from lunos_events.db.webhook_models import (
+from lunos_events.store.webhook_models import (
     DELIVERY_DELIVERED,
     DELIVERY_FAILED,
     DELIVERY_PENDING,

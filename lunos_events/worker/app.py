@@ -10,7 +10,7 @@ from arq.connections import ArqRedis
 from arq.worker import Worker
 from sqlalchemy import select
 
-from lunos_events.db.models import PENDING, Operation
+from lunos_events.store.models import PENDING, Operation
 from lunos_events.logs import operation_context
 from lunos_events.queue import TRACK_OPERATION, enqueue_tracking
 from lunos_events.runtime import Runtime

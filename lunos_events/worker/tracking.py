@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from lunos_events.db.models import COMPLETED, FAILED, PENDING, Operation
+from lunos_events.store.models import COMPLETED, FAILED, PENDING, Operation
 from lunos_events.faults import crash_point
 from lunos_events.ids import now_ms
 from lunos_events.providers.base import Done, Failed, Pending, ProviderTransientError

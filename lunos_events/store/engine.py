@@ -8,7 +8,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from lunos_events.db import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from lunos_events.store import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 
 def create_engine(database_url: str) -> AsyncEngine:
@@ -40,6 +40,6 @@ def apply_sqlite_pragmas(dbapi_connection) -> None:
 
 async def ensure_schema(engine: AsyncEngine) -> None:
     """Apply pending migrations (schema changes go through Alembic, never `create_all`)."""
-    from lunos_events.db.migrate import upgrade_database
+    from lunos_events.store.migrate import upgrade_database
 
     await upgrade_database(engine)

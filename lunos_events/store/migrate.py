@@ -17,7 +17,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # The revision that matches the tables `create_all` made before migrations existed.
 BASELINE_REVISION = "0001"
 # Any fixed number: processes starting together take turns instead of racing to create tables.

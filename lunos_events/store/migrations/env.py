@@ -1,4 +1,4 @@
-"""Alembic environment. `lunos_events.db.migrate` hands in an open connection; the `alembic` command
+"""Alembic environment. `lunos_events.store.migrate` hands in an open connection; the `alembic` command
 line (for writing new revisions) connects to the database named by the settings."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
-from lunos_events.db import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from lunos_events.store import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 target_metadata = SQLModel.metadata
 
@@ -26,7 +26,7 @@ def run_on(connection: Connection) -> None:
 
 
 async def run_from_settings() -> None:
-    from lunos_events.db.engine import create_engine
+    from lunos_events.store.engine import create_engine
     from lunos_events.settings import Settings
 
     engine = create_engine(Settings().resolved_database_url())
