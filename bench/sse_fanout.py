@@ -5,7 +5,7 @@
 
 Runs a real `lunos-events serve` process (uvloop + httptools), an embedded redis-server and SQLite in
 a temporary directory. This process plays the worker: it records status changes through the same
-code the worker runs (`finish_operation`: commit the change and its event, publish on Redis).
+code the worker runs (`Lifecycle.finish`: commit the change and its event, publish on Redis).
 Subscribers are raw asyncio sockets spread over client processes, so the client is not the
 bottleneck; each opens the account stream with a stream token and waits for the event's `id:`.
 
@@ -34,7 +34,6 @@ import socket
 import statistics
 import tempfile
 import time
-from functools import partial
 from multiprocessing.connection import Connection
 
 import httpx
@@ -49,14 +48,14 @@ from bench.common import (
     rss_kb,
     start_lunos,
 )
-from lunos_events.store.models import COMPLETED
 from lunos_events.bus.embedded_redis import EmbeddedRedis
 from lunos_events.ids import now_ms
 from lunos_events.runtime import open_runtime
-from lunos_events.services import accounts, outbox
+from lunos_events.services import accounts
 from lunos_events.services.events import append_event, last_event_seq
-from lunos_events.services.lifecycle import NewOperation, create_operation, finish_operation
+from lunos_events.services.lifecycle import NewOperation, create_operation
 from lunos_events.settings import Settings
+from lunos_events.store.models import COMPLETED
 from lunos_events.streams.tokens import StreamTokenSigner
 
 ACCOUNT = "bench"
@@ -169,7 +168,8 @@ async def pending_operation(rt, index: int) -> str:  # type: ignore[no-untyped-d
         created_at_ms=created,
         deadline_at_ms=created + 900_000,
     )
-    await rt.writes.run(create_operation, op)
+    async with rt.store.transaction() as tx:
+        await create_operation(tx, op)
     return op.id
 
 
@@ -182,9 +182,9 @@ async def one_subscriber_latency(rt, base: str, path: str, samples: int) -> list
     latencies = []
     try:
         for i in range(samples):
-            event = await rt.writes.run(
-                partial(
-                    append_event,
+            async with rt.store.transaction() as tx:
+                event = await append_event(
+                    tx,
                     account_id=ACCOUNT,
                     operation_id=f"video-op:{ACCOUNT}:{i}",
                     app_id="bench",
@@ -195,10 +195,9 @@ async def one_subscriber_latency(rt, base: str, path: str, samples: int) -> list
                         "video_url": "http://x/v.mp4",
                     },
                 )
-            )
             receipt = asyncio.ensure_future(_read_until(reader, f"id: {event.seq}\r\n".encode()))
             started = time.perf_counter()
-            await outbox.release(rt, event)
+            await rt.generations.outbox.release(event)
             latencies.append(await receipt - started)
     finally:
         writer.close()
@@ -221,7 +220,7 @@ async def bare_pubsub_latency(rt, samples: int) -> list[float]:  # type: ignore[
     try:
         for i in range(samples):
             started = time.perf_counter()
-            await rt.redis.publish("bench:baseline", str(i))
+            await rt.bus.redis.publish("bench:baseline", str(i))
             while await pubsub.get_message(timeout=5) is None:
                 pass
             latencies.append(time.perf_counter() - started)
@@ -250,7 +249,7 @@ async def run(args: argparse.Namespace) -> None:
         env = child_env(settings.as_env())
 
         async with open_runtime(settings) as rt:
-            await accounts.create_account(rt.engine, ACCOUNT, 0, "bench")
+            await accounts.create_account(rt.store, ACCOUNT, 0, "bench")
             op_id = await pending_operation(rt, 999_999)
             token = StreamTokenSigner(secret, 3600).for_account(ACCOUNT)
             path = f"/v1/video/events?token={token}"
@@ -293,13 +292,13 @@ async def fanout(args, rt, server, base: str, path: str, op_id: str) -> None:  #
     rss_after = rss_kb(server.pid)
 
     # Clients learn the event id first, so they are already waiting when it arrives.
-    seq = await last_event_seq(rt.engine, ACCOUNT) + 1
+    seq = await last_event_seq(rt.store, ACCOUNT) + 1
     for p in pipes:
         p.send(f"id: {seq}\r\n".encode())
     await asyncio.sleep(0.5)
     cpu_before = cpu_seconds(server.pid)
     started = time.perf_counter()
-    event = await finish_operation(rt, op_id, COMPLETED, video_url="http://example.invalid/v.mp4")
+    event = await rt.generations.lifecycle.finish(op_id, COMPLETED, video_url="http://example.invalid/v.mp4")
     assert event is not None and event.seq == seq
     received: list[float] = []
     for p in pipes:

@@ -29,7 +29,6 @@ import os
 import subprocess
 import tempfile
 import time
-from functools import partial
 
 import aiohttp
 import httpx
@@ -39,10 +38,8 @@ from lunos_events.bus.embedded_redis import EmbeddedRedis
 from lunos_events.runtime import open_runtime
 from lunos_events.services import accounts
 from lunos_events.services.events import append_event
-from lunos_events.services.outbox import release
 from lunos_events.settings import Settings
 from lunos_events.webhooks import endpoints
-from lunos_events.webhooks.drain import enqueue_drain
 from lunos_events.webhooks.signing import WebhookSigner, new_secret
 
 RECEIVER_SOURCE = """
@@ -118,7 +115,7 @@ async def count_attempts(rt) -> int:
 
     from lunos_events.store.webhook_models import WebhookAttempt
 
-    async with rt.engine.connect() as conn:
+    async with rt.store.reading() as conn:
         return (await conn.execute(select(func.count()).select_from(WebhookAttempt))).scalar_one()
 
 
@@ -200,22 +197,20 @@ async def baseline_latency(url: str, count: int, rate: float) -> list[float]:
 async def store_events(rt, account_id: str, count: int, first_op: int) -> list:
     events = []
     for i in range(count):
-        events.append(
-            await rt.writes.run(
-                partial(
-                    append_event,
-                    account_id=account_id,
-                    operation_id=f"video-op:{account_id}:{first_op + i}",
-                    app_id=None,
-                    type="video.completed",
-                    data={
-                        "id": f"video-op:{account_id}:{first_op + i}",
-                        "status": "completed",
-                        "video_url": "x",
-                    },
-                )
+        async with rt.store.transaction() as tx:
+            event = await append_event(
+                tx,
+                account_id=account_id,
+                operation_id=f"video-op:{account_id}:{first_op + i}",
+                app_id=None,
+                type="video.completed",
+                data={
+                    "id": f"video-op:{account_id}:{first_op + i}",
+                    "status": "completed",
+                    "video_url": "x",
+                },
             )
-        )
+        events.append(event)
     return events
 
 
@@ -251,13 +246,13 @@ async def run(args: argparse.Namespace, work: Path, redis_url: str, base: str) -
             webhook_allow_private=True,
         )
         async with open_runtime(settings) as rt:
-            await accounts.create_account(rt.engine, "bench", 0, "free")
+            await accounts.create_account(rt.store, "bench", 0, "free")
             await endpoints.create_endpoint(rt, "bench", {"url": f"{base}/hook"})
 
             # Throughput: queue everything first, then start one worker process.
             events = await store_events(rt, "bench", args.deliveries, 0)
             if any(event.deliveries for event in events):
-                await enqueue_drain(rt.redis)
+                await rt.bus.enqueue_drain()
             worker = spawn_worker(settings)
             got = await wait_receipts(base, args.deliveries, timeout=600)
             stamps = sorted(r[0] for r in got)
@@ -328,7 +323,7 @@ async def store_events_paced(rt, count: int, rate: float) -> list:
     events = []
     for i in range(count):
         [event] = await store_events(rt, "bench", 1, 10_000_000 + i)
-        await release(rt, event)
+        await rt.generations.outbox.release(event)
         events.append(event)
         await asyncio.sleep(1 / rate)
     return events

@@ -35,15 +35,15 @@ from arq.constants import retry_key_prefix
 from sqlalchemy import update
 
 from bench.common import child_env, cpu_seconds, percentile, start_lunos
-from lunos_events.store.models import Operation
 from lunos_events.bus.embedded_redis import EmbeddedRedis
-from lunos_events.queue import tracking_job_id
+from lunos_events.bus.jobs import tracking_job_id
 from lunos_events.runtime import open_runtime
 from lunos_events.services import accounts
 from lunos_events.services.accounts import Principal
 from lunos_events.services.generation_request import parse_generation_request
 from lunos_events.services.generations import new_operation, provider_job
 from lunos_events.settings import Settings, TierLimits
+from lunos_events.store.models import Operation
 
 ACCOUNT = "bench"
 SLOW_PROVIDER_SECONDS = 6 * 3600.0
@@ -68,7 +68,7 @@ class Schedule:
 async def pending_operations(settings: Settings, count: int) -> list[str]:
     """`count` operations already started at the (slow) provider, as a submit leaves them."""
     async with open_runtime(settings) as rt:
-        await accounts.create_account(rt.engine, ACCOUNT, 10**12, "bench")
+        await accounts.create_account(rt.store, ACCOUNT, 10**12, "bench")
         principal = Principal(ACCOUNT, "bench")
         request = parse_generation_request(
             {"model": "google/veo-3.0-generate-preview", "prompt": "a slow one"},
@@ -81,7 +81,7 @@ async def pending_operations(settings: Settings, count: int) -> list[str]:
         for index in range(count):
             op = new_operation(rt, principal, request, stamp + index)
             rows.append({**op.row(), "provider_operation": await rt.provider.start(provider_job(op))})
-        async with rt.engine.begin() as conn:
+        async with rt.store.transaction() as conn:
             await conn.execute(Operation.__table__.insert(), rows)
             await conn.execute(update(Operation).values(deadline_at_ms=stamp + 10**10))
         return [row["id"] for row in rows]
@@ -92,7 +92,7 @@ async def tries(settings: Settings, op_ids: list[str]) -> list[int]:
         counts: list[int] = []
         for start in range(0, len(op_ids), 1000):
             keys = [retry_key_prefix + tracking_job_id(op) for op in op_ids[start : start + 1000]]
-            counts.extend(int(value or 0) for value in await rt.redis.mget(keys))
+            counts.extend(int(value or 0) for value in await rt.bus.redis.mget(keys))
         return counts
 
 

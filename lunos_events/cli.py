@@ -6,7 +6,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -14,6 +14,9 @@ from lunos_events.errors import LunosError
 from lunos_events.logs import configure_logging
 from lunos_events.money import format_amount, parse_amount
 from lunos_events.settings import Settings
+
+if TYPE_CHECKING:
+    from lunos_events.store.transactions import Store
 
 T = TypeVar("T")
 
@@ -129,17 +132,18 @@ def migrate() -> None:
         click.echo(f"database schema migrated from {before or 'empty'} to {head}")
 
 
-def _operator(action: Callable[[Any], Awaitable[T]]) -> T:
+def _operator(action: Callable[[Store], Awaitable[T]]) -> T:
     """Run one operator action against the database named by the settings."""
-    from lunos_events.store.engine import create_engine, ensure_schema
+
+    from lunos_events.store.transactions import Store
 
     async def go() -> T:
-        engine = create_engine(Settings().resolved_database_url())
+        store = Store.open(Settings().resolved_database_url())
         try:
-            await ensure_schema(engine)
-            return await action(engine)
+            await store.migrate()
+            return await action(store)
         finally:
-            await engine.dispose()
+            await store.dispose()
 
     try:
         return run_async(go())
@@ -167,7 +171,7 @@ def users_create(user_id: str, balance: str, tier: str) -> None:
     from lunos_events.services.accounts import create_account
 
     cents = _amount(balance)
-    account = _operator(lambda engine: create_account(engine, user_id, cents, tier))
+    account = _operator(lambda store: create_account(store, user_id, cents, tier))
     click.echo(
         f"created account {account.id} (tier {account.tier}, balance {format_amount(account.balance_cents)})"
     )
@@ -184,7 +188,7 @@ def keys_create(user_id: str) -> None:
     """Create an API key; it is printed once, alone on the last line."""
     from lunos_events.services.accounts import create_api_key
 
-    key = _operator(lambda engine: create_api_key(engine, user_id))
+    key = _operator(lambda store: create_api_key(store, user_id))
     click.echo(f"API key for {user_id} (store it now, it is not shown again):")
     click.echo(key)
 
@@ -195,7 +199,7 @@ def keys_revoke(key_prefix: str) -> None:
     """Revoke a key, named by its first characters (at least 8) or in full."""
     from lunos_events.services.accounts import revoke_api_key
 
-    prefix = _operator(lambda engine: revoke_api_key(engine, key_prefix))
+    prefix = _operator(lambda store: revoke_api_key(store, key_prefix))
     click.echo(f"revoked key {prefix}…")
 
 
@@ -211,7 +215,7 @@ def balance_add(user_id: str, amount: str) -> None:
     from lunos_events.services.accounts import add_balance
 
     cents = _amount(amount)
-    new_balance = _operator(lambda engine: add_balance(engine, user_id, cents))
+    new_balance = _operator(lambda store: add_balance(store, user_id, cents))
     click.echo(f"balance of {user_id}: {format_amount(new_balance)}")
 
 

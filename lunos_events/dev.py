@@ -26,16 +26,16 @@ async def ensure_dev_account(rt: Runtime) -> str:
     """
     settings = rt.settings
     try:
-        await accounts.get_account(rt.engine, settings.dev_account_id)
+        await accounts.get_account(rt.store, settings.dev_account_id)
     except NotFound:
         await accounts.create_account(
-            rt.engine, settings.dev_account_id, parse_amount(settings.dev_balance), settings.dev_tier
+            rt.store, settings.dev_account_id, parse_amount(settings.dev_balance), settings.dev_tier
         )
     key_file = settings.data_dir / "dev-api-key"
     key = settings.dev_api_key or (key_file.read_text().strip() if key_file.exists() else None)
-    if key and await accounts.key_exists(rt.engine, key, settings.dev_account_id):
+    if key and await accounts.key_exists(rt.store, key, settings.dev_account_id):
         return key
-    key = await accounts.create_api_key(rt.engine, settings.dev_account_id, key)
+    key = await accounts.create_api_key(rt.store, settings.dev_account_id, key)
     if not settings.dev_api_key:
         key_file.write_text(key + "\n")
         key_file.chmod(0o600)

@@ -55,11 +55,14 @@ class ServiceUnavailable(LunosError):
 
 
 class RateLimited(LunosError):
-    """Over a tier limit (429); `headers` carry Retry-After and the X-RateLimit-* figures."""
+    """Over a tier limit (429), with the rate window's figures (api/ sends them as headers)."""
 
-    def __init__(self, message: str, headers: dict[str, str]) -> None:
+    def __init__(self, message: str, limit: int, remaining: int, reset_ms: int, retry_after: int) -> None:
         super().__init__(message)
-        self.headers = headers
+        self.limit = limit
+        self.remaining = remaining
+        self.reset_ms = reset_ms
+        self.retry_after = retry_after
 
 
 class InFlightLimited(RateLimited):

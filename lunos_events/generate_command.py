@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from lunos_events.client import DEFAULT_BASE_URL, LunosClient, LunosClientError, VideoStatus
-from lunos_events.client.models import DEFAULT_MODEL
+from lunos_client import DEFAULT_BASE_URL, LunosClient, LunosClientError, VideoStatus
+from lunos_client.models import DEFAULT_MODEL
 
 
 def _show_status(status: VideoStatus) -> None:

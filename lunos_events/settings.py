@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from lunos_events.durations import parse_schedule
+
 
 class TierLimits(BaseModel):
     """How much one account of a tier may do: submits per minute and generations in flight at once."""
@@ -169,8 +171,6 @@ class Settings(BaseSettings):
     @field_validator("webhook_retry_schedule")
     @classmethod
     def _valid_retry_schedule(cls, value: str) -> str:
-        from lunos_events.webhooks.schedule import parse_schedule  # stdlib only; avoids a package cycle
-
         parse_schedule(value)
         return value
 

@@ -173,8 +173,8 @@ async def create_user(rt: Runtime, account_id: str, balance: str = "100.00", tie
 
     The default tier's limits are generous so that tests of other things never hit them.
     """
-    await accounts.create_account(rt.engine, account_id, parse_amount(balance), tier)
-    return await accounts.create_api_key(rt.engine, account_id)
+    await accounts.create_account(rt.store, account_id, parse_amount(balance), tier)
+    return await accounts.create_api_key(rt.store, account_id)
 
 
 def auth(key: str, app_id: str | None = None) -> dict[str, str]:

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
 import anyio
 import httpx
 
 from lunos_events.runtime import Runtime
-from lunos_events.services import outbox
 from lunos_events.services.events import StoredEvent, append_event
 
 
@@ -93,9 +91,9 @@ async def record_events(
     """Store `count` status changes as the lifecycle does (one transaction each) and publish them."""
     events = []
     for _ in range(count):
-        event = await rt.writes.run(
-            partial(
-                append_event,
+        async with rt.store.transaction() as tx:
+            event = await append_event(
+                tx,
                 account_id=account_id,
                 operation_id=operation_id,
                 app_id=app_id,
@@ -106,8 +104,7 @@ async def record_events(
                     **({"padding": "x" * padding} if padding else {}),
                 },
             )
-        )
         if publish:
-            await outbox.release(rt, event)
+            await rt.generations.outbox.release(event)
         events.append(event)
     return events

@@ -7,9 +7,9 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from lunos_events.store.models import Operation
 from lunos_events.providers.local import START_FAILURE_MARKER
 from lunos_events.services import accounts
+from lunos_events.store.models import Operation
 from tests.conftest import VEO, auth, create_user
 from tests.helpers import generation_body, wait_for_status
 
@@ -23,12 +23,12 @@ async def submit(client: httpx.AsyncClient, key: str, body: object, **kwargs) ->
 
 
 async def operation_count(service) -> int:
-    async with service.engine.connect() as conn:
+    async with service.store.reading() as conn:
         return (await conn.execute(select(func.count()).select_from(Operation))).scalar_one()
 
 
 async def balance(service, account_id: str) -> int:
-    return (await accounts.get_account(service.engine, account_id)).balance_cents
+    return (await accounts.get_account(service.store, account_id)).balance_cents
 
 
 @pytest.mark.parametrize(
@@ -67,7 +67,7 @@ async def test_provider_start_failure_is_502_and_refunded(service, client) -> No
     response = await submit(client, key, generation_body(f"a cat {START_FAILURE_MARKER}"))
     assert (response.status_code, response.json()) == (502, {"error": "Failed to start video generation"})
     assert await balance(service, "unlucky") == 500
-    async with service.engine.connect() as conn:
+    async with service.store.reading() as conn:
         op = (await conn.execute(select(Operation))).one()
     assert (op.status, op.refunded, op.error) == ("failed", True, "Failed to start video generation")
     status = (await client.get(f"/v1/video/generations/{op.id}", headers=auth(key))).json()
@@ -191,7 +191,7 @@ async def test_extra_fields_are_ignored_and_app_id_recorded(service, client) -> 
     with_header = await client.post(
         "/v1/video/generations", headers=auth(key, "header-app"), json=generation_body(appId="body-app")
     )
-    async with service.engine.connect() as conn:
+    async with service.store.reading() as conn:
         apps = dict((await conn.execute(select(Operation.id, Operation.app_id))).all())
     assert apps[response.json()["id"]] == "my-video-app"
     assert apps[with_header.json()["id"]] == "header-app"
@@ -226,7 +226,7 @@ async def test_missing_or_invalid_key_is_401(service, client, headers) -> None:
 async def test_revoked_key_is_401(service, client) -> None:
     key = await create_user(service, "u1")
     assert (await client.get("/v1/account", headers=auth(key))).status_code == 200
-    await accounts.revoke_api_key(service.engine, key[:12])
+    await accounts.revoke_api_key(service.store, key[:12])
     response = await client.get("/v1/account", headers=auth(key))
     assert (response.status_code, response.json()) == (401, {"error": "Invalid API key"})
 
@@ -235,7 +235,7 @@ async def test_revoked_key_is_401(service, client) -> None:
 async def test_a_revoked_key_stops_working_once_the_lookup_cache_expires(service, client) -> None:
     key = await create_user(service, "u1")
     assert (await client.get("/v1/account", headers=auth(key))).status_code == 200
-    await accounts.revoke_api_key(service.engine, key[:12])
+    await accounts.revoke_api_key(service.store, key[:12])
     revoked_at = anyio.current_time()
     # Within the cache's lifetime the process still knows the key...
     assert (await client.get("/v1/account", headers=auth(key))).status_code == 200
@@ -244,7 +244,7 @@ async def test_a_revoked_key_stops_working_once_the_lookup_cache_expires(service
     response = await client.get("/v1/account", headers=auth(key))
     assert (response.status_code, response.json()) == (401, {"error": "Invalid API key"})
     # Unknown keys are never cached: a key made now works at once.
-    fresh = await accounts.create_api_key(service.engine, "u1")
+    fresh = await accounts.create_api_key(service.store, "u1")
     assert (await client.get("/v1/account", headers=auth(fresh))).status_code == 200
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from lunos_events.client import (
+from lunos_client import (
     APIError,
     AsyncLunosClient,
     AuthenticationError,
@@ -33,7 +33,7 @@ pytestmark = pytest.mark.anyio
 
 
 async def operations_of(rt, account_id: str) -> dict[str, Operation]:
-    async with rt.engine.connect() as conn:
+    async with rt.store.reading() as conn:
         rows = (await conn.execute(select(Operation).where(Operation.account_id == account_id))).all()
     return {row.id: row for row in rows}
 

@@ -9,7 +9,7 @@ import anyio
 import pytest
 from sqlalchemy import func, select
 
-from lunos_events.client import AsyncLunosClient, RateLimitError
+from lunos_client import AsyncLunosClient, RateLimitError
 from lunos_events.store.models import Operation
 from tests.conftest import create_user
 from tests.helpers import probe_mp4
@@ -30,7 +30,7 @@ async def test_generate_command_waits_and_downloads(service, tmp_path: Path) -> 
     assert result.returncode == 0, result.stderr
     assert "completed" in result.stdout + result.stderr
     assert probe_mp4(out.read_bytes())["codec"] == "h264"
-    async with service.engine.connect() as conn:
+    async with service.store.reading() as conn:
         app_ids = (
             await conn.execute(select(Operation.app_id).where(Operation.account_id == "cli-user"))
         ).all()
@@ -58,7 +58,7 @@ async def test_rate_limits_are_typed_and_retried_without_double_submits(service)
     # repeated submit can never create a second operation.
     async with AsyncLunosClient(key, base_url=base, max_retries=3) as patient:
         created = await patient.video.generate("third")
-    async with service.engine.connect() as conn:
+    async with service.store.reading() as conn:
         count = (
             await conn.execute(select(func.count()).where(Operation.account_id == "limited"))
         ).scalar_one()

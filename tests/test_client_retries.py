@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from lunos_events.client import (
+from lunos_client import (
     APIConnectionError,
     AsyncLunosClient,
     BadRequestError,

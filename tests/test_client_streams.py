@@ -6,7 +6,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from lunos_events.client import AsyncLunosClient, LunosClient, VideoEvent
+from lunos_client import AsyncLunosClient, LunosClient, VideoEvent
 from tests.client_support import RequestLog, eventually, in_thread
 from tests.conftest import create_user
 from tests.sse import record_events

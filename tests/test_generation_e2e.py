@@ -55,7 +55,7 @@ async def test_submit_poll_download(service, client: httpx.AsyncClient) -> None:
     account = (await client.get("/v1/account", headers=auth(key))).json()
     assert account == {"id": "user123", "balance": "6.80", "currency": "USD", "tier": "dev"}
 
-    async with service.engine.connect() as conn:
+    async with service.store.reading() as conn:
         op = (await conn.execute(select(Operation).where(Operation.id == body["id"]))).one()
         events = (await conn.execute(select(Event.seq, Event.type).order_by(Event.seq))).all()
     assert op.app_id == "my-app"

@@ -29,7 +29,7 @@ async def test_cancel_refunds_once_and_emits_its_event(service, client) -> None:
     async with client.stream("GET", "/v1/video/events", headers=auth(key)) as stream:
         reader = SseReader(stream)
         op = await submit(client, key)
-        assert await accounts.get_account(service.engine, "changed-mind") is not None
+        assert await accounts.get_account(service.store, "changed-mind") is not None
         response = await client.post(f"/v1/video/generations/{op['id']}/cancel", headers=auth(key))
         assert response.status_code == 200
         assert response.json() == {"id": op["id"], "status": "cancelled"}
@@ -39,11 +39,11 @@ async def test_cancel_refunds_once_and_emits_its_event(service, client) -> None:
 
     status = (await client.get(f"/v1/video/generations/{op['id']}", headers=auth(key))).json()
     assert status["status"] == "cancelled"
-    assert (await accounts.get_account(service.engine, "changed-mind")).balance_cents == 1000
+    assert (await accounts.get_account(service.store, "changed-mind")).balance_cents == 1000
 
     again = await client.post(f"/v1/video/generations/{op['id']}/cancel", headers=auth(key))
     assert again.status_code == 409 and "already cancelled" in again.json()["error"]
-    assert (await accounts.get_account(service.engine, "changed-mind")).balance_cents == 1000
+    assert (await accounts.get_account(service.store, "changed-mind")).balance_cents == 1000
 
 
 async def test_cancel_of_finished_foreign_and_unknown_operations(service, client) -> None:

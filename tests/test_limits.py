@@ -9,8 +9,8 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from lunos_events.store.models import IdempotencyKey
 from lunos_events.services import accounts
+from lunos_events.store.models import IdempotencyKey
 from lunos_events.worker.app import purge_idempotency_keys, reconcile_operations
 from tests.conftest import auth, create_user
 from tests.helpers import generation_body, wait_for_status
@@ -27,7 +27,7 @@ async def submit(client: httpx.AsyncClient, key: str, *, idem: str | None = None
 
 
 async def balance(rt, account_id: str) -> int:
-    return (await accounts.get_account(rt.engine, account_id)).balance_cents
+    return (await accounts.get_account(rt.store, account_id)).balance_cents
 
 
 @pytest.mark.settings(tiers=SMALL, rate_limit_window_seconds=3)
@@ -85,14 +85,14 @@ async def test_a_lost_slot_release_does_not_block_the_account(service, client) -
     # As if both releases were lost (a crash right after the commit): the slots still look taken.
     in_flight = f"{service.settings.redis_key_prefix}:limits:forgotten:in_flight"
     far = int(time.time() * 1000) + 3_600_000
-    await service.redis.zadd(in_flight, {op_id: far for op_id in ended})
+    await service.bus.redis.zadd(in_flight, {op_id: far for op_id in ended})
     # The refusal is checked against the database, which knows both ended.
     third = await submit(client, key)
     assert third.status_code == 200, third.text
     assert (await submit(client, key)).status_code == 200
     refused = await submit(client, key)  # the two new ones are really in flight
     assert refused.status_code == 429 and "in flight" in refused.json()["error"]
-    assert set(ended).isdisjoint(m.decode() for m in await service.redis.zrange(in_flight, 0, -1))
+    assert set(ended).isdisjoint(m.decode() for m in await service.bus.redis.zrange(in_flight, 0, -1))
 
 
 @pytest.mark.settings(tiers=NARROW, simulator_latency_seconds=0.2)
@@ -160,7 +160,7 @@ async def test_idempotency_keys_expire(service, client) -> None:
 async def test_a_failed_request_lets_its_key_be_retried(service, client) -> None:
     key = await create_user(service, "retrier", "1.00")
     assert (await submit(client, key, idem="topup-then-retry")).status_code == 402
-    await accounts.add_balance(service.engine, "retrier", 1000)
+    await accounts.add_balance(service.store, "retrier", 1000)
     retried = await submit(client, key, idem="topup-then-retry")
     assert retried.status_code == 200 and "idempotent-replayed" not in retried.headers
 
@@ -172,7 +172,7 @@ async def test_expired_keys_are_purged(service, client) -> None:
         assert (await submit(client, key, idem=name)).status_code == 200
     await anyio.sleep(1.1)
     assert await purge_idempotency_keys({"rt": service}) == 2
-    async with service.engine.connect() as conn:
+    async with service.store.reading() as conn:
         assert (await conn.execute(select(func.count()).select_from(IdempotencyKey))).scalar_one() == 0
 
 
@@ -184,7 +184,7 @@ async def test_reconcile_restores_in_flight_slots_a_fresh_redis_lost(service, cl
     held = (await submit(client, key)).json()["id"]
     assert (await submit(client, key)).status_code == 429
     # What a Redis restarted without persistence leaves: no in-flight count for the account.
-    await service.redis.delete(f"{service.settings.redis_key_prefix}:limits:amnesia:in_flight")
+    await service.bus.redis.delete(f"{service.settings.redis_key_prefix}:limits:amnesia:in_flight")
     await reconcile_operations({"rt": service})
     refused = await submit(client, key)
     assert refused.status_code == 429 and "in flight" in refused.json()["error"]

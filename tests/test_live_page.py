@@ -8,8 +8,8 @@ import shutil
 import pytest
 from sqlalchemy import select
 
-from lunos_events.store.models import Operation
 from lunos_events.runtime import Runtime
+from lunos_events.store.models import Operation
 from tests.conftest import create_user
 
 pytestmark = pytest.mark.anyio
@@ -70,7 +70,7 @@ async def test_the_page_submits_and_plays_the_finished_video(service: Runtime) -
 
             # The operation was recorded under the page's app id.
             op_id = await page.text_content("#operation-id")
-            async with service.engine.connect() as conn:
+            async with service.store.reading() as conn:
                 row = (
                     await conn.execute(
                         select(Operation.app_id, Operation.status).where(Operation.id == op_id)

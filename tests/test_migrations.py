@@ -136,4 +136,4 @@ async def test_migrate_command(settings) -> None:
 
 async def test_service_start_applies_migrations(service) -> None:
     # `dev`, `serve` and `worker` all open the runtime, which migrates before anything else runs.
-    assert await current_revision(service.engine) == head_revision()
+    assert await current_revision(service.store.engine) == head_revision()

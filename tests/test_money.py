@@ -9,12 +9,12 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from lunos_events.store.models import Event, Operation
 from lunos_events.ids import now_ms
 from lunos_events.money import format_amount, parse_amount
 from lunos_events.providers.local import SAFETY_BLOCK_MARKER
 from lunos_events.services import accounts
-from lunos_events.services.lifecycle import create_operation, finish_operation
+from lunos_events.services.lifecycle import create_operation
+from lunos_events.store.models import Event, Operation
 from lunos_events.worker.tracking import TIMED_OUT, track
 from tests.conftest import auth, create_user
 from tests.helpers import generation_body, wait_for_status
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.anyio
 
 
 async def balance_cents(rt, account_id: str) -> int:
-    return (await accounts.get_account(rt.engine, account_id)).balance_cents
+    return (await accounts.get_account(rt.store, account_id)).balance_cents
 
 
 async def test_concurrent_submits_never_overdraw(service, client: httpx.AsyncClient) -> None:
@@ -61,9 +61,9 @@ async def test_safety_block_fails_and_refunds_once(service, client: httpx.AsyncC
 
     # Replaying the job and the transition changes nothing: the refund happened exactly once.
     assert await track(service, op_id) is None
-    assert await finish_operation(service, op_id, "failed", error="again", refund=True) is None
+    assert await service.generations.lifecycle.finish(op_id, "failed", error="again", refund=True) is None
     assert await balance_cents(service, "blocked") == 500
-    async with service.engine.connect() as conn:
+    async with service.store.reading() as conn:
         types = (await conn.execute(select(Event.type).where(Event.operation_id == op_id))).scalars().all()
     assert types == ["video.pending", "video.failed"]
 
@@ -90,13 +90,15 @@ async def test_operation_whose_start_was_never_recorded_is_refunded(service) -> 
     await create_user(service, "crashed", "5.00")
     spec = service.catalog.get("google/veo-3.0-generate-preview")
     request = GenerationRequest(spec, "a cat", "16:9", 8, None, "mp4", None)
-    op = new_operation(service, Principal("crashed", "free"), request, now_ms())
-    await service.writes.run(create_operation, op)
+    deadline = service.settings.operation_deadline_seconds
+    op = new_operation(Principal("crashed", "free"), request, now_ms(), deadline)
+    async with service.store.transaction() as tx:
+        await create_operation(tx, op)
     assert await balance_cents(service, "crashed") == 180
     assert await track(service, op.id) == service.settings.poll_interval_seconds
     await anyio.sleep(0.3)
     assert await track(service, op.id) is None
-    async with service.engine.connect() as conn:
+    async with service.store.reading() as conn:
         row = (await conn.execute(select(Operation).where(Operation.id == op.id))).one()
     assert (row.status, row.error, row.refunded) == ("failed", "Failed to start video generation", True)
     assert await balance_cents(service, "crashed") == 500
@@ -104,9 +106,9 @@ async def test_operation_whose_start_was_never_recorded_is_refunded(service) -> 
 
 async def test_balance_changes_are_guarded(service) -> None:
     await create_user(service, "wallet", "1.00")
-    assert await accounts.add_balance(service.engine, "wallet", 250) == 350
+    assert await accounts.add_balance(service.store, "wallet", 250) == 350
     with pytest.raises(Exception, match="negative"):
-        await accounts.add_balance(service.engine, "wallet", -351)
+        await accounts.add_balance(service.store, "wallet", -351)
     assert await balance_cents(service, "wallet") == 350
 
 

@@ -12,17 +12,16 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy import update
 
-from lunos_events.bus.messages import encode_event, type_prefix
-from lunos_events.store.models import CANCELLED, COMPLETED, FAILED, Operation
 from lunos_events.bus.embedded_redis import EmbeddedRedis
+from lunos_events.bus.messages import encode_event, type_prefix
 from lunos_events.runtime import Runtime, open_runtime
-from lunos_events.services import accounts, generations
+from lunos_events.services import accounts
 from lunos_events.services.events import StoredEvent
 from lunos_events.services.generation_request import parse_generation_request
-from lunos_events.services.lifecycle import finish_operation
 from lunos_events.services.pending_statuses import CREATION_EVENT, PendingStatuses
 from lunos_events.serving import running_service
 from lunos_events.settings import Settings
+from lunos_events.store.models import CANCELLED, COMPLETED, FAILED, Operation
 from lunos_events.streams.hub import EventHub
 from tests.client_support import eventually
 from tests.conftest import auth, create_user, make_settings
@@ -42,7 +41,7 @@ async def status_of(client: httpx.AsyncClient, key: str, op_id: str) -> str:
 
 
 async def change_without_an_event(rt: Runtime, op_id: str) -> None:
-    async with rt.engine.begin() as conn:
+    async with rt.store.transaction() as conn:
         await conn.execute(update(Operation).where(Operation.id == op_id).values(status=FAILED, error="x"))
 
 
@@ -69,7 +68,7 @@ async def test_a_pending_poll_is_answered_from_memory_until_an_event_of_the_oper
 
     # Another process cancels the first one: its event reaches this process's hub, which forgets it.
     async with open_runtime(settings) as other:
-        assert await finish_operation(other, first, CANCELLED, refund=True) is not None
+        assert await other.generations.lifecycle.finish(first, CANCELLED, refund=True) is not None
     assert (await wait_for_status(client, first, auth(key), timeout=10))["status"] == CANCELLED
 
 
@@ -77,16 +76,16 @@ async def test_a_pending_poll_is_answered_from_memory_until_an_event_of_the_oper
 async def test_a_change_made_by_this_process_forgets_the_operation_itself(settings: Settings) -> None:
     # A runtime with no event hub: only the change itself can make it forget the operation.
     async with open_runtime(settings) as rt:
-        await accounts.create_account(rt.engine, "local", 10_000, "dev")
+        await accounts.create_account(rt.store, "local", 10_000, "dev")
         request = parse_generation_request(
             generation_body(), rt.catalog, max_prompt_chars=settings.max_prompt_chars, header_app_id=None
         )
-        op, _ = await generations.create(rt, accounts.Principal("local", "dev"), request)
+        op, _ = await rt.generations.create(accounts.Principal("local", "dev"), request)
         pending = rt.pending_statuses
         pending.listening(True)
         pending.remember(op.id, pending.version)
         assert pending.known_pending(op.id)
-        assert await finish_operation(rt, op.id, CANCELLED, refund=True) is not None
+        assert await rt.generations.lifecycle.finish(op.id, CANCELLED, refund=True) is not None
         assert not pending.known_pending(op.id)
 
 
@@ -151,7 +150,8 @@ async def test_a_subscription_gone_silent_counts_as_lost(service: Runtime) -> No
         pending = PendingStatuses(ttl_seconds=600)
         hub = EventHub(queue_size=8, heartbeat_seconds=15, liveness_seconds=1.0)
         channel = service.settings.events_channel
-        async with hub.running(f"redis://{proxied.host}:{proxied.port}", channel, service.engine, pending):
+        proxied_redis = Redis.from_url(f"redis://{proxied.host}:{proxied.port}")
+        async with hub.running(proxied_redis, channel, service.store, pending):
             assert hub.connected.is_set()
             await anyio.sleep(3)  # quiet, but its pings are answered
             assert hub.connected.is_set() and hub.reconnects == 0
@@ -163,6 +163,7 @@ async def test_a_subscription_gone_silent_counts_as_lost(service: Runtime) -> No
             assert len(pending) == 0
             pending.remember("op", pending.version)
             assert not pending.known_pending("op")
+        await proxied_redis.aclose()
 
 
 def test_only_a_listening_process_keeps_anything() -> None:

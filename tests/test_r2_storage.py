@@ -10,11 +10,11 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from lunos_events.store.models import Operation
 from lunos_events.serving import running_service
 from lunos_events.settings import Settings
 from lunos_events.storage import build_storage
 from lunos_events.storage.r2 import R2Storage, presigned_expiry
+from lunos_events.store.models import Operation
 from tests.conftest import auth
 from tests.fake_google import FakeGoogle, FakeGoogleServer
 from tests.fake_r2 import FlakyS3Proxy, create_bucket, moto_server, r2_overrides, s3_client
@@ -157,12 +157,12 @@ async def test_google_and_r2_end_to_end(settings, s3_endpoint, r2_bucket) -> Non
             assert probe_mp4(video.content)["codec"] == "h264"
 
             # A stored URL about to expire is re-signed by the status read, and the new one is kept.
-            async with rt.engine.connect() as conn:
+            async with rt.store.reading() as conn:
                 video_key = (
                     await conn.execute(select(Operation.video_key).where(Operation.id == submitted["id"]))
                 ).scalar_one()
             closing = await rt.storage.presigned_url(video_key, 120)
-            async with rt.engine.begin() as conn:
+            async with rt.store.transaction() as conn:
                 await conn.execute(
                     update(Operation).where(Operation.id == submitted["id"]).values(video_url=closing)
                 )
@@ -171,7 +171,7 @@ async def test_google_and_r2_end_to_end(settings, s3_endpoint, r2_bucket) -> Non
             assert presigned_expiry(again["video_url"]) > presigned_expiry(closing) + 3600
             async with httpx.AsyncClient() as http:
                 assert (await http.get(again["video_url"])).content == expected
-            async with rt.engine.connect() as conn:
+            async with rt.store.reading() as conn:
                 stored = (
                     await conn.execute(select(Operation.video_url).where(Operation.id == submitted["id"]))
                 ).scalar_one()

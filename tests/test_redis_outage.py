@@ -36,7 +36,7 @@ async def test_submit_refuses_fast_and_tracking_resumes_when_redis_returns(tmp_p
             assert refused.status_code == 503 and "error" in refused.json()
             assert int(refused.headers["retry-after"]) > 0
             assert time.monotonic() - started < 3
-            assert (await accounts.get_account(rt.engine, "weathered")).balance_cents == 1000 - 320
+            assert (await accounts.get_account(rt.store, "weathered")).balance_cents == 1000 - 320
 
             status = await client.get(f"/v1/video/generations/{op_id}", headers=auth(key))
             assert status.status_code == 200 and status.json()["status"] == "pending"

@@ -118,13 +118,13 @@ async def test_an_event_published_while_the_first_stream_of_an_account_opens_rea
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with open_runtime(settings) as rt:
-        await accounts.create_account(rt.engine, "opening", 0, "dev")
+        await accounts.create_account(rt.store, "opening", 0, "dev")
         hub = EventHub(queue_size=16, heartbeat_seconds=60)
-        async with hub.running(settings.redis_url or "", settings.events_channel, rt.engine):
+        async with hub.running(rt.bus.redis, settings.events_channel, rt.store):
             read_last_seq = hub_module.last_event_seq
 
-            async def read_then_publish(engine, account_id: str) -> int:  # type: ignore[no-untyped-def]
-                high = await read_last_seq(engine, account_id)
+            async def read_then_publish(store, account_id: str) -> int:  # type: ignore[no-untyped-def]
+                high = await read_last_seq(store, account_id)
                 # The window: stored and published after the read, before the account has a feed.
                 await record_events(rt, account_id, 1)
                 await anyio.sleep(0.5)  # the hub has received the message by now (and passed it over)
@@ -142,7 +142,7 @@ async def test_the_hub_listens_as_soon_as_redis_confirms_its_subscription(settin
         hub = EventHub(queue_size=8, heartbeat_seconds=15, liveness_seconds=30)
         # Start-up waits up to 5 s for the subscription: it must be confirmed at once, not timed out.
         with anyio.fail_after(3):
-            async with hub.running(settings.redis_url or "", settings.events_channel, rt.engine):
+            async with hub.running(rt.bus.redis, settings.events_channel, rt.store):
                 assert hub.connected.is_set() and hub.reconnects == 0
 
 
@@ -160,17 +160,17 @@ async def test_a_hub_too_busy_for_its_messages_drops_the_subscription_and_catche
             await receive(raw)
 
         monkeypatch.setattr(hub, "_receive", stalled)
-        async with hub.running(settings.redis_url or "", settings.events_channel, rt.engine):
+        async with hub.running(rt.bus.redis, settings.events_channel, rt.store):
             await hub.subscribe("nobody")  # a stream is open, so messages wait for the hub
             for n in range(8):
-                await rt.redis.publish(settings.events_channel, b'{"not": "an event %d"}' % n)
+                await rt.bus.redis.publish(settings.events_channel, b'{"not": "an event %d"}' % n)
             channel = settings.events_channel.encode()
             # Past the limit the subscription goes, rather than the messages piling up in memory.
             with anyio.fail_after(10):
-                while await rt.redis.pubsub_numsub(channel) != [(channel, 0)]:
+                while await rt.bus.redis.pubsub_numsub(channel) != [(channel, 0)]:
                     await anyio.sleep(0.02)
             busy.set()  # the hub notices once its read is done, and subscribes again
             with anyio.fail_after(10):
-                while await rt.redis.pubsub_numsub(channel) != [(channel, 1)]:
+                while await rt.bus.redis.pubsub_numsub(channel) != [(channel, 1)]:
                     await anyio.sleep(0.02)
             assert hub.reconnects == 1

@@ -7,9 +7,8 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from lunos_events.store.models import Account, Event
-from lunos_events.services import outbox
 from lunos_events.serving import running_service
+from lunos_events.store.models import Account, Event
 from tests.conftest import auth, create_user
 from tests.helpers import generation_body, status_without_link
 from tests.sse import SseReader, record_events
@@ -127,7 +126,7 @@ async def test_events_arriving_during_the_replay_are_neither_lost_nor_doubled(se
         # ~12 MB of history: far more than the loopback socket buffers hold while this client is not
         # reading, so the server is stuck in the middle of its replay, and the live events below are
         # both in the subscription's buffer and in the store's later replay batches.
-        async with rt.engine.begin() as conn:
+        async with rt.store.transaction() as conn:
             await conn.execute(
                 Event.__table__.insert(),
                 [
@@ -213,6 +212,6 @@ async def test_unpublished_and_republished_events_reach_streams_once_in_order(
         await record_events(service, "outbox", 1)
         assert [e.seq for e in await reader.take(2)] == [1, 2]
         # The relay publishes event 1 late, and events may be published twice: no duplicates.
-        await outbox.release(service, stranded[0])
+        await service.generations.outbox.release(stranded[0])
         await record_events(service, "outbox", 1)
         assert (await reader.next()).seq == 3

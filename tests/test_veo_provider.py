@@ -9,13 +9,13 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from lunos_events.store.models import Event, Operation
 from lunos_events.providers import build_provider
 from lunos_events.providers.veo import UNKNOWN_OPERATION
 from lunos_events.runtime import Runtime
 from lunos_events.services import accounts
 from lunos_events.serving import running_service
 from lunos_events.settings import Settings
+from lunos_events.store.models import Event, Operation
 from tests.conftest import auth, create_user
 from tests.fake_google import API_KEY, BLOCK_MARKER, FakeGoogle, FakeGoogleServer
 from tests.helpers import generation_body, probe_mp4, wait_for_status
@@ -68,7 +68,7 @@ async def submit_and_wait(rt: Runtime, client: httpx.AsyncClient, account_id: st
 
 
 async def balance(rt: Runtime, account_id: str) -> int:
-    return (await accounts.get_account(rt.engine, account_id)).balance_cents
+    return (await accounts.get_account(rt.store, account_id)).balance_cents
 
 
 async def test_completes_with_the_video_google_returned(veo_service, veo_client, fake_google) -> None:
@@ -244,7 +244,7 @@ async def test_worker_restart_resumes_from_stored_operation_name(settings, fake_
         assert len(fake.start_requests) == 1  # resumed the same Google operation, never restarted it
         assert list(fake.operations) == [submitted["operation_name"]]
         assert fake.operations[submitted["operation_name"]].polls >= 2
-        async with rt.engine.connect() as conn:
+        async with rt.store.reading() as conn:
             stored = (
                 await conn.execute(
                     select(Operation.provider_operation).where(Operation.id == submitted["id"])

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook
 
-from lunos_events.store.webhook_models import WebhookDelivery
 from lunos_events.serving import running_service
+from lunos_events.store.webhook_models import WebhookDelivery
 from tests.conftest import auth, create_user
 from tests.helpers import generation_body, wait_for_status
 from tests.processes import settings_env, spawn
@@ -43,7 +43,7 @@ async def test_killed_worker_delivers_after_restart(settings, point: str) -> Non
                 assert (await wait_for_status(client, op_id, auth(key), timeout=60))["status"] == "completed"
                 with anyio.fail_after(60):
                     while True:
-                        async with rt.engine.connect() as conn:
+                        async with rt.store.reading() as conn:
                             delivery = (
                                 await conn.execute(
                                     select(WebhookDelivery).where(

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from lunos_events.services.webhook_fanout import webhook_payload
 from lunos_events.webhooks import (
     InvalidPayload,
     InvalidSignature,
@@ -17,7 +18,6 @@ from lunos_events.webhooks import (
     verify,
 )
 from lunos_events.webhooks import WebhookVerificationError as OurVerificationError
-from lunos_events.webhooks.fanout import webhook_payload
 from lunos_events.webhooks.signing import WebhookSigner, new_secret
 from tests.webhook_receiver import library_signed_headers
 

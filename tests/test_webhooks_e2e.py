@@ -14,8 +14,8 @@ import yaml
 from sqlalchemy import func, select, update
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from lunos_events.services import webhook_fanout as fanout
 from lunos_events.store.webhook_models import WebhookDelivery, WebhookEndpoint
-from lunos_events.webhooks import fanout
 from tests.conftest import auth, create_user
 from tests.helpers import generation_body, status_without_link, submit_generation, wait_for_status
 from tests.processes import PROJECT_ROOT
@@ -38,7 +38,7 @@ async def stored_pending_deliveries(rt, account_id: str) -> int:
     query = select(func.count()).where(
         WebhookDelivery.account_id == account_id, WebhookDelivery.event_type == "video.pending"
     )
-    async with rt.engine.connect() as conn:
+    async with rt.store.reading() as conn:
         return (await conn.execute(query)).scalar()
 
 
@@ -412,7 +412,7 @@ async def test_a_stored_delivery_whose_job_was_lost_is_still_sent(service, clien
     """The delivery row is the truth: one with no queued job (Redis flushed, a crash before the
     enqueue) is picked up by the worker's relay and sent."""
     from lunos_events.ids import now_ms
-    from lunos_events.webhooks.fanout import delivery_row, webhook_payload
+    from lunos_events.services.webhook_fanout import delivery_row, webhook_payload
 
     key = await create_user(service, "orphan")
     async with running_receiver() as receiver:
@@ -427,7 +427,7 @@ async def test_a_stored_delivery_whose_job_was_lost_is_still_sent(service, clien
             payload=webhook_payload("webhook.test", stamp, json.dumps({"endpoint_id": endpoint["id"]})),
             created_at_ms=stamp,
         )
-        async with service.engine.begin() as conn:
+        async with service.store.transaction() as conn:
             await conn.execute(WebhookDelivery.__table__.insert().values(**row))
         [message] = await receiver.wait_for(1, timeout=20)
     assert message.headers["webhook-id"] == row["id"]
@@ -505,7 +505,7 @@ async def test_endpoints_are_reused_for_a_while_at_most(service, client, monkeyp
         return await stored_pending_deliveries(service, "unbumped")
 
     assert await submit_and_count() == 1
-    async with service.engine.begin() as conn:
+    async with service.store.transaction() as conn:
         await conn.execute(
             update(WebhookEndpoint).where(WebhookEndpoint.id == created.json()["id"]).values(enabled=False)
         )

@@ -7,9 +7,9 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from lunos_events.store.models import Event, Operation
 from lunos_events.services import accounts
 from lunos_events.serving import running_service
+from lunos_events.store.models import Event, Operation
 from tests.conftest import auth, create_user
 from tests.helpers import generation_body, probe_mp4, wait_for_status
 from tests.processes import settings_env, spawn
@@ -39,7 +39,7 @@ async def test_killed_worker_completes_once_after_restart(settings, point: str) 
             assert await wait_for_death(doomed) == -9
             doomed.stdout.close()
 
-            async with rt.engine.connect() as conn:
+            async with rt.store.reading() as conn:
                 status = (
                     await conn.execute(select(Operation.status).where(Operation.id == op_id))
                 ).scalar_one()
@@ -54,7 +54,7 @@ async def test_killed_worker_completes_once_after_restart(settings, point: str) 
                 # The completion event is published even when the first worker died before publishing.
                 with anyio.fail_after(30):
                     while True:
-                        async with rt.engine.connect() as conn:
+                        async with rt.store.reading() as conn:
                             events = (
                                 await conn.execute(
                                     select(Event.type, Event.published_at_ms).where(
@@ -70,4 +70,4 @@ async def test_killed_worker_completes_once_after_restart(settings, point: str) 
                 restarted.communicate(timeout=20)
 
         assert [e.type for e in events] == ["video.pending", "video.completed"]
-        assert (await accounts.get_account(rt.engine, "survivor")).balance_cents == 1000 - 320
+        assert (await accounts.get_account(rt.store, "survivor")).balance_cents == 1000 - 320

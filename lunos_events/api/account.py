@@ -6,21 +6,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from lunos_events.api.auth import authenticate
+from lunos_events.api.auth import authenticate, runtime
 from lunos_events.money import CURRENCY, format_amount
 from lunos_events.services.accounts import get_account
 
 
 async def account(request: Request) -> JSONResponse:
     principal = await authenticate(request)
-    row = await get_account(request.app.state.rt.engine, principal.account_id)
+    row = await get_account(runtime(request).store, principal.account_id)
     return JSONResponse(
         {"id": row.id, "balance": format_amount(row.balance_cents), "currency": CURRENCY, "tier": row.tier}
     )
 
 
 async def models(request: Request) -> JSONResponse:
-    catalog = request.app.state.rt.catalog
+    catalog = runtime(request).catalog
     return JSONResponse({"object": "list", "data": [m.public_view() for m in catalog.models]})
 
 

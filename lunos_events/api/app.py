@@ -52,9 +52,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             rt = runtime if runtime is not None else await stack.enter_async_context(open_runtime(settings))
             app.state.rt = rt
             await stack.enter_async_context(
-                hub.running(
-                    rt.settings.redis_url or "", rt.settings.events_channel, rt.engine, rt.pending_statuses
-                )
+                hub.running(rt.bus.redis, rt.bus.events_channel, rt.store, rt.pending_statuses)
             )
             yield
 

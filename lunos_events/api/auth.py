@@ -9,6 +9,11 @@ from lunos_events.runtime import Runtime
 from lunos_events.services.accounts import Principal
 
 
+def runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.rt
+    return rt
+
+
 def bearer_token(request: Request) -> str | None:
     return bearer_key(request.headers.get("authorization"))
 
@@ -21,11 +26,11 @@ def bearer_key(authorization: str | None) -> str | None:
 
 
 async def authenticate(request: Request) -> Principal:
-    return await authenticate_header(request.app.state.rt, request.headers.get("authorization"))
+    return await authenticate_header(runtime(request), request.headers.get("authorization"))
 
 
 async def authenticate_header(rt: Runtime, authorization: str | None) -> Principal:
     key = bearer_key(authorization)
     if key is None:
         raise Unauthenticated("Missing API key: send 'Authorization: Bearer <key>'")
-    return await rt.principals.authenticate(rt.reads, key)
+    return await rt.principals.authenticate(rt.store, key)

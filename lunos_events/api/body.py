@@ -6,8 +6,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from starlette.requests import ClientDisconnect, Request
-from starlette.types import Receive
+from starlette.requests import Request
 
 from lunos_events.errors import InvalidRequest, PayloadTooLarge
 
@@ -15,19 +14,6 @@ from lunos_events.errors import InvalidRequest, PayloadTooLarge
 async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
     _check_declared(request.headers.get("content-length"), limit)
     return await _read_chunks(request.stream(), limit)
-
-
-async def read_json_body(content_length: str | None, receive: Receive, limit: int) -> dict[str, Any]:
-    """`read_json_object` for a plain ASGI endpoint (api/plain.py), straight from `receive`."""
-    _check_declared(content_length, limit)  # before anything is read: no `100 Continue` for it
-    message = await receive()
-    if message["type"] == "http.request" and not message.get("more_body", False):
-        # The whole body in one message, as a small request arrives: no stream to set up.
-        body = message.get("body", b"")
-        if len(body) > limit:
-            raise _too_large(limit)
-        return _json_object(body)
-    return await _read_chunks(_chunks(message, receive), limit)
 
 
 def _check_declared(content_length: str | None, limit: int) -> None:
@@ -49,17 +35,6 @@ async def _read_chunks(chunks: AsyncIterator[bytes], limit: int) -> dict[str, An
 
 def _too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"Request body too large (at most {limit} bytes)")
-
-
-async def _chunks(first: dict[str, Any], receive: Receive) -> AsyncIterator[bytes]:
-    message = first
-    while True:
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnect()
-        yield message.get("body", b"")
-        if not message.get("more_body", False):
-            return
-        message = await receive()
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from lunos_events import errors
+from lunos_events.api.headers import refusal_headers
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,11 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
 async def handle_domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, errors.LunosError)
     status = next(STATUS_BY_ERROR[cls] for cls in type(exc).__mro__ if cls in STATUS_BY_ERROR)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else getattr(exc, "headers", None)
+    headers: dict[str, str] | None = None
+    if status == 401:
+        headers = {"WWW-Authenticate": "Bearer"}
+    elif isinstance(exc, errors.RateLimited):
+        headers = refusal_headers(exc)
     return error_response(status, exc.message, headers)
 
 

@@ -2,57 +2,51 @@
 
 from __future__ import annotations
 
-from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from starlette.types import Receive, Scope
 
-from lunos_events.api.auth import authenticate, authenticate_header
-from lunos_events.api.body import read_json_body
-from lunos_events.api.plain import NO_HEADERS, JsonEndpoint, Reply
+from lunos_events.api.auth import authenticate, runtime
+from lunos_events.api.body import read_json_object
+from lunos_events.api.headers import submit_headers
 from lunos_events.api.streams import operation_events_url
-from lunos_events.services import generations, history, idempotency
+from lunos_events.services import history, idempotency
 from lunos_events.services.admission import admit_submit
 from lunos_events.services.generation_request import parse_app_id, parse_generation_request
 
 
-async def create_generation(scope: Scope, receive: Receive) -> Reply:
-    app = scope["app"]
-    rt = app.state.rt
-    headers = Headers(scope=scope)
-    principal = await authenticate_header(rt, headers.get("authorization"))
-    key = idempotency.parse_key(headers.get("idempotency-key"))
-    body = await read_json_body(headers.get("content-length"), receive, rt.settings.max_body_bytes)
+async def create_generation(request: Request) -> JSONResponse:
+    rt = runtime(request)
+    principal = await authenticate(request)
+    key = idempotency.parse_key(request.headers.get("idempotency-key"))
+    body = await read_json_object(request, rt.settings.max_body_bytes)
     generation = parse_generation_request(
         body,
         rt.catalog,
         max_prompt_chars=rt.settings.max_prompt_chars,
-        header_app_id=headers.get("x-app-id"),
+        header_app_id=request.headers.get("x-app-id"),
     )
-    created, reply_headers = await admit_submit(
-        rt,
+    admitted = await admit_submit(
+        rt.generations,
         principal,
         generation,
         idempotency_key=key,
         fingerprint=idempotency.request_hash(body, generation.app_id) if key is not None else None,
     )
-    events_url = operation_events_url(app, principal.account_id, created["id"])
-    return {**created, "events_url": events_url}, reply_headers
+    events_url = operation_events_url(request, principal.account_id, admitted.response["id"])
+    return JSONResponse({**admitted.response, "events_url": events_url}, headers=submit_headers(admitted))
 
 
-async def get_generation(scope: Scope, receive: Receive) -> Reply:
-    app = scope["app"]
-    rt = app.state.rt
-    principal = await authenticate_header(rt, Headers(scope=scope).get("authorization"))
-    status = await generations.get_status(rt, principal, scope["path_params"]["operation_id"])
-    status["events_url"] = operation_events_url(app, principal.account_id, status["id"])
-    return status, NO_HEADERS
+async def get_generation(request: Request) -> JSONResponse:
+    principal = await authenticate(request)
+    status = await runtime(request).generations.status(principal, request.path_params["operation_id"])
+    status["events_url"] = operation_events_url(request, principal.account_id, status["id"])
+    return JSONResponse(status)
 
 
 async def cancel_generation(request: Request) -> JSONResponse:
     principal = await authenticate(request)
-    status = await generations.cancel(request.app.state.rt, principal, request.path_params["operation_id"])
+    status = await runtime(request).generations.cancel(principal, request.path_params["operation_id"])
     return JSONResponse(status)
 
 
@@ -61,7 +55,7 @@ async def list_generations(request: Request) -> JSONResponse:
     query = request.query_params
     after = query.get("after")
     page = await history.list_operations(
-        request.app.state.rt.engine,
+        runtime(request).store,
         principal.account_id,
         status=history.parse_status(query.get("status")),
         app_id=parse_app_id(query.get("app_id")),
@@ -71,18 +65,10 @@ async def list_generations(request: Request) -> JSONResponse:
     return JSONResponse(page)
 
 
-# The status poll comes first: the router tries routes in order, and it is the busiest one. It and
-# the submit are plain ASGI endpoints for the same reason (see plain.py).
+# The status poll comes first: the router tries routes in order, and it is the busiest one.
 routes = [
-    Route(
-        "/v1/video/generations/{operation_id}",
-        JsonEndpoint(get_generation),
-        methods=["GET"],
-        name="get_generation",
-    ),
-    Route(
-        "/v1/video/generations", JsonEndpoint(create_generation), methods=["POST"], name="create_generation"
-    ),
+    Route("/v1/video/generations/{operation_id}", get_generation, methods=["GET"], name="get_generation"),
+    Route("/v1/video/generations", create_generation, methods=["POST"], name="create_generation"),
     Route("/v1/video/generations", list_generations, methods=["GET"]),
     Route("/v1/video/generations/{operation_id}/cancel", cancel_generation, methods=["POST"]),
 ]

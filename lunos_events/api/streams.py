@@ -7,12 +7,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from lunos_events.api.auth import authenticate, bearer_token
+from lunos_events.api.auth import authenticate, bearer_token, runtime
 from lunos_events.api.body import read_json_object
 from lunos_events.api.sse import EventStreamResponse
 from lunos_events.errors import InvalidRequest, NotFound, Unauthenticated
@@ -49,7 +48,8 @@ async def stream_access(request: Request) -> StreamAccess:
 
 
 def signer(request: Request) -> StreamTokenSigner:
-    return request.app.state.stream_tokens
+    tokens: StreamTokenSigner = request.app.state.stream_tokens
+    return tokens
 
 
 def last_event_id(request: Request) -> int | None:
@@ -75,9 +75,9 @@ async def operation_events(request: Request) -> Response:
         access.grant.allow_operation(op_id, None)  # a token for another operation: 403 before any I/O
     if operation_owner(op_id) != access.account_id:
         raise NotFound(OPERATION_NOT_FOUND)
-    rt = request.app.state.rt
+    rt = runtime(request)
     resume = last_event_id(request)
-    feed = await open_operation_feed(request.app.state.hub, rt.engine, access.account_id, op_id, resume)
+    feed = await open_operation_feed(request.app.state.hub, rt.store, access.account_id, op_id, resume)
     if feed is None:
         # The client already has the final status: 204 tells EventSource not to reconnect.
         return Response(status_code=204)
@@ -95,16 +95,16 @@ async def account_events(request: Request) -> Response:
     app_id = requested_app(request)
     if access.grant is not None:
         app_id = access.grant.account_stream_app(app_id)
-    rt = request.app.state.rt
+    rt = runtime(request)
     feed = await open_account_feed(
-        request.app.state.hub, rt.engine, access.account_id, app_id, last_event_id(request)
+        request.app.state.hub, rt.store, access.account_id, app_id, last_event_id(request)
     )
     return EventStreamResponse(feed, rt.settings)
 
 
 async def create_stream_token(request: Request) -> JSONResponse:
     principal = await authenticate(request)
-    rt = request.app.state.rt
+    rt = runtime(request)
     body: dict[str, Any] = {}
     if request.headers.get("content-length", "0") != "0" or "chunked" in request.headers.get(
         "transfer-encoding", ""
@@ -125,10 +125,10 @@ async def create_stream_token(request: Request) -> JSONResponse:
     )
 
 
-def operation_events_url(app: Starlette, account_id: str, op_id: str) -> str:
+def operation_events_url(request: Request, account_id: str, op_id: str) -> str:
     """The `events_url` of submit and status responses: the operation's stream, with a fresh token."""
-    token = app.state.stream_tokens.for_operation(account_id, op_id)
-    base = app.state.rt.settings.resolved_public_base_url()
+    token = signer(request).for_operation(account_id, op_id)
+    base = runtime(request).settings.resolved_public_base_url()
     return f"{base}/v1/video/generations/{op_id}/events?token={token}"
 
 

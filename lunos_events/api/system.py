@@ -7,16 +7,18 @@ import gc
 import logging
 
 from sqlalchemy import case, func, select, text
+from sqlmodel import col
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from lunos_events.api.auth import runtime
 from lunos_events.api.errors import error_response
-from lunos_events.store.models import Operation
-from lunos_events.store.webhook_models import WebhookAttempt
 from lunos_events.metrics import gauge
 from lunos_events.services.history import STATUSES
 from lunos_events.storage.local import LocalStorage
+from lunos_events.store.models import Operation
+from lunos_events.store.webhook_models import WebhookAttempt
 
 log = logging.getLogger(__name__)
 
@@ -30,14 +32,13 @@ async def healthz(request: Request) -> JSONResponse:
 
 async def readyz(request: Request) -> JSONResponse:
     """Ready when the database and Redis both answer: a load balancer sends traffic only then."""
-    rt = request.app.state.rt
+    rt = runtime(request)
 
     async def database() -> None:
-        async with rt.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        await rt.store.first(text("SELECT 1"))
 
     checks: dict[str, str] = {}
-    for name, probe in (("database", database), ("redis", rt.redis.ping)):
+    for name, probe in (("database", database), ("redis", rt.bus.ping)):
         try:
             await asyncio.wait_for(probe(), READY_CHECK_TIMEOUT_SECONDS)
             checks[name] = "ok"
@@ -51,15 +52,14 @@ async def readyz(request: Request) -> JSONResponse:
 
 
 async def metrics(request: Request) -> Response:
-    rt = request.app.state.rt
+    rt = runtime(request)
     outcome = case(
         (WebhookAttempt.status_code.is_(None), "network_error"),
         (WebhookAttempt.status_code.between(200, 299), "success"),
         else_="http_error",
     )
-    async with rt.engine.connect() as conn:
-        rows = (await conn.execute(select(Operation.status, func.count()).group_by(Operation.status))).all()
-        attempts = (await conn.execute(select(outcome, func.count()).group_by(outcome))).all()
+    rows = await rt.store.all(select(Operation.status, func.count()).group_by(col(Operation.status)))
+    attempts = await rt.store.all(select(outcome, func.count()).group_by(outcome))
     by_status = dict.fromkeys(STATUSES, 0) | {status: n for status, n in rows}
     by_outcome = dict.fromkeys(("success", "http_error", "network_error"), 0) | dict(attempts)
     state = [
@@ -82,7 +82,7 @@ async def metrics(request: Request) -> Response:
         ),
     ]
     try:
-        depth = await rt.redis.zcard(rt.settings.queue_name)
+        depth = await rt.bus.queue_depth()
         state.append(gauge("lunos_queue_depth", "Jobs waiting in the arq queue.", depth))
     except Exception as exc:  # the rest of the metrics are still worth serving
         log.warning("queue depth unavailable: %s", exc)
@@ -90,7 +90,7 @@ async def metrics(request: Request) -> Response:
 
 
 async def media(request: Request) -> Response:
-    storage = request.app.state.rt.storage
+    storage = runtime(request).storage
     try:
         path = storage.path_for(request.path_params["key"]) if isinstance(storage, LocalStorage) else None
         found = path is not None and path.is_file()

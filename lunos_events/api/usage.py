@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from lunos_events.api.auth import authenticate
+from lunos_events.api.auth import authenticate, runtime
 from lunos_events.errors import InvalidRequest
 from lunos_events.services import history
 from lunos_events.services.generation_request import parse_app_id
@@ -20,7 +20,7 @@ async def usage(request: Request) -> JSONResponse:
     if since is not None and until is not None and since >= until:
         raise InvalidRequest("'since' must be before 'until'")
     report = await history.usage(
-        request.app.state.rt.engine,
+        runtime(request).store,
         principal.account_id,
         app_id=parse_app_id(query.get("app_id")),
         since_ms=since,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from lunos_events.api.auth import authenticate
+from lunos_events.api.auth import authenticate, runtime
 from lunos_events.api.body import read_json_object
 from lunos_events.runtime import Runtime
 from lunos_events.webhooks import endpoints, history
@@ -14,11 +16,11 @@ from lunos_events.webhooks import endpoints, history
 
 async def _caller(request: Request) -> tuple[Runtime, str]:
     principal = await authenticate(request)
-    return request.app.state.rt, principal.account_id
+    return runtime(request), principal.account_id
 
 
-async def _body(request: Request) -> dict:
-    return await read_json_object(request, request.app.state.rt.settings.max_body_bytes)
+async def _body(request: Request) -> dict[str, Any]:
+    return await read_json_object(request, runtime(request).settings.max_body_bytes)
 
 
 async def default_secret(request: Request) -> JSONResponse:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from lunos_events.json_text import compact_json
-from lunos_events.services.events import StoredEvent
+from lunos_events.store.records import StoredEvent
 
 
 def encode_event(event: StoredEvent) -> str:

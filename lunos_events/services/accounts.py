@@ -7,10 +7,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col
 
-from lunos_events.store.models import Account, ApiKey
-from lunos_events.db.point_reads import API_KEY_OWNER, PointReads
 from lunos_events.errors import Conflict, InvalidRequest, NotFound, Unauthenticated
 from lunos_events.ids import (
     ACCOUNT_ID_PATTERN,
@@ -20,6 +18,8 @@ from lunos_events.ids import (
     new_api_key,
     now_ms,
 )
+from lunos_events.store.models import Account, ApiKey
+from lunos_events.store.transactions import Store
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class Principal:
     tier: str
 
 
-async def create_account(engine: AsyncEngine, account_id: str, balance_cents: int, tier: str) -> Account:
+async def create_account(store: Store, account_id: str, balance_cents: int, tier: str) -> Account:
     if not ACCOUNT_ID_PATTERN.match(account_id):
         raise InvalidRequest(
             "Account ids are 1-64 characters: letters, digits, '_', '.', '-' (not starting with a symbol)"
@@ -39,24 +39,26 @@ async def create_account(engine: AsyncEngine, account_id: str, balance_cents: in
         raise InvalidRequest("Balance must not be negative")
     account = Account(id=account_id, balance_cents=balance_cents, tier=tier, created_at_ms=now_ms())
     try:
-        async with engine.begin() as conn:
-            await conn.execute(Account.__table__.insert().values(**account.model_dump()))
+        async with store.transaction() as conn:
+            await conn.execute(
+                Account.__table__.insert().values(**account.model_dump())  # type: ignore[attr-defined]
+            )
     except IntegrityError:
         raise Conflict(f"Account {account_id!r} already exists") from None
     return account
 
 
-async def get_account(engine: AsyncEngine, account_id: str) -> Account:
-    async with engine.connect() as conn:
-        row = (await conn.execute(select(Account).where(Account.id == account_id))).first()
+async def get_account(store: Store, account_id: str) -> Account:
+    async with store.reading() as conn:
+        row = (await conn.execute(select(Account).where(col(Account.id) == account_id))).first()
     if row is None:
         raise NotFound(f"Account {account_id!r} not found")
     return Account.model_validate(row._mapping)
 
 
-async def create_api_key(engine: AsyncEngine, account_id: str, key: str | None = None) -> str:
+async def create_api_key(store: Store, account_id: str, key: str | None = None) -> str:
     """Create a key for the account and return it; only its hash is stored, so it is shown once."""
-    await get_account(engine, account_id)
+    await get_account(store, account_id)
     key = key or new_api_key()
     row = ApiKey(
         key_hash=api_key_hash(key),
@@ -65,37 +67,39 @@ async def create_api_key(engine: AsyncEngine, account_id: str, key: str | None =
         created_at_ms=now_ms(),
     )
     try:
-        async with engine.begin() as conn:
-            await conn.execute(ApiKey.__table__.insert().values(**row.model_dump()))
+        async with store.transaction() as conn:
+            await conn.execute(
+                ApiKey.__table__.insert().values(**row.model_dump())  # type: ignore[attr-defined]
+            )
     except IntegrityError:
         raise Conflict("That API key already exists") from None
     return key
 
 
-async def key_exists(engine: AsyncEngine, key: str, account_id: str) -> bool:
-    async with engine.connect() as conn:
+async def key_exists(store: Store, key: str, account_id: str) -> bool:
+    async with store.reading() as conn:
         row = (
             await conn.execute(
                 select(ApiKey.account_id).where(
-                    ApiKey.key_hash == api_key_hash(key), ApiKey.revoked_at_ms.is_(None)
+                    col(ApiKey.key_hash) == api_key_hash(key), col(ApiKey.revoked_at_ms).is_(None)
                 )
             )
         ).first()
     return row is not None and row.account_id == account_id
 
 
-async def revoke_api_key(engine: AsyncEngine, key_or_prefix: str) -> str:
+async def revoke_api_key(store: Store, key_or_prefix: str) -> str:
     """Revoke one live key, named by its full text or by its displayed prefix; returns that prefix."""
     if len(key_or_prefix) > API_KEY_DISPLAY_CHARS:
-        match = ApiKey.key_hash == api_key_hash(key_or_prefix)
+        match = col(ApiKey.key_hash) == api_key_hash(key_or_prefix)
     elif len(key_or_prefix) >= 8:
-        match = ApiKey.prefix.startswith(key_or_prefix, autoescape=True)
+        match = col(ApiKey.prefix).startswith(key_or_prefix, autoescape=True)
     else:
         raise InvalidRequest("Give the full key or at least 8 characters of its prefix")
-    async with engine.begin() as conn:
+    async with store.transaction() as conn:
         rows = (
             await conn.execute(
-                select(ApiKey.key_hash, ApiKey.prefix).where(match, ApiKey.revoked_at_ms.is_(None))
+                select(ApiKey.key_hash, ApiKey.prefix).where(match, col(ApiKey.revoked_at_ms).is_(None))
             )
         ).all()
         if not rows:
@@ -103,29 +107,29 @@ async def revoke_api_key(engine: AsyncEngine, key_or_prefix: str) -> str:
         if len(rows) > 1:
             raise Conflict("Several live keys match that prefix; give the full key")
         await conn.execute(
-            update(ApiKey).where(ApiKey.key_hash == rows[0].key_hash).values(revoked_at_ms=now_ms())
+            update(ApiKey).where(col(ApiKey.key_hash) == rows[0].key_hash).values(revoked_at_ms=now_ms())
         )
-    return rows[0].prefix
+    return str(rows[0].prefix)
 
 
-async def add_balance(engine: AsyncEngine, account_id: str, amount_cents: int) -> int:
+async def add_balance(store: Store, account_id: str, amount_cents: int) -> int:
     """Credit (or, with a negative amount, debit) an account; returns the new balance."""
-    async with engine.begin() as conn:
+    async with store.transaction() as conn:
         result = await conn.execute(
             update(Account)
-            .where(Account.id == account_id, Account.balance_cents + amount_cents >= 0)
-            .values(balance_cents=Account.balance_cents + amount_cents)
-            .returning(Account.balance_cents)
+            .where(col(Account.id) == account_id, col(Account.balance_cents) + amount_cents >= 0)
+            .values(balance_cents=col(Account.balance_cents) + amount_cents)
+            .returning(col(Account.balance_cents))
         )
         row = result.first()
     if row is None:
-        await get_account(engine, account_id)  # raises NotFound for an unknown account
+        await get_account(store, account_id)  # raises NotFound for an unknown account
         raise InvalidRequest("The balance would become negative")
-    return row.balance_cents
+    return int(row.balance_cents)
 
 
-async def authenticate(reads: PointReads, key: str) -> Principal:
-    row = await reads.one(API_KEY_OWNER, key_hash=api_key_hash(key))
+async def authenticate(store: Store, key: str) -> Principal:
+    row = await store.api_key_owner(api_key_hash(key))
     if row is None:
         raise Unauthenticated("Invalid API key")
     account_id, tier = row
@@ -146,15 +150,15 @@ class PrincipalCache:
         self._ttl = ttl_seconds
         self._entries: dict[str, tuple[float, Principal]] = {}
 
-    async def authenticate(self, reads: PointReads, key: str) -> Principal:
+    async def authenticate(self, store: Store, key: str) -> Principal:
         if self._ttl <= 0:
-            return await authenticate(reads, key)
+            return await authenticate(store, key)
         key_hash = api_key_hash(key)
         now = time.monotonic()
         entry = self._entries.get(key_hash)
         if entry is not None and entry[0] > now:
             return entry[1]
-        principal = await authenticate(reads, key)
+        principal = await authenticate(store, key)
         if len(self._entries) >= self.MAX_KEYS:
             self._entries.clear()
         self._entries[key_hash] = (now + self._ttl, principal)

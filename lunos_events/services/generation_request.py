@@ -7,7 +7,7 @@ from typing import Any
 
 from lunos_events.catalog import Catalog, ModelSpec
 from lunos_events.errors import InvalidRequest, ModelNotFound
-from lunos_events.webhooks.fanout import RequestWebhook, parse_request_webhook
+from lunos_events.services.webhook_fanout import RequestWebhook, parse_request_webhook
 
 MISSING_FIELDS = "Missing required fields: model and prompt"
 SUPPORTED_FORMATS = ("mp4",)

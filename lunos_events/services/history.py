@@ -9,12 +9,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from lunos_events.store.models import PENDING, TERMINAL_STATUSES, Operation
 from lunos_events.errors import InvalidRequest
 from lunos_events.money import CURRENCY, format_amount
 from lunos_events.services.status import status_object
+from lunos_events.store.models import PENDING, TERMINAL_STATUSES, Operation
+from lunos_events.store.transactions import Store
 
 STATUSES = (PENDING, *sorted(TERMINAL_STATUSES))
 DEFAULT_PAGE = 20
@@ -90,7 +90,7 @@ def listed(op: Any) -> dict[str, Any]:
 
 
 async def list_operations(
-    engine: AsyncEngine,
+    store: Store,
     account_id: str,
     *,
     status: str | None,
@@ -119,15 +119,14 @@ async def list_operations(
             )
         )
     query = query.order_by(Operation.created_at_ms.desc(), Operation.id.desc()).limit(limit + 1)
-    async with engine.connect() as conn:
-        rows = (await conn.execute(query)).all()
+    rows = await store.all(query)
     page, more = rows[:limit], len(rows) > limit
     next_after = Cursor(page[-1].created_at_ms, page[-1].id).encode() if more else None
     return {"data": [listed(row) for row in page], "next_after": next_after}
 
 
 async def usage(
-    engine: AsyncEngine, account_id: str, *, app_id: str | None, since_ms: int | None, until_ms: int | None
+    store: Store, account_id: str, *, app_id: str | None, since_ms: int | None, until_ms: int | None
 ) -> dict[str, Any]:
     """Per app: operations by status and spend (what was charged and not refunded)."""
     spent = func.sum(case((Operation.refunded.is_(False), Operation.cost_cents), else_=0))
@@ -142,8 +141,7 @@ async def usage(
         query = query.where(Operation.created_at_ms >= since_ms)
     if until_ms is not None:
         query = query.where(Operation.created_at_ms < until_ms)
-    async with engine.connect() as conn:
-        rows = (await conn.execute(query)).all()
+    rows = await store.all(query)
 
     apps: dict[str | None, dict[str, Any]] = {}
     total = _empty_tally()

@@ -15,11 +15,12 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col
 
-from lunos_events.store.models import IdempotencyKey
 from lunos_events.errors import Conflict, InvalidRequest
 from lunos_events.ids import now_ms
+from lunos_events.store.models import IdempotencyKey
+from lunos_events.store.transactions import Store
 
 MAX_KEY_CHARS = 255
 IN_PROGRESS_WAIT_SECONDS = 30.0
@@ -44,16 +45,16 @@ def request_hash(body: dict[str, Any], app_id: str | None) -> str:
 
 
 async def claim(
-    engine: AsyncEngine, account_id: str, key: str, fingerprint: str, ttl_seconds: int
+    store: Store, account_id: str, key: str, fingerprint: str, ttl_seconds: int
 ) -> dict[str, Any] | None:
     """None when this request owns the key (go ahead); the first response when it is a repeat."""
     deadline = time.monotonic() + IN_PROGRESS_WAIT_SECONDS
     while True:
         stamp = now_ms()
         try:
-            async with engine.begin() as conn:
+            async with store.transaction() as conn:
                 await conn.execute(
-                    IdempotencyKey.__table__.insert().values(
+                    IdempotencyKey.__table__.insert().values(  # type: ignore[attr-defined]
                         account_id=account_id,
                         key=key,
                         request_hash=fingerprint,
@@ -65,11 +66,11 @@ async def claim(
             return None
         except IntegrityError:
             pass
-        async with engine.begin() as conn:
+        async with store.transaction() as conn:
             row = (
                 await conn.execute(
                     select(IdempotencyKey).where(
-                        IdempotencyKey.account_id == account_id, IdempotencyKey.key == key
+                        col(IdempotencyKey.account_id) == account_id, col(IdempotencyKey.key) == key
                     )
                 )
             ).first()
@@ -87,24 +88,26 @@ async def claim(
         await asyncio.sleep(_POLL_SECONDS)
 
 
-async def complete(engine: AsyncEngine, account_id: str, key: str, response: dict[str, Any]) -> None:
-    async with engine.begin() as conn:
+async def complete(store: Store, account_id: str, key: str, response: dict[str, Any]) -> None:
+    async with store.transaction() as conn:
         await conn.execute(
             _this_row(account_id, key, update(IdempotencyKey)).values(response=json.dumps(response))
         )
 
 
-async def release(engine: AsyncEngine, account_id: str, key: str) -> None:
+async def release(store: Store, account_id: str, key: str) -> None:
     """Drop a claim whose request did not create an operation, so a retry can go through."""
-    async with engine.begin() as conn:
+    async with store.transaction() as conn:
         await conn.execute(_this_row(account_id, key, delete(IdempotencyKey)))
 
 
-async def purge_expired(engine: AsyncEngine) -> int:
-    async with engine.begin() as conn:
-        result = await conn.execute(delete(IdempotencyKey).where(IdempotencyKey.expires_at_ms <= now_ms()))
+async def purge_expired(store: Store) -> int:
+    async with store.transaction() as conn:
+        result = await conn.execute(
+            delete(IdempotencyKey).where(col(IdempotencyKey.expires_at_ms) <= now_ms())
+        )
     return result.rowcount or 0
 
 
 def _this_row(account_id: str, key: str, statement: Any) -> Any:
-    return statement.where(IdempotencyKey.account_id == account_id, IdempotencyKey.key == key)
+    return statement.where(col(IdempotencyKey.account_id) == account_id, col(IdempotencyKey.key) == key)

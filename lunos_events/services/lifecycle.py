@@ -7,40 +7,47 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, insert, update
+from sqlmodel import col
 
-from lunos_events.store.models import PENDING, Account, Operation
-from lunos_events.db.writes import Tx
+from lunos_events.bus.redis_bus import Bus
 from lunos_events.errors import InsufficientBalance
 from lunos_events.faults import crash_point
 from lunos_events.ids import now_ms
-from lunos_events.runtime import Runtime
-from lunos_events.services import limits, outbox
-from lunos_events.services.events import StoredEvent, append_event, mark_published
+from lunos_events.services import limits
+from lunos_events.services.events import append_event, mark_published
+from lunos_events.services.outbox import Outbox
+from lunos_events.services.pending_statuses import PendingStatuses
 from lunos_events.services.status import event_type, status_object
-from lunos_events.webhooks.fanout import RequestWebhook, store_request_webhook
+from lunos_events.services.webhook_fanout import RequestWebhook, store_request_webhook
+from lunos_events.settings import Settings
+from lunos_events.store.models import PENDING, Account, Operation
+from lunos_events.store.records import StoredEvent
+from lunos_events.store.transactions import Store, Tx
 
 # The debit also takes the account's next event sequence number (and its webhooks version), for the
 # `video.pending` event that follows: one statement fewer on every submit.
 _DEBIT_TAKING_SEQ = (
     update(Account)
-    .where(Account.id == bindparam("account_id"), Account.balance_cents >= bindparam("cost"))
-    .values(balance_cents=Account.balance_cents - bindparam("cost"), event_seq=Account.event_seq + 1)
-    .returning(Account.event_seq, Account.webhooks_version)
+    .where(col(Account.id) == bindparam("account_id"), col(Account.balance_cents) >= bindparam("cost"))
+    .values(
+        balance_cents=col(Account.balance_cents) - bindparam("cost"), event_seq=col(Account.event_seq) + 1
+    )
+    .returning(col(Account.event_seq), col(Account.webhooks_version))
 )
 _CREDIT = (
     update(Account)
-    .where(Account.id == bindparam("account_id"))
-    .values(balance_cents=Account.balance_cents + bindparam("amount"))
+    .where(col(Account.id) == bindparam("account_id"))
+    .values(balance_cents=col(Account.balance_cents) + bindparam("amount"))
 )
-_INSERT_OPERATION = insert(Operation.__table__)
+_INSERT_OPERATION = insert(Operation.__table__)  # type: ignore[arg-type]  # SQLModel types __table__ loosely
 _ATTACH = (
     update(Operation)
-    .where(Operation.id == bindparam("operation_id"), Operation.provider_operation.is_(None))
+    .where(col(Operation.id) == bindparam("operation_id"), col(Operation.provider_operation).is_(None))
     .values(provider_operation=bindparam("name"), updated_at_ms=bindparam("now"))
 )
 _FINISH = (
     update(Operation)
-    .where(Operation.id == bindparam("operation_id"), Operation.status == PENDING)
+    .where(col(Operation.id) == bindparam("operation_id"), col(Operation.status) == PENDING)
     .values(
         status=bindparam("new_status"),
         video_url=bindparam("new_video_url"),
@@ -49,7 +56,7 @@ _FINISH = (
         updated_at_ms=bindparam("now"),
         completed_at_ms=bindparam("now"),
     )
-    .returning(Operation.account_id, Operation.app_id, Operation.cost_cents)
+    .returning(col(Operation.account_id), col(Operation.app_id), col(Operation.cost_cents))
 )
 
 
@@ -97,20 +104,21 @@ class NewOperation:
         }
 
 
-def create_operation(tx: Tx, op: NewOperation, webhook: RequestWebhook | None = None) -> StoredEvent:
+async def create_operation(tx: Tx, op: NewOperation, webhook: RequestWebhook | None = None) -> StoredEvent:
     """Debit the cost and insert the pending operation with its `video.pending` event, atomically.
 
-    Run it through `rt.writes.run`. Raises InsufficientBalance when the balance does not cover the
-    cost, and lets IntegrityError through when the operation id is taken (the caller picks another).
+    Raises InsufficientBalance when the balance does not cover the cost, and lets IntegrityError
+    through when the operation id is taken (the caller picks another).
     """
-    # The write comes first so that SQLite takes its write lock before anything is read.
-    numbered = tx.execute(_DEBIT_TAKING_SEQ, account_id=op.account_id, cost=op.cost_cents).first()
-    if numbered is None:
+    # The debit comes first: on PostgreSQL it locks the account's row, which orders the account's
+    # event numbers and guards the endpoints memo (webhook_fanout.enabled_endpoints).
+    debited = await tx.first(_DEBIT_TAKING_SEQ, account_id=op.account_id, cost=op.cost_cents)
+    if debited is None:
         raise InsufficientBalance()
-    tx.execute(_INSERT_OPERATION, **op.row())
+    await tx.execute(_INSERT_OPERATION, op.row())
     if webhook is not None:
-        store_request_webhook(tx, op.account_id, op.id, webhook)
-    return append_event(
+        await store_request_webhook(tx, op.account_id, op.id, webhook)
+    return await append_event(
         tx,
         account_id=op.account_id,
         operation_id=op.id,
@@ -118,23 +126,25 @@ def create_operation(tx: Tx, op: NewOperation, webhook: RequestWebhook | None = 
         type=event_type(PENDING),
         data=status_object(op.id, PENDING, None, None),
         request_webhook=webhook is not None,
-        numbered=numbered,
+        numbered=(debited[0], debited[1]),
     )
 
 
-def attach_provider_operation(
+async def attach_provider_operation(
     tx: Tx, operation_id: str, name: str, published: StoredEvent | None = None
 ) -> None:
     """Record the provider's operation name (and, in the same commit, that `published` went out)."""
-    tx.execute(_ATTACH, operation_id=operation_id, name=name, now=now_ms())
+    await tx.execute(_ATTACH, {"operation_id": operation_id, "name": name, "now": now_ms()})
     if published is not None:
-        mark_published(tx, published)
+        await mark_published(tx, published)
 
 
-def _finish(
+async def finish_transition(
     tx: Tx, operation_id: str, status: str, video_url: str | None, error: str | None, refund: bool
 ) -> StoredEvent | None:
-    changed: Any = tx.execute(
+    """Move a pending operation to `status` (refunding it if asked) with its event; None when it
+    was no longer pending."""
+    changed = await tx.first(
         _FINISH,
         operation_id=operation_id,
         new_status=status,
@@ -142,13 +152,13 @@ def _finish(
         new_error=error,
         new_refunded=refund,
         now=now_ms(),
-    ).first()
+    )
     if changed is None:
         return None
     account_id, app_id, cost_cents = changed
     if refund:
-        tx.execute(_CREDIT, account_id=account_id, amount=cost_cents)
-    return append_event(
+        await tx.execute(_CREDIT, {"account_id": account_id, "amount": cost_cents})
+    return await append_event(
         tx,
         account_id=account_id,
         operation_id=operation_id,
@@ -158,22 +168,35 @@ def _finish(
     )
 
 
-async def finish_operation(
-    rt: Runtime,
-    operation_id: str,
-    status: str,
-    *,
-    video_url: str | None = None,
-    error: str | None = None,
-    refund: bool = False,
-) -> StoredEvent | None:
-    """Move a pending operation to `status`. Returns its event, or None if it was no longer pending."""
-    event = await rt.writes.run(_finish, operation_id, status, video_url, error, refund)
-    rt.pending_statuses.forget(operation_id)  # it is no longer pending, whoever changed it
-    if event is None:
-        return None
-    crash_point(rt.settings, "committed")
-    # The slot goes first, so that a client told of the end by the event finds it free.
-    await limits.give_back(rt.redis, rt.settings.redis_key_prefix, event.account_id, operation_id)
-    await outbox.release(rt, event)
-    return event
+class Lifecycle:
+    """Ends operations: the transition, then its consequences outside the transaction."""
+
+    def __init__(
+        self, store: Store, bus: Bus, outbox: Outbox, pending: PendingStatuses, settings: Settings
+    ) -> None:
+        self._store = store
+        self._bus = bus
+        self._outbox = outbox
+        self._pending = pending
+        self._settings = settings
+
+    async def finish(
+        self,
+        operation_id: str,
+        status: str,
+        *,
+        video_url: str | None = None,
+        error: str | None = None,
+        refund: bool = False,
+    ) -> StoredEvent | None:
+        """Move a pending operation to `status`. Returns its event, or None if it was no longer pending."""
+        async with self._store.transaction() as tx:
+            event = await finish_transition(tx, operation_id, status, video_url, error, refund)
+        self._pending.forget(operation_id)  # it is no longer pending, whoever changed it
+        if event is None:
+            return None
+        crash_point(self._settings, "committed")
+        # The slot goes first, so that a client told of the end by the event finds it free.
+        await limits.give_back(self._bus, event.account_id, operation_id)
+        await self._outbox.release(event)
+        return event

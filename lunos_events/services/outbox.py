@@ -1,4 +1,4 @@
-"""Releasing stored events: publish on Redis pub/sub, then mark them published.
+"""Releasing stored events: publish on the bus, wake the webhook drain, then mark them published.
 
 An event whose publish failed (Redis down, process killed) stays unpublished and is released
 again by the worker's relay, so every status change rings the doorbell at least once.
@@ -7,51 +7,57 @@ Subscribers de-duplicate on (account_id, seq).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import replace
 
 from redis.exceptions import RedisError
 
-from lunos_events.bus.messages import encode_event
+from lunos_events.bus.redis_bus import Bus
 from lunos_events.ids import now_ms
-from lunos_events.redis_batches import RedisCommands
-from lunos_events.runtime import Runtime
-from lunos_events.services.events import StoredEvent, mark_published, unpublished_events
-from lunos_events.webhooks.drain import owes_deliveries, queue_drain
+from lunos_events.services.events import mark_published, unpublished_events
+from lunos_events.services.webhook_fanout import owes_fresh_deliveries
+from lunos_events.store.records import StoredEvent
+from lunos_events.store.transactions import Store
 
 log = logging.getLogger(__name__)
 
 
-def queue_release(pipe: RedisCommands, rt: Runtime, event: StoredEvent) -> None:
-    """Add the event's publish, and the wake-up of a drain for its webhooks, to `pipe`.
+class Outbox:
+    def __init__(self, store: Store, bus: Bus) -> None:
+        self._store = store
+        self._bus = bus
 
-    `event.deliveries` must be known (see `release`). Once the pipeline has run, mark the event
-    published; if it fails, the relay releases the event again.
-    """
-    pipe.publish(rt.settings.events_channel, encode_event(event))
-    if event.deliveries:
-        queue_drain(pipe, rt.settings.queue_name)
+    async def ring(self, event: StoredEvent) -> None:
+        """Publish the event and, when it owes webhook deliveries, wake a drain for them.
 
+        `event.deliveries` must be known (see `release`). Once this returned, mark the event
+        published; if it raises, the relay releases the event again.
+        """
+        if event.deliveries:
+            await asyncio.gather(self._bus.publish(event), self._bus.enqueue_drain())
+        else:
+            await self._bus.publish(event)
 
-async def release(rt: Runtime, event: StoredEvent) -> bool:
-    if event.deliveries is None:
-        event = replace(event, deliveries=int(await owes_deliveries(rt, event.account_id, event.seq)))
-    try:
-        async with rt.redis.pipeline(transaction=False) as pipe:
-            queue_release(pipe, rt, event)
-            await pipe.execute()
-    except (RedisError, OSError) as exc:
-        log.warning("event %s/%s not published yet: %s", event.account_id, event.seq, exc)
-        return False
-    await rt.writes.run(mark_published, event)
-    return True
+    async def release(self, event: StoredEvent) -> bool:
+        """Ring for the event and mark it published; False when the bus is away (the relay retries)."""
+        if event.deliveries is None:
+            owed = await owes_fresh_deliveries(self._store, event.account_id, event.seq)
+            event = replace(event, deliveries=int(owed))
+        try:
+            await self.ring(event)
+        except (RedisError, OSError) as exc:
+            log.warning("event %s/%s not published yet: %s", event.account_id, event.seq, exc)
+            return False
+        async with self._store.transaction() as tx:
+            await mark_published(tx, event)
+        return True
 
-
-async def relay_unpublished(rt: Runtime, grace_ms: int = 2000) -> int:
-    """Release events left unpublished for longer than `grace_ms`; returns how many went out."""
-    released = 0
-    for event in await unpublished_events(rt.engine, now_ms() - grace_ms):
-        if not await release(rt, event):
-            break
-        released += 1
-    return released
+    async def relay_unpublished(self, grace_ms: int = 2000) -> int:
+        """Release events left unpublished for longer than `grace_ms`; returns how many went out."""
+        released = 0
+        for event in await unpublished_events(self._store, now_ms() - grace_ms):
+            if not await self.release(event):
+                break
+            released += 1
+        return released

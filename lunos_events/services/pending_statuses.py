@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import time
 
-from lunos_events.store.models import PENDING
 from lunos_events.services.status import event_type
+from lunos_events.store.models import PENDING
 
 # The event that creates an operation: it changes nothing that a poll of a pending operation answers.
 CREATION_EVENT = event_type(PENDING)

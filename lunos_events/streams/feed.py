@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from lunos_events.errors import NotFound
 from lunos_events.services.events import StoredEvent, events_after, latest_event_of_operation
+from lunos_events.store.transactions import Store
 from lunos_events.streams.frames import HEARTBEAT, event_frame, is_terminal, retry_frame
 from lunos_events.streams.hub import EventHub
 from lunos_events.streams.subscription import IDLE, Delivery, Subscription
@@ -26,7 +25,7 @@ OPERATION_NOT_FOUND = "Operation not found"
 @dataclass(eq=False)
 class EventFeed:
     subscription: Subscription
-    engine: AsyncEngine
+    store: Store
     sent: int  # events with seq <= sent are never sent (the client has them)
     first: StoredEvent | None = None  # the current state, sent before anything else
     replay: bool = False  # replay the store after `sent` before going live
@@ -70,7 +69,7 @@ class EventFeed:
         after = self.sent
         while True:
             batch = await events_after(
-                self.engine,
+                self.store,
                 sub.account_id,
                 after,
                 operation_id=sub.operation_id,
@@ -85,7 +84,7 @@ class EventFeed:
 
 
 async def open_operation_feed(
-    hub: EventHub, engine: AsyncEngine, account_id: str, operation_id: str, last_event_id: int | None
+    hub: EventHub, store: Store, account_id: str, operation_id: str, last_event_id: int | None
 ) -> EventFeed | None:
     """The operation's feed, or None when the client already has its final status (nothing to send).
 
@@ -93,7 +92,7 @@ async def open_operation_feed(
     """
     sub = await hub.subscribe(account_id, operation_id=operation_id)
     try:
-        latest = await latest_event_of_operation(engine, account_id, operation_id)
+        latest = await latest_event_of_operation(store, account_id, operation_id)
     except BaseException:
         sub.end()
         raise
@@ -101,20 +100,18 @@ async def open_operation_feed(
         sub.end()
         raise NotFound(OPERATION_NOT_FOUND)
     if last_event_id is None:
-        return EventFeed(sub, engine, sent=0, first=latest, ends_on_terminal=True, app_id=latest.app_id)
+        return EventFeed(sub, store, sent=0, first=latest, ends_on_terminal=True, app_id=latest.app_id)
     if is_terminal(latest) and latest.seq <= last_event_id:
         sub.end()
         return None
-    return EventFeed(
-        sub, engine, sent=last_event_id, replay=True, ends_on_terminal=True, app_id=latest.app_id
-    )
+    return EventFeed(sub, store, sent=last_event_id, replay=True, ends_on_terminal=True, app_id=latest.app_id)
 
 
 async def open_account_feed(
-    hub: EventHub, engine: AsyncEngine, account_id: str, app_id: str | None, last_event_id: int | None
+    hub: EventHub, store: Store, account_id: str, app_id: str | None, last_event_id: int | None
 ) -> EventFeed:
     """Every event of the account (or of one app): the missed ones after `last_event_id`, then live."""
     sub = await hub.subscribe(account_id, app_id=app_id)
     if last_event_id is None:
-        return EventFeed(sub, engine, sent=0, app_id=app_id)
-    return EventFeed(sub, engine, sent=last_event_id, replay=True, app_id=app_id)
+        return EventFeed(sub, store, sent=0, app_id=app_id)
+    return EventFeed(sub, store, sent=last_event_id, replay=True, app_id=app_id)

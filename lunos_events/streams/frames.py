@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sse_starlette import ServerSentEvent
 
-from lunos_events.store.models import TERMINAL_STATUSES
 from lunos_events.services.events import StoredEvent
+from lunos_events.store.models import TERMINAL_STATUSES
 
 _EVENT_TYPE_PREFIX = "video."
 

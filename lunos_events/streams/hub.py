@@ -26,14 +26,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 from redis.exceptions import ConnectionError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from lunos_events import resp
 from lunos_events.bus.messages import event_from_message, type_prefix
-from lunos_events.redis_packing import pack
 from lunos_events.services.events import StoredEvent, events_after, last_event_seq
 from lunos_events.services.pending_statuses import CREATION_EVENT, PendingStatuses
+from lunos_events.store.transactions import Store
 from lunos_events.streams.frames import event_frame
 from lunos_events.streams.subscription import Delivery, Subscription
 
@@ -47,7 +46,7 @@ LIVENESS_SECONDS = 5.0
 _CATCH_UP_BATCH = 1000
 # Messages waiting for the streams while the hub is busy (a database read to fill a gap). Past this,
 # the subscription is dropped and the store catches the streams up once it is back, so a stall never
-# piles messages up in memory (redis-py left them in Redis, which drops a subscriber that lags).
+# piles messages up in memory.
 INBOX_LIMIT = 10_000
 # With no stream open, a message only matters to the pending statuses, and an operation's creation
 # changes nothing they keep: such a message (every submit's own comes back) is not even parsed.
@@ -70,17 +69,13 @@ class EventHub:
         self._feeds: dict[str, _AccountFeed] = {}
         # Held while feed state changes around a database read, so seq order is never broken.
         self._lock = asyncio.Lock()
-        self._engine: AsyncEngine | None = None
+        self._store: Store | None = None
         self._pending: PendingStatuses | None = None
         self._closed = False
         self.connected = asyncio.Event()
         self.reconnects = 0
-        # The subscription's state, kept up to date from the socket (see _on_reply).
-        self._subscribed = False
-        self._heard = False  # anything came since the liveness watchdog last looked
         self._inbox: deque[bytes] = deque()  # messages for the streams, in order
         self._wakeup: asyncio.Future[None] | None = None
-        self._conn: resp.RespConnection | None = None
 
     @property
     def subscriber_count(self) -> int:
@@ -92,17 +87,17 @@ class EventHub:
 
     @contextlib.asynccontextmanager
     async def running(
-        self, redis_url: str, channel: str, engine: AsyncEngine, pending: PendingStatuses | None = None
+        self, redis: Redis, channel: str, store: Store, pending: PendingStatuses | None = None
     ) -> AsyncIterator[EventHub]:
         """Listen on `channel` until the block exits; then end every subscription.
 
         `pending`: the process's known-pending operations, told of every event and of the
         subscription's state (see pending_statuses.py).
         """
-        self._engine = engine
+        self._store = store
         self._pending = pending
         self._closed = False
-        task = asyncio.create_task(self._listen(redis_url, channel), name="event-hub")
+        task = asyncio.create_task(self._listen(redis, channel), name="event-hub")
         heartbeats = asyncio.create_task(self._heartbeats(), name="event-hub-heartbeats")
         # Not required for correctness (a late subscription catches up from the store), but
         # streams opened right after start-up then get their events without that detour.
@@ -133,14 +128,14 @@ class EventHub:
         sub = Subscription(
             account_id, operation_id=operation_id, app_id=app_id, limit=self.queue_size, on_end=self._forget
         )
-        if self._closed or self._engine is None:
+        if self._closed or self._store is None:
             sub.end(Subscription.CLOSED)
             return sub
         async with self._lock:
             feed = self._feeds.get(account_id)
             fresh = feed is None
             if fresh:
-                high = await last_event_seq(self._engine, account_id)
+                high = await last_event_seq(self._store, account_id)
                 feed = self._feeds[account_id] = _AccountFeed(high=high)
             if sub.ended is None:  # close() may have run while the store was read
                 feed.subscribers.add(sub)
@@ -172,16 +167,12 @@ class EventHub:
                     if now - sub.last_active >= interval:
                         sub.poke(now)
 
-    async def _listen(self, redis_url: str, channel: str) -> None:
-        # A client for its connection settings only: the subscription is a lean connection (resp.py),
-        # as every API process receives every event, and redis-py's PubSub spent ~30 µs on each.
-        settings = Redis.from_url(redis_url, socket_keepalive=True, socket_connect_timeout=5)
+    async def _listen(self, redis: Redis, channel: str) -> None:
         delay = RECONNECT_FIRST_DELAY
         while True:
-            conn: resp.RespConnection | None = None
+            pubsub = redis.pubsub()
             try:
-                conn = await resp.connect(settings)
-                await self._subscribe(conn, channel)
+                await self._subscribe(pubsub, channel)
                 # Whatever was published while unsubscribed is only in the store now.
                 await self._catch_up()
                 if self.reconnects or self.connected.is_set():
@@ -190,7 +181,7 @@ class EventHub:
                 if self._pending is not None:
                     self._pending.listening(True)
                 delay = RECONNECT_FIRST_DELAY
-                await self._hand_on(conn)
+                await self._read(pubsub)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -203,83 +194,85 @@ class EventHub:
                     self._pending.listening(False)
                 self.reconnects += 1
             finally:
-                if conn is not None:
-                    conn.close()
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECONNECT_MAX_DELAY)
 
-    async def _subscribe(self, conn: resp.RespConnection, channel: str) -> None:
+    async def _subscribe(self, pubsub: PubSub, channel: str) -> None:
         """Subscribe, and return once Redis confirms it: from then on nothing published is missed."""
-        self._subscribed = False
         self._inbox.clear()  # what a lost subscription left here, the catch-up reads from the store
-        self._conn = conn
-        self._wakeup = confirmed = asyncio.get_running_loop().create_future()
-        conn.on_reply = self._on_reply
-        conn.on_close = self._on_close
-        conn.send(pack(("SUBSCRIBE", channel)))
-        await asyncio.wait(
-            (confirmed, conn.closed), timeout=self.liveness_seconds, return_when=asyncio.FIRST_COMPLETED
-        )
-        if not self._subscribed:
-            raise ConnectionError(f"Redis did not confirm the subscription to {channel}")
+        try:
+            # Bounded as a whole: connecting includes a handshake, which a half-open connection
+            # would never answer.
+            async with asyncio.timeout(self.liveness_seconds):
+                await pubsub.subscribe(channel)
+                while True:
+                    message = await pubsub.get_message(timeout=self.liveness_seconds)
+                    if message is not None and message["type"] == "subscribe":
+                        return
+        except TimeoutError:
+            raise ConnectionError(f"Redis did not confirm the subscription to {channel}") from None
 
-    def _on_reply(self, reply: Any) -> None:
-        """Every reply on the subscription, straight from the socket."""
-        self._heard = True
-        if not isinstance(reply, list) or len(reply) < 3:
-            return
-        kind = reply[0]
-        if kind == b"message":
-            if self._feeds or self._inbox:
-                self._inbox.append(reply[2])
-                if len(self._inbox) > INBOX_LIMIT and self._conn is not None:
-                    self._conn.close(ConnectionError(f"more than {INBOX_LIMIT} events waiting"))
-                self._wake()
-            elif not reply[2].startswith(_NOTHING_TO_NOTE):
-                self._note(reply[2])  # no stream open here: nothing to hand on, so no task to wake
-        elif kind == b"subscribe":
-            self._subscribed = True
+    async def _read(self, pubsub: PubSub) -> None:
+        """Read the subscription until it fails, goes silent when pinged, or the streams fall too far
+        behind; a task hands the messages on meanwhile, so reading never waits for the database."""
+        handler = asyncio.create_task(self._hand_on(), name="event-hub-hand-on")
+        reader = asyncio.current_task()
+        assert reader is not None
+
+        # A handler that fails (the database away while it fills a gap) stops the reading at once.
+        def stop_reading(_: object) -> None:
+            reader.cancel()
+
+        handler.add_done_callback(stop_reading)
+        pinged = False
+        try:
+            while True:
+                message = await pubsub.get_message(timeout=self.liveness_seconds)
+                if message is None:
+                    if pinged:
+                        raise ConnectionError(f"no answer from Redis for {2 * self.liveness_seconds:g} s")
+                    await pubsub.ping()
+                    pinged = True
+                    continue
+                pinged = False
+                kind = message["type"]
+                if kind == "message":
+                    self._arrived(message["data"])
+                elif kind == "subscribe":
+                    # The client reconnected by itself: what was published meanwhile was missed.
+                    raise ConnectionError("the subscription was renewed behind the hub's back")
+        except asyncio.CancelledError:
+            if not handler.done() or handler.cancelled() or reader.cancelling() > 1:
+                raise  # the hub itself is stopping
+            reader.uncancel()
+            raise handler.exception() or ConnectionError("the event hub stopped handing on") from None
+        finally:
+            handler.remove_done_callback(stop_reading)
+            handler.cancel()
+            await asyncio.wait([handler])  # its own outcome is known already, or irrelevant
+
+    def _arrived(self, raw: bytes) -> None:
+        if self._feeds or self._inbox:
+            self._inbox.append(raw)
+            if len(self._inbox) > INBOX_LIMIT:
+                raise ConnectionError(f"more than {INBOX_LIMIT} events waiting")
             self._wake()
-
-    def _on_close(self, reason: Exception | None) -> None:
-        self._subscribed = False
-        self._wake()
+        elif not raw.startswith(_NOTHING_TO_NOTE):
+            self._note(raw)  # no stream open here: nothing to hand on, so no task to wake
 
     def _wake(self) -> None:
         if self._wakeup is not None and not self._wakeup.done():
             self._wakeup.set_result(None)
 
-    async def _hand_on(self, conn: resp.RespConnection) -> None:
-        """Hand messages on, in order, until the subscription fails or goes silent when pinged."""
-        watchdog = asyncio.create_task(self._watch(conn), name="event-hub-liveness")
-        try:
-            while True:
-                while self._inbox and not conn.closed.done():
-                    await self._receive(self._inbox.popleft())
-                if conn.closed.done():
-                    raise ConnectionError(f"subscription closed: {conn.closed.result() or 'by Redis'}")
-                self._wakeup = asyncio.get_running_loop().create_future()
-                await self._wakeup
-        finally:
-            watchdog.cancel()
-
-    async def _watch(self, conn: resp.RespConnection) -> None:
-        """Ping a subscription quiet for `liveness_seconds`; close it if that stays unanswered."""
-        pinged = False
+    async def _hand_on(self) -> None:
+        """Hand messages on, in order, as they arrive."""
         while True:
-            self._heard = False
-            await asyncio.sleep(self.liveness_seconds)
-            if self._heard:
-                pinged = False
-            elif pinged:
-                conn.close(ConnectionError(f"no answer from Redis for {2 * self.liveness_seconds:g} s"))
-                return
-            else:
-                try:
-                    conn.send(pack(("PING",)))
-                except ConnectionError:
-                    return  # closed meanwhile: _hand_on hears of it
-                pinged = True
+            while self._inbox:
+                await self._receive(self._inbox.popleft())
+            self._wakeup = asyncio.get_running_loop().create_future()
+            await self._wakeup
 
     def _note(self, raw: bytes) -> dict[str, Any] | None:
         """Parse a message and tell the pending statuses of it; None when it is malformed."""
@@ -321,9 +314,9 @@ class EventHub:
 
     async def _fill(self, feed: _AccountFeed, account_id: str, until: int | None) -> None:
         """Dispatch the stored events after `feed.high` (up to `until`): the store fills the gap."""
-        assert self._engine is not None
+        assert self._store is not None
         while until is None or feed.high < until:
-            missed = await events_after(self._engine, account_id, feed.high, limit=_CATCH_UP_BATCH)
+            missed = await events_after(self._store, account_id, feed.high, limit=_CATCH_UP_BATCH)
             for event in missed:
                 if until is not None and event.seq > until:
                     return

@@ -15,19 +15,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from arq.connections import ArqRedis
 from sqlalchemy import select, update
 
+from lunos_events.faults import crash_point
+from lunos_events.ids import now_ms
+from lunos_events.runtime import Runtime
+from lunos_events.settings import Settings
 from lunos_events.store.webhook_models import (
     DELIVERY_FAILED,
     DELIVERY_PENDING,
     WebhookDelivery,
     WebhookEndpoint,
 )
-from lunos_events.faults import crash_point
-from lunos_events.ids import now_ms
-from lunos_events.runtime import Runtime
-from lunos_events.settings import Settings
 from lunos_events.webhooks.batching import Batcher
 from lunos_events.webhooks.endpoints import default_secret, signing_secrets
 from lunos_events.webhooks.recorder import AttemptRecorder, Outcome
@@ -37,28 +36,12 @@ from lunos_events.webhooks.targets import UnsafeTarget, resolve_target
 
 log = logging.getLogger(__name__)
 
-DELIVER_WEBHOOK = "deliver_webhook"
 RESPONSE_EXCERPT_BYTES = 1024
 # Read (and drop) at most this much of a response, so the connection can be reused.
 RESPONSE_READ_LIMIT = 64 * 1024
 USER_AGENT = "lunos-events-webhooks/1"
 # How early a job may run and still send (the worker's poll granularity).
 EARLY_TOLERANCE_MS = 50
-
-
-def delivery_job_id(delivery_id: str, round_: int) -> str:
-    return f"webhook:{delivery_id}:{round_}"
-
-
-async def enqueue_delivery(redis: ArqRedis, delivery_id: str, round_: int = 0, defer: float = 0) -> bool:
-    job = await redis.enqueue_job(
-        DELIVER_WEBHOOK,
-        delivery_id,
-        round_,
-        _job_id=delivery_job_id(delivery_id, round_),
-        _defer_by=defer or None,
-    )
-    return job is not None
 
 
 def build_http_client(settings: Settings) -> aiohttp.ClientSession:
@@ -99,7 +82,7 @@ class DeliveryLoader:
         return await self._load_batch(ids)
 
     async def _load_batch(self, ids: list[str]) -> list[Any]:
-        async with self._rt.engine.connect() as conn:
+        async with self._rt.store.reading() as conn:
             rows = (await conn.execute(_DELIVERY_WITH_ENDPOINT.where(WebhookDelivery.id.in_(set(ids))))).all()
         by_id = {row.id: row for row in rows}
         return [by_id.get(i) for i in ids]
@@ -201,7 +184,7 @@ async def attempt(rt: Runtime, courier: Courier, row: Any) -> float | None:
 
 
 async def _finish(rt: Runtime, row: Any, status: str, error: str) -> None:
-    async with rt.engine.begin() as conn:
+    async with rt.store.transaction() as conn:
         await conn.execute(
             update(WebhookDelivery)
             .where(WebhookDelivery.id == row.id, WebhookDelivery.round == row.round)

@@ -20,53 +20,34 @@ import asyncio
 import logging
 from typing import Any
 
-from arq.connections import ArqRedis
 from sqlalchemy import select, update
 
-from lunos_events.store.webhook_models import DELIVERY_PENDING, WebhookDelivery
+from lunos_events.bus.jobs import DRAIN_WEBHOOKS, drain_window
+from lunos_events.bus.jobs import DRAIN_WINDOW_MS as WINDOW_MS
 from lunos_events.ids import now_ms
-from lunos_events.queue import enqueue_unique_job, queue_unique_job
-from lunos_events.redis_batches import RedisCommands
 from lunos_events.runtime import Runtime
-from lunos_events.webhooks.delivery import Courier, attempt, enqueue_delivery
+from lunos_events.services.webhook_fanout import FRESH_DELIVERY
+from lunos_events.store.webhook_models import DELIVERY_PENDING, WebhookDelivery
+from lunos_events.webhooks.delivery import Courier, attempt
 
 log = logging.getLogger(__name__)
 
-DRAIN_WEBHOOKS = "drain_webhooks"
-WINDOW_MS = 200
 # Covers the time between a release reading the clock and the drain's last look (same host clocks).
 MARGIN_MS = 300
 CLAIM_BATCH = 100
 IDLE_POLL_SECONDS = 0.02
 LEASE_EXTRA_MS = 5000
 
-_FRESH = (
-    WebhookDelivery.status == DELIVERY_PENDING,
-    WebhookDelivery.attempts == 0,
-    WebhookDelivery.round == 0,
-)
-
-
-def drain_job_id(window: int) -> str:
-    return f"webhook-drain:{window}"
-
-
-def queue_drain(pipe: RedisCommands, queue_name: str) -> None:
-    """Add the enqueue of this window's drain job to `pipe` (a no-op when it is already queued)."""
-    window = now_ms() // WINDOW_MS
-    queue_unique_job(pipe, queue_name, drain_job_id(window), DRAIN_WEBHOOKS, window)
-
-
-async def enqueue_drain(redis: ArqRedis) -> None:
-    window = now_ms() // WINDOW_MS
-    await enqueue_unique_job(redis, drain_job_id(window), DRAIN_WEBHOOKS, window)
-
 
 async def claim_fresh(rt: Runtime, limit: int) -> list[str]:
     """Lease up to `limit` due fresh deliveries to this drain; returns their ids."""
     now = now_ms()
-    claimable = (*_FRESH, WebhookDelivery.next_attempt_at_ms <= now, WebhookDelivery.claimed_until_ms < now)
-    async with rt.engine.connect() as conn:
+    claimable = (
+        *FRESH_DELIVERY,
+        WebhookDelivery.next_attempt_at_ms <= now,
+        WebhookDelivery.claimed_until_ms < now,
+    )
+    async with rt.store.reading() as conn:
         # A read first: an idle drain must not take the database's write lock every few ms.
         ids = (
             (
@@ -83,7 +64,7 @@ async def claim_fresh(rt: Runtime, limit: int) -> list[str]:
     if not ids:
         return []
     lease = now + int(rt.settings.webhook_timeout_seconds * 1000) + LEASE_EXTRA_MS
-    async with rt.engine.begin() as conn:
+    async with rt.store.transaction() as conn:
         claimed = await conn.execute(
             update(WebhookDelivery)
             .where(WebhookDelivery.id.in_(ids), *claimable)
@@ -101,7 +82,7 @@ async def _send_first_attempt(rt: Runtime, courier: Courier, row: Any) -> None:
         log.exception("first attempt of %s failed", row.id)
         return
     if delay is not None:
-        await enqueue_delivery(rt.redis, row.id, row.round, defer=delay)
+        await rt.bus.enqueue_delivery(row.id, row.round, defer_seconds=delay)
 
 
 async def drain(rt: Runtime, courier: Courier, window: int, max_inflight: int) -> int:
@@ -135,21 +116,8 @@ async def drain(rt: Runtime, courier: Courier, window: int, max_inflight: int) -
     if inflight:
         await asyncio.wait(inflight)
     if backlog:
-        await rt.redis.enqueue_job(DRAIN_WEBHOOKS, now_ms() // WINDOW_MS)
+        await rt.bus.enqueue(DRAIN_WEBHOOKS, drain_window())
     return sent
-
-
-async def owes_deliveries(rt: Runtime, account_id: str, seq: int) -> bool:
-    """Whether the event still has fresh deliveries (for events read back, whose count is unknown)."""
-    async with rt.engine.connect() as conn:
-        owed = (
-            await conn.execute(
-                select(WebhookDelivery.id)
-                .where(WebhookDelivery.account_id == account_id, WebhookDelivery.event_seq == seq, *_FRESH)
-                .limit(1)
-            )
-        ).first()
-    return owed is not None
 
 
 async def relay_deliveries(rt: Runtime, grace_ms: int = 2000, limit: int = 500) -> int:
@@ -163,11 +131,11 @@ async def relay_deliveries(rt: Runtime, grace_ms: int = 2000, limit: int = 500) 
         WebhookDelivery.status == DELIVERY_PENDING,
         WebhookDelivery.next_attempt_at_ms < now - grace_ms,
     )
-    async with rt.engine.connect() as conn:
+    async with rt.store.reading() as conn:
         stranded_fresh = (
             await conn.execute(
                 select(WebhookDelivery.id)
-                .where(*overdue, *_FRESH, WebhookDelivery.claimed_until_ms < now)
+                .where(*overdue, *FRESH_DELIVERY, WebhookDelivery.claimed_until_ms < now)
                 .limit(1)
             )
         ).first()
@@ -181,10 +149,10 @@ async def relay_deliveries(rt: Runtime, grace_ms: int = 2000, limit: int = 500) 
         ).all()
     enqueued = 0
     if stranded_fresh is not None:
-        await enqueue_drain(rt.redis)
+        await rt.bus.enqueue_drain()
         enqueued += 1
     for row in retries:
-        enqueued += await enqueue_delivery(rt.redis, row.id, row.round)
+        enqueued += await rt.bus.enqueue_delivery(row.id, row.round)
     if enqueued:
         log.info("relay: queued %d webhook job(s)", enqueued)
     return enqueued

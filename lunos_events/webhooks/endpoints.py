@@ -9,12 +9,12 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from lunos_events.store.webhook_models import WebhookDefaultSecret, WebhookEndpoint
 from lunos_events.errors import InvalidRequest, NotFound
 from lunos_events.ids import now_ms
 from lunos_events.runtime import Runtime
 from lunos_events.services.generation_request import parse_app_id
-from lunos_events.webhooks.fanout import bump_webhooks_version, parse_event_filter
+from lunos_events.services.webhook_fanout import bump_webhooks_version, parse_event_filter
+from lunos_events.store.webhook_models import WebhookDefaultSecret, WebhookEndpoint
 from lunos_events.webhooks.signing import new_secret
 from lunos_events.webhooks.targets import check_url_syntax, resolve_target
 
@@ -69,7 +69,7 @@ async def create_endpoint(rt: Runtime, account_id: str, body: dict[str, Any]) ->
         created_at_ms=stamp,
         updated_at_ms=stamp,
     )
-    async with rt.engine.begin() as conn:
+    async with rt.store.transaction() as conn:
         await conn.execute(WebhookEndpoint.__table__.insert().values(**endpoint.model_dump()))
         await conn.execute(bump_webhooks_version(account_id))
     return endpoint_view(endpoint, with_secret=True)
@@ -77,7 +77,7 @@ async def create_endpoint(rt: Runtime, account_id: str, body: dict[str, Any]) ->
 
 async def load_owned(rt: Runtime, table: Any, row_id: str, account_id: str, not_found: str) -> Any:
     """The row of `table` with this id if the account owns it; another account's is NotFound too."""
-    async with rt.engine.connect() as conn:
+    async with rt.store.reading() as conn:
         row = (
             await conn.execute(select(table).where(table.id == row_id, table.account_id == account_id))
         ).first()
@@ -91,7 +91,7 @@ async def load_endpoint(rt: Runtime, account_id: str, endpoint_id: str) -> Any:
 
 
 async def list_endpoints(rt: Runtime, account_id: str) -> list[dict[str, Any]]:
-    async with rt.engine.connect() as conn:
+    async with rt.store.reading() as conn:
         rows = (
             await conn.execute(
                 select(WebhookEndpoint)
@@ -124,7 +124,7 @@ async def update_endpoint(
         changes["failing_since_ms"] = None
     if changes:
         changes["updated_at_ms"] = now_ms()
-        async with rt.engine.begin() as conn:
+        async with rt.store.transaction() as conn:
             await conn.execute(
                 update(WebhookEndpoint)
                 .where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.account_id == account_id)
@@ -135,7 +135,7 @@ async def update_endpoint(
 
 
 async def delete_endpoint(rt: Runtime, account_id: str, endpoint_id: str) -> None:
-    async with rt.engine.begin() as conn:
+    async with rt.store.transaction() as conn:
         deleted = await conn.execute(
             delete(WebhookEndpoint).where(
                 WebhookEndpoint.id == endpoint_id, WebhookEndpoint.account_id == account_id
@@ -152,7 +152,7 @@ async def rotate_secret(rt: Runtime, account_id: str, endpoint_id: str) -> dict[
     stamp = now_ms()
     expires = stamp + int(rt.settings.webhook_rotation_overlap_seconds * 1000)
     secret = new_secret()
-    async with rt.engine.begin() as conn:
+    async with rt.store.transaction() as conn:
         rotated = await conn.execute(
             update(WebhookEndpoint)
             # Guarded on the secret read above: of two concurrent rotations only one wins.
@@ -180,12 +180,12 @@ def signing_secrets(endpoint: Any, at_ms: int) -> list[str]:
 async def default_secret(rt: Runtime, account_id: str) -> str:
     """The account's secret for per-request webhooks, created on first use."""
     query = select(WebhookDefaultSecret.secret).where(WebhookDefaultSecret.account_id == account_id)
-    async with rt.engine.connect() as conn:
+    async with rt.store.reading() as conn:
         secret = (await conn.execute(query)).scalar_one_or_none()
     if secret is not None:
         return secret
     try:
-        async with rt.engine.begin() as conn:
+        async with rt.store.transaction() as conn:
             await conn.execute(
                 WebhookDefaultSecret.__table__.insert().values(
                     account_id=account_id, secret=new_secret(), created_at_ms=now_ms()
@@ -193,5 +193,5 @@ async def default_secret(rt: Runtime, account_id: str) -> str:
             )
     except IntegrityError:
         pass  # created concurrently: the stored one wins
-    async with rt.engine.connect() as conn:
+    async with rt.store.reading() as conn:
         return (await conn.execute(query)).scalar_one()

@@ -7,15 +7,13 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from lunos_events.store.webhook_models import DELIVERY_PENDING, WebhookAttempt, WebhookDelivery
 from lunos_events.errors import Conflict, InvalidRequest
 from lunos_events.ids import now_ms
 from lunos_events.json_text import compact_json
 from lunos_events.runtime import Runtime
-from lunos_events.webhooks.delivery import enqueue_delivery
-from lunos_events.webhooks.drain import enqueue_drain
+from lunos_events.services.webhook_fanout import delivery_row, webhook_payload
+from lunos_events.store.webhook_models import DELIVERY_PENDING, WebhookAttempt, WebhookDelivery
 from lunos_events.webhooks.endpoints import load_endpoint, load_owned
-from lunos_events.webhooks.fanout import delivery_row, webhook_payload
 
 TEST_EVENT_TYPE = "webhook.test"
 DELIVERY_NOT_FOUND = "Webhook delivery not found"
@@ -65,7 +63,7 @@ async def endpoint_deliveries(
 ) -> list[dict[str, Any]]:
     """The endpoint's most recent deliveries first."""
     await load_endpoint(rt, account_id, endpoint_id)
-    async with rt.engine.connect() as conn:
+    async with rt.store.reading() as conn:
         rows = (
             await conn.execute(
                 select(WebhookDelivery)
@@ -83,7 +81,7 @@ async def _delivery_row(rt: Runtime, account_id: str, delivery_id: str) -> Any:
 
 async def get_delivery(rt: Runtime, account_id: str, delivery_id: str) -> dict[str, Any]:
     row = await _delivery_row(rt, account_id, delivery_id)
-    async with rt.engine.connect() as conn:
+    async with rt.store.reading() as conn:
         attempts = (
             await conn.execute(
                 select(WebhookAttempt)
@@ -102,7 +100,7 @@ async def redeliver(rt: Runtime, account_id: str, delivery_id: str) -> dict[str,
         if not endpoint.enabled:
             raise Conflict("The endpoint is disabled; enable it before redelivering")
     next_round = row.round + 1
-    async with rt.engine.begin() as conn:
+    async with rt.store.transaction() as conn:
         moved = await conn.execute(
             update(WebhookDelivery)
             .where(WebhookDelivery.id == delivery_id, WebhookDelivery.round == row.round)
@@ -117,7 +115,7 @@ async def redeliver(rt: Runtime, account_id: str, delivery_id: str) -> dict[str,
         )
     if moved.rowcount != 1:
         raise Conflict("The delivery was redelivered concurrently")
-    await enqueue_delivery(rt.redis, delivery_id, next_round)
+    await rt.bus.enqueue_delivery(delivery_id, next_round)
     return await get_delivery(rt, account_id, delivery_id)
 
 
@@ -137,7 +135,7 @@ async def send_test_event(rt: Runtime, account_id: str, endpoint_id: str) -> dic
         payload=webhook_payload(TEST_EVENT_TYPE, stamp, data),
         created_at_ms=stamp,
     )
-    async with rt.engine.begin() as conn:
+    async with rt.store.transaction() as conn:
         await conn.execute(WebhookDelivery.__table__.insert().values(**row))
-    await enqueue_drain(rt.redis)
+    await rt.bus.enqueue_drain()
     return await get_delivery(rt, account_id, row["id"])

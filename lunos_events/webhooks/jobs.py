@@ -9,10 +9,11 @@ from arq import Retry, cron, func
 from arq.cron import CronJob
 from arq.worker import Function
 
+from lunos_events.bus.jobs import DELIVER_WEBHOOK, DRAIN_WEBHOOKS
 from lunos_events.runtime import Runtime
 from lunos_events.settings import Settings
-from lunos_events.webhooks.delivery import DELIVER_WEBHOOK, Courier, deliver
-from lunos_events.webhooks.drain import DRAIN_WEBHOOKS, drain, relay_deliveries
+from lunos_events.webhooks.delivery import Courier, deliver
+from lunos_events.webhooks.drain import drain, relay_deliveries
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from lunos_events.ids import now_ms
+from lunos_events.runtime import Runtime
+from lunos_events.services.webhook_fanout import bump_webhooks_version
+from lunos_events.settings import Settings
+from lunos_events.store.transactions import Tx
 from lunos_events.store.webhook_models import (
     DELIVERY_DELIVERED,
     DELIVERY_FAILED,
@@ -23,11 +27,7 @@ from lunos_events.store.webhook_models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from lunos_events.ids import now_ms
-from lunos_events.runtime import Runtime
-from lunos_events.settings import Settings
 from lunos_events.webhooks.batching import Batcher
-from lunos_events.webhooks.fanout import bump_webhooks_version
 from lunos_events.webhooks.schedule import parse_schedule, retry_delay
 
 GONE_REASON = "the endpoint answered 410 Gone"
@@ -103,12 +103,12 @@ class AttemptRecorder:
         return decision.delay
 
     async def _write_batch(self, batch: list[tuple[Any, Outcome, Decision]]) -> list[None]:
-        async with self._rt.engine.begin() as conn:
+        async with self._rt.store.transaction() as conn:
             await _write(conn, batch)
         return [None] * len(batch)
 
 
-async def _write(conn: AsyncConnection, batch: list[tuple[Any, Outcome, Decision]]) -> None:
+async def _write(conn: Tx, batch: list[tuple[Any, Outcome, Decision]]) -> None:
     await conn.execute(
         WebhookAttempt.__table__.insert(),
         [
@@ -143,7 +143,7 @@ async def _write(conn: AsyncConnection, batch: list[tuple[Any, Outcome, Decision
             await _update_endpoint_health(conn, row, outcome.ok, decision)
 
 
-async def _update_endpoint_health(conn: AsyncConnection, row: Any, ok: bool, decision: Decision) -> None:
+async def _update_endpoint_health(conn: Tx, row: Any, ok: bool, decision: Decision) -> None:
     healthy_and_was = ok and row.failing_since_ms is None
     if healthy_and_was and decision.disable_reason is None:
         return  # the common case writes nothing

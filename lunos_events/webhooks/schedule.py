@@ -3,27 +3,14 @@
 from __future__ import annotations
 
 import random
-import re
 from email.utils import parsedate_to_datetime
 
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_DELAY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+# Re-exported: the webhook code and its tests take the schedule parser from here.
+from lunos_events.durations import parse_schedule as parse_schedule
+
 # Retry-After is honoured up to this long; a larger value is a misconfigured receiver, not a plan.
 MAX_RETRY_AFTER_SECONDS = 24 * 3600.0
 JITTER = 0.1
-
-
-def parse_schedule(text: str) -> tuple[float, ...]:
-    """`"5s,5m,30m,2h"` → (5.0, 300.0, 1800.0, 7200.0). An empty text means no retries."""
-    delays = []
-    for part in text.split(","):
-        if not part.strip():
-            continue
-        match = _DELAY.match(part)
-        if match is None:
-            raise ValueError(f"bad delay {part!r} in the webhook retry schedule (use e.g. 5s, 5m, 2h)")
-        delays.append(float(match.group(1)) * _UNITS[match.group(2)])
-    return tuple(delays)
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:

@@ -9,13 +9,13 @@ from arq import Retry, cron, func
 from arq.connections import ArqRedis
 from arq.worker import Worker
 from sqlalchemy import select
+from sqlmodel import col
 
-from lunos_events.store.models import PENDING, Operation
+from lunos_events.bus.jobs import TRACK_OPERATION
 from lunos_events.logs import operation_context
-from lunos_events.queue import TRACK_OPERATION, enqueue_tracking
 from lunos_events.runtime import Runtime
 from lunos_events.services import idempotency, limits
-from lunos_events.services.outbox import relay_unpublished
+from lunos_events.store.models import PENDING, Operation
 from lunos_events.webhooks.jobs import (
     close_webhook_courier,
     open_webhook_courier,
@@ -43,31 +43,27 @@ async def track_operation(ctx: dict[str, Any], operation_id: str) -> None:
 
 
 async def relay_events(ctx: dict[str, Any]) -> int:
-    return await relay_unpublished(ctx["rt"])
+    rt: Runtime = ctx["rt"]
+    return await rt.generations.outbox.relay_unpublished()
 
 
 async def reconcile_operations(ctx: dict[str, Any]) -> int:
     """Make sure every pending operation has a tracking job (lost queue, crash, Redis restart)."""
     rt: Runtime = ctx["rt"]
-    async with rt.engine.connect() as conn:
-        rows = (
-            await conn.execute(
-                select(Operation.id, Operation.account_id, Operation.deadline_at_ms).where(
-                    Operation.status == PENDING
-                )
-            )
-        ).all()
+    rows = await rt.store.all(
+        select(Operation.id, Operation.account_id, Operation.deadline_at_ms).where(
+            col(Operation.status) == PENDING
+        )
+    )
     enqueued = 0
     by_account: dict[str, list[tuple[str, int]]] = {}
     for row in rows:
-        enqueued += await enqueue_tracking(rt.redis, row.id)
+        enqueued += await rt.bus.enqueue_tracking(row.id)
         by_account.setdefault(row.account_id, []).append((row.id, row.deadline_at_ms))
     # A Redis that came back empty also lost the in-flight counts the tier limits rely on.
     restored = 0
     for account_id, operations in by_account.items():
-        restored += await limits.restore_in_flight(
-            rt.redis, rt.settings.redis_key_prefix, account_id, operations
-        )
+        restored += await limits.restore_in_flight(rt.bus, account_id, operations)
     if enqueued or restored:
         log.info(
             "reconcile: re-enqueued %d tracking job(s), restored %d in-flight slot(s)", enqueued, restored
@@ -77,7 +73,8 @@ async def reconcile_operations(ctx: dict[str, Any]) -> int:
 
 async def purge_idempotency_keys(ctx: dict[str, Any]) -> int:
     """Forget expired Idempotency-Keys (a repeat after expiry is a new request anyway)."""
-    return await idempotency.purge_expired(ctx["rt"].engine)
+    rt: Runtime = ctx["rt"]
+    return await idempotency.purge_expired(rt.store)
 
 
 async def _on_startup(ctx: dict[str, Any]) -> None:

@@ -15,7 +15,8 @@ import signal
 from arq import Worker
 from redis.exceptions import RedisError
 
-from lunos_events.runtime import Runtime, connect_redis
+from lunos_events.bus.redis_bus import connect_redis
+from lunos_events.runtime import Runtime
 from lunos_events.worker.app import build_worker
 
 log = logging.getLogger(__name__)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from lunos_events.store.models import COMPLETED, FAILED, PENDING, Operation
 from lunos_events.faults import crash_point
 from lunos_events.ids import now_ms
 from lunos_events.providers.base import Done, Failed, Pending, ProviderTransientError
 from lunos_events.runtime import Runtime
 from lunos_events.services.generations import START_FAILED, provider_job
-from lunos_events.services.lifecycle import finish_operation
+from lunos_events.store.models import COMPLETED, FAILED, PENDING, Operation
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +17,7 @@ TIMED_OUT = "Video generation timed out"
 
 
 async def load_operation(rt: Runtime, operation_id: str) -> Operation | None:
-    return await rt.reads.operation(operation_id)
+    return await rt.store.operation(operation_id)
 
 
 async def track(rt: Runtime, operation_id: str) -> float | None:
@@ -37,11 +36,11 @@ async def track(rt: Runtime, operation_id: str) -> float | None:
     if op.provider_operation is None:
         # Start is in flight in the API process, or that process died before recording it.
         if now - op.created_at_ms > rt.settings.start_grace_seconds * 1000:
-            await finish_operation(rt, op.id, FAILED, error=START_FAILED, refund=True)
+            await rt.generations.lifecycle.finish(op.id, FAILED, error=START_FAILED, refund=True)
             return None
         return interval
     if now > op.deadline_at_ms:
-        await finish_operation(rt, op.id, FAILED, error=TIMED_OUT, refund=True)
+        await rt.generations.lifecycle.finish(op.id, FAILED, error=TIMED_OUT, refund=True)
         return None
 
     try:
@@ -53,7 +52,7 @@ async def track(rt: Runtime, operation_id: str) -> float | None:
     if isinstance(result, Pending):
         return interval
     if isinstance(result, Failed):
-        await finish_operation(rt, op.id, FAILED, error=result.reason, refund=True)
+        await rt.generations.lifecycle.finish(op.id, FAILED, error=result.reason, refund=True)
         return None
     assert isinstance(result, Done)
     try:
@@ -63,5 +62,5 @@ async def track(rt: Runtime, operation_id: str) -> float | None:
         result.video_path.unlink(missing_ok=True)
     crash_point(rt.settings, "stored")
     url = await rt.storage.url_for(op.video_key)
-    await finish_operation(rt, op.id, COMPLETED, video_url=url)
+    await rt.generations.lifecycle.finish(op.id, COMPLETED, video_url=url)
     return None

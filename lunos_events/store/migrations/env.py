@@ -26,8 +26,8 @@ def run_on(connection: Connection) -> None:
 
 
 async def run_from_settings() -> None:
-    from lunos_events.store.engine import create_engine
     from lunos_events.settings import Settings
+    from lunos_events.store.engine import create_engine
 
     engine = create_engine(Settings().resolved_database_url())
     try:

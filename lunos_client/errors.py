@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 if TYPE_CHECKING:
-    from lunos_events.client.models import VideoStatus
+    from lunos_client.models import VideoStatus
 
 
 class LunosClientError(Exception):
@@ -129,8 +129,9 @@ def error_message(response: httpx.Response) -> str:
         body = response.json()
     except ValueError:
         body = None
-    if isinstance(body, dict) and isinstance(body.get("error"), str):
-        return body["error"]
+    message = body.get("error") if isinstance(body, dict) else None
+    if isinstance(message, str):
+        return message
     return response.reason_phrase or f"HTTP {response.status_code}"
 
 

@@ -1,6 +1,9 @@
-"""Python client for the lunos-events API: `LunosClient` (blocking) and `AsyncLunosClient`.
+"""The Python client of the lunos-events API: `LunosClient` (blocking) and `AsyncLunosClient`.
 
-from lunos_events.client import LunosClient
+A library of its own, usable without the server: it imports nothing from the server package and
+depends only on httpx (and anyio, which httpx already brings) plus the standard library.
+
+from lunos_client import LunosClient
 
 with LunosClient(api_key="lun_...", app_id="my-app") as client:
     video = client.video.generate_and_wait("A lion in the savannah", max_wait=300)
@@ -9,9 +12,9 @@ with LunosClient(api_key="lun_...", app_id="my-app") as client:
 
 from __future__ import annotations
 
-from lunos_events.client.async_client import AsyncLunosClient, AsyncVideoResource
-from lunos_events.client.config import DEFAULT_BASE_URL, ClientConfig
-from lunos_events.client.errors import (
+from lunos_client.async_client import AsyncLunosClient, AsyncVideoResource
+from lunos_client.config import DEFAULT_BASE_URL, ClientConfig
+from lunos_client.errors import (
     APIConnectionError,
     APIError,
     AuthenticationError,
@@ -28,8 +31,8 @@ from lunos_events.client.errors import (
     VideoNotReadyError,
     WaitTimeoutError,
 )
-from lunos_events.client.models import VideoEvent, VideoGeneration, VideoPage, VideoStatus
-from lunos_events.client.sync_client import LunosClient, VideoResource
+from lunos_client.models import VideoEvent, VideoGeneration, VideoPage, VideoStatus
+from lunos_client.sync_client import LunosClient, VideoResource
 
 __all__ = [
     "DEFAULT_BASE_URL",

@@ -10,15 +10,15 @@ from typing import Any
 
 import httpx
 
-from lunos_events.client import calls
-from lunos_events.client.calls import Call
-from lunos_events.client.config import DEFAULT_BASE_URL, ClientConfig
-from lunos_events.client.download import ProgressCallback, VideoFile, broken_download, video_url_of
-from lunos_events.client.models import VideoEvent, VideoStatus
-from lunos_events.client.streaming import TICK, StreamSession, Tick
-from lunos_events.client.transport import SyncTransport
-from lunos_events.client.video_api import VideoAPI
-from lunos_events.client.waiting import (
+from lunos_client import calls
+from lunos_client.calls import Call
+from lunos_client.config import DEFAULT_BASE_URL, ClientConfig
+from lunos_client.download import ProgressCallback, VideoFile, broken_download, video_url_of
+from lunos_client.models import VideoEvent, VideoStatus
+from lunos_client.streaming import TICK, StreamSession, Tick
+from lunos_client.transport import SyncTransport
+from lunos_client.video_api import VideoAPI
+from lunos_client.waiting import (
     DEFAULT_MAX_WAIT,
     DEFAULT_POLL_INTERVAL,
     STREAM_TROUBLE,
@@ -31,7 +31,7 @@ class VideoResource(VideoAPI):
     def __init__(self, transport: SyncTransport) -> None:
         self._transport = transport
 
-    def _send(self, call: Call) -> Any:
+    def _send(self, call: Call[object]) -> Any:
         return self._transport.send(call)
 
     def stream_events(

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import httpx
 
-from lunos_events.client.errors import APIConnectionError, GenerationFailedError, VideoNotReadyError
-from lunos_events.client.models import VideoStatus
+from lunos_client.errors import APIConnectionError, GenerationFailedError, VideoNotReadyError
+from lunos_client.models import VideoStatus
 
 CHUNK_BYTES = 64 * 1024
 # Called with (bytes written so far, total bytes or None when the server did not say).

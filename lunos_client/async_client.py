@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
 
-from lunos_events.client import calls
-from lunos_events.client.calls import Call
-from lunos_events.client.config import DEFAULT_BASE_URL, ClientConfig
-from lunos_events.client.download import ProgressCallback, VideoFile, broken_download, video_url_of
-from lunos_events.client.models import VideoEvent, VideoStatus
-from lunos_events.client.streaming import TICK, StreamSession, Tick
-from lunos_events.client.transport import AsyncTransport
-from lunos_events.client.video_api import VideoAPI
-from lunos_events.client.waiting import (
+from lunos_client import calls
+from lunos_client.calls import Call
+from lunos_client.config import DEFAULT_BASE_URL, ClientConfig
+from lunos_client.download import ProgressCallback, VideoFile, broken_download, video_url_of
+from lunos_client.models import VideoEvent, VideoStatus
+from lunos_client.streaming import TICK, StreamSession, Tick
+from lunos_client.transport import AsyncTransport
+from lunos_client.video_api import VideoAPI
+from lunos_client.waiting import (
     DEFAULT_MAX_WAIT,
     DEFAULT_POLL_INTERVAL,
     STREAM_TROUBLE,
@@ -31,7 +31,7 @@ class AsyncVideoResource(VideoAPI):
     def __init__(self, transport: AsyncTransport) -> None:
         self._transport = transport
 
-    def _send(self, call: Call) -> Any:
+    def _send(self, call: Call[object]) -> Any:
         return self._transport.send(call)  # an awaitable
 
     async def stream_events(
@@ -49,7 +49,7 @@ class AsyncVideoResource(VideoAPI):
             if not isinstance(item, Tick):
                 yield item
 
-    async def _session_items(self, session: StreamSession) -> AsyncIterator[VideoEvent | Tick]:
+    async def _session_items(self, session: StreamSession) -> AsyncGenerator[VideoEvent | Tick, None]:
         while True:
             response = await self._transport.open(session.next_call())
             failure: httpx.TransportError | None = None

@@ -10,9 +10,10 @@ from urllib.parse import quote
 
 import httpx
 
-from lunos_events.client.models import VideoGeneration, VideoPage, VideoStatus
+from lunos_client.models import VideoGeneration, VideoPage, VideoStatus
 
-T = TypeVar("T")
+# Covariant: a call read as a VideoStatus is also a call whose answer is some object.
+T_co = TypeVar("T_co", covariant=True)
 
 GENERATIONS = "/v1/video/generations"
 ACCOUNT_EVENTS = "/v1/video/events"
@@ -30,12 +31,12 @@ def _json(response: httpx.Response) -> Any:
 
 
 @dataclass(frozen=True)
-class Call(Generic[T]):
+class Call(Generic[T_co]):
     """One request: what to send and how to read a successful answer."""
 
     method: str
     url: str  # a path under the base URL, or an absolute URL (events_url, video_url)
-    parse: Callable[[httpx.Response], T] = _json
+    parse: Callable[[httpx.Response], T_co] = _json
     params: dict[str, str] | None = None
     json: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from lunos_events.client import calls
-from lunos_events.client.errors import APIConnectionError, APIError, GenerationFailedError, WaitTimeoutError
-from lunos_events.client.models import VideoStatus
-from lunos_events.client.streaming import StreamSession
-from lunos_events.client.transport import RetryPolicy
+from lunos_client import calls
+from lunos_client.errors import APIConnectionError, APIError, GenerationFailedError, WaitTimeoutError
+from lunos_client.models import VideoStatus
+from lunos_client.streaming import StreamSession
+from lunos_client.transport import RetryPolicy
 
 DEFAULT_POLL_INTERVAL = 10.0
 DEFAULT_MAX_WAIT = 300.0

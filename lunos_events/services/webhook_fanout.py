@@ -1,5 +1,6 @@
 """Which deliveries an event owes, written inside the transaction that stores the event.
 
+Webhooks are one consumer of the event store: `record_deliveries` is what storing an event calls.
 Because the deliveries commit together with the event (and the event with the state change), a
 status change can never be stored without its webhooks, whatever process dies afterwards.
 """
@@ -10,19 +11,23 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Update, bindparam, insert, select, update
+from sqlmodel import col
 
-from lunos_events.store.models import PENDING, TERMINAL_STATUSES, Account
-from lunos_events.store.webhook_models import OperationWebhook, WebhookDelivery, WebhookEndpoint
 from lunos_events.errors import InvalidRequest
 from lunos_events.json_text import compact_json
 from lunos_events.services.status import event_type
+from lunos_events.store.models import PENDING, TERMINAL_STATUSES, Account
+from lunos_events.store.transactions import Store, Tx
+from lunos_events.store.webhook_models import (
+    DELIVERY_PENDING,
+    OperationWebhook,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from lunos_events.webhooks.targets import check_url_syntax
-
-if TYPE_CHECKING:
-    from lunos_events.db.writes import Tx
 
 DELIVERY_ID_PREFIX = "msg_"
 EVENT_TYPES = frozenset(event_type(s) for s in {PENDING, *TERMINAL_STATUSES})
@@ -66,20 +71,17 @@ def parse_request_webhook(body: dict[str, Any]) -> RequestWebhook | None:
 _INSERT_REQUEST_WEBHOOK = insert(OperationWebhook.__table__)
 _ENABLED_ENDPOINTS = select(
     WebhookEndpoint.id, WebhookEndpoint.url, WebhookEndpoint.events, WebhookEndpoint.app_id
-).where(WebhookEndpoint.account_id == bindparam("account_id"), WebhookEndpoint.enabled.is_(True))
+).where(col(WebhookEndpoint.account_id) == bindparam("account_id"), col(WebhookEndpoint.enabled).is_(True))
 _REQUEST_WEBHOOK = select(OperationWebhook.url, OperationWebhook.events).where(
-    OperationWebhook.operation_id == bindparam("operation_id")
+    col(OperationWebhook.operation_id) == bindparam("operation_id")
 )
 _INSERT_DELIVERY = insert(WebhookDelivery.__table__)
 
 
-def store_request_webhook(tx: Tx, account_id: str, operation_id: str, hook: RequestWebhook) -> None:
-    tx.execute(
+async def store_request_webhook(tx: Tx, account_id: str, operation_id: str, hook: RequestWebhook) -> None:
+    await tx.execute(
         _INSERT_REQUEST_WEBHOOK,
-        operation_id=operation_id,
-        account_id=account_id,
-        url=hook.url,
-        events=hook.events,
+        {"operation_id": operation_id, "account_id": account_id, "url": hook.url, "events": hook.events},
     )
 
 
@@ -126,7 +128,9 @@ def bump_webhooks_version(account_id: str) -> Update:
     """Run it in the transaction of every change to the account's endpoints: it tells each writer
     that the endpoints it keeps for the account (`enabled_endpoints`) are stale."""
     return (
-        update(Account).where(Account.id == account_id).values(webhooks_version=Account.webhooks_version + 1)
+        update(Account)
+        .where(col(Account.id) == account_id)
+        .values(webhooks_version=col(Account.webhooks_version) + 1)
     )
 
 
@@ -138,7 +142,7 @@ MAX_CACHED_ACCOUNTS = 10_000
 ENDPOINTS_REUSE_SECONDS = 60.0
 
 
-def enabled_endpoints(tx: Tx, account_id: str, webhooks_version: int) -> list[tuple[Any, ...]]:
+async def enabled_endpoints(tx: Tx, account_id: str, webhooks_version: int) -> list[tuple[Any, ...]]:
     """The account's enabled endpoints (id, url, events, app_id), read again only when
     `webhooks_version` (read in this transaction) differs from the one they were read at, or they
     were read `ENDPOINTS_REUSE_SECONDS` ago.
@@ -149,17 +153,18 @@ def enabled_endpoints(tx: Tx, account_id: str, webhooks_version: int) -> list[tu
     """
     key = ("webhook_endpoints", account_id)
     now = time.monotonic()
-    cached = tx.cache.get(key)
+    cached = tx.memo.get(key)
     if cached is not None and cached[0] == webhooks_version and now - cached[1] < ENDPOINTS_REUSE_SECONDS:
-        return cached[2]
-    rows = tx.execute(_ENABLED_ENDPOINTS, account_id=account_id).rows
-    if len(tx.cache) >= MAX_CACHED_ACCOUNTS:
-        tx.cache.clear()
-    tx.cache[key] = (webhooks_version, now, rows)
+        rows: list[tuple[Any, ...]] = cached[2]
+        return rows
+    rows = [tuple(row) for row in await tx.execute(_ENABLED_ENDPOINTS, {"account_id": account_id})]
+    if len(tx.memo) >= MAX_CACHED_ACCOUNTS:
+        tx.memo.clear()
+    tx.memo[key] = (webhooks_version, now, rows)
     return rows
 
 
-def record_deliveries(
+async def record_deliveries(
     tx: Tx,
     *,
     account_id: str,
@@ -180,16 +185,18 @@ def record_deliveries(
     """
     targets: list[tuple[str | None, str]] = [
         (endpoint_id, url)
-        for endpoint_id, url, events, endpoint_app in enabled_endpoints(tx, account_id, webhooks_version)
+        for endpoint_id, url, events, endpoint_app in await enabled_endpoints(
+            tx, account_id, webhooks_version
+        )
         if type in events and (endpoint_app is None or endpoint_app == app_id)
     ]
-    hook = tx.execute(_REQUEST_WEBHOOK, operation_id=operation_id).first() if request_webhook else None
+    hook = await tx.first(_REQUEST_WEBHOOK, operation_id=operation_id) if request_webhook else None
     if hook is not None and type in hook[1]:
         targets.append((None, hook[0]))
     if not targets:
         return 0
     payload = webhook_payload(type, created_at_ms, data)
-    tx.execute_many(
+    await tx.execute(
         _INSERT_DELIVERY,
         [
             delivery_row(
@@ -205,3 +212,23 @@ def record_deliveries(
         ],
     )
     return len(targets)
+
+
+# A delivery no attempt has been made of, never redelivered: owned by the drain jobs
+# (webhooks/drain.py), which an event's release wakes.
+FRESH_DELIVERY = (
+    col(WebhookDelivery.status) == DELIVERY_PENDING,
+    col(WebhookDelivery.attempts) == 0,
+    col(WebhookDelivery.round) == 0,
+)
+
+
+async def owes_fresh_deliveries(store: Store, account_id: str, seq: int) -> bool:
+    """Whether an event still has fresh deliveries (for events read back, whose count is unknown)."""
+    owed = await store.first(
+        select(WebhookDelivery.id)
+        .where(col(WebhookDelivery.account_id) == account_id, col(WebhookDelivery.event_seq) == seq)
+        .where(*FRESH_DELIVERY)
+        .limit(1)
+    )
+    return owed is not None

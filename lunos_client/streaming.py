@@ -11,10 +11,10 @@ from dataclasses import dataclass, field, replace
 
 import httpx
 
-from lunos_events.client.calls import Call
-from lunos_events.client.errors import APIConnectionError
-from lunos_events.client.models import VideoEvent
-from lunos_events.client.transport import RetryPolicy
+from lunos_client.calls import Call
+from lunos_client.errors import APIConnectionError
+from lunos_client.models import VideoEvent
+from lunos_client.transport import RetryPolicy
 
 
 class Tick:
@@ -65,7 +65,7 @@ class StreamSession:
     closes it, and answers 204 to a reconnect); the account stream never is.
     """
 
-    call: Call
+    call: Call[None]
     policy: RetryPolicy
     last_event_id: int | None = None
     ends_on_final: bool = False
@@ -75,7 +75,7 @@ class StreamSession:
     _idle_connections: int = 0  # consecutive connections that brought nothing
     _heard: bool = False
 
-    def next_call(self) -> Call:
+    def next_call(self) -> Call[None]:
         self._decoder = SseDecoder(retry_ms=self._decoder.retry_ms)
         self._heard = False
         call = self.call

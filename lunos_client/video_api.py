@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from lunos_events.client import calls
-from lunos_events.client.calls import Call
-from lunos_events.client.models import DEFAULT_MODEL, MP4, WIDESCREEN, generation_body
+from lunos_client import calls
+from lunos_client.calls import Call
+from lunos_client.models import DEFAULT_MODEL, MP4, WIDESCREEN, generation_body
 
 
 class VideoAPI:
-    def _send(self, call: Call) -> Any:
+    def _send(self, call: Call[object]) -> Any:
         raise NotImplementedError
 
     def generate_video(
@@ -75,7 +75,7 @@ class VideoAPI:
         """One `VideoPage` of the account's generations, newest first; `after=page.next_after` for more."""
         return self._send(calls.list_generations(status=status, app_id=app_id, limit=limit, after=after))
 
-    def _stream_call(self, operation_id: str | None, app_id: str | None) -> Call:
+    def _stream_call(self, operation_id: str | None, app_id: str | None) -> Call[None]:
         if operation_id is None:
             return calls.account_events(app_id)
         return calls.operation_events(operation_id)

@@ -10,13 +10,14 @@ from __future__ import annotations
 import random
 import time
 from itertools import count
+from typing import TypeVar
 
 import anyio
 import httpx
 
-from lunos_events.client.calls import Call
-from lunos_events.client.config import ClientConfig
-from lunos_events.client.errors import (
+from lunos_client.calls import Call
+from lunos_client.config import ClientConfig
+from lunos_client.errors import (
     APIConnectionError,
     APIError,
     error_from_response,
@@ -24,6 +25,7 @@ from lunos_events.client.errors import (
 )
 
 Failure = httpx.TransportError | APIError
+T = TypeVar("T")
 
 
 class RetryPolicy:
@@ -32,10 +34,12 @@ class RetryPolicy:
 
     def backoff(self, attempt: int) -> float:
         """Exponential backoff with jitter, so many clients do not come back at the same instant."""
-        ceiling = min(self.config.max_backoff_seconds, self.config.backoff_seconds * 2**attempt)
+        ceiling = min(self.config.max_backoff_seconds, self.config.backoff_seconds * 2.0**attempt)
         return ceiling * (0.5 + random.random() / 2)
 
-    def next_delay(self, call: Call, attempt: int, failure: Failure, retry_after: float | None) -> float:
+    def next_delay(
+        self, call: Call[object], attempt: int, failure: Failure, retry_after: float | None
+    ) -> float:
         """Seconds to wait before attempt `attempt + 1`; raises the typed error when not retrying."""
         error = failure if isinstance(failure, APIError) else _connection_error(call, failure)
         retryable = (
@@ -50,7 +54,7 @@ class RetryPolicy:
         return self.backoff(attempt)
 
 
-def _connection_error(call: Call, exc: httpx.TransportError) -> APIConnectionError:
+def _connection_error(call: Call[object], exc: httpx.TransportError) -> APIConnectionError:
     return APIConnectionError(f"{call.method} {call.url}: {type(exc).__name__}: {exc}".rstrip(": "))
 
 
@@ -60,7 +64,7 @@ class _TransportBase:
         self.policy = RetryPolicy(config)
         self._origin = httpx.URL(config.base_url)
 
-    def _headers(self, url: httpx.URL, call: Call) -> dict[str, str]:
+    def _headers(self, url: httpx.URL, call: Call[object]) -> dict[str, str]:
         # The API key goes to the API's own origin only: never to a storage host serving videos,
         # nor to another host named in an events_url (those carry their own token).
         same_origin = (url.scheme, url.host, url.port) == (
@@ -71,12 +75,12 @@ class _TransportBase:
         base = self.config.headers() if same_origin else {}
         return {**base, **call.headers}
 
-    def _url(self, call: Call) -> httpx.URL:
+    def _url(self, call: Call[object]) -> httpx.URL:
         if call.url.startswith(("http://", "https://")):
             return httpx.URL(call.url)
         return httpx.URL(self.config.base_url + call.url)
 
-    def _request(self, http: httpx.Client | httpx.AsyncClient, call: Call) -> httpx.Request:
+    def _request(self, http: httpx.Client | httpx.AsyncClient, call: Call[object]) -> httpx.Request:
         url = self._url(call)
         timeout = call.timeout if call.timeout is not None else self.config.timeout
         return http.build_request(
@@ -98,7 +102,7 @@ class SyncTransport(_TransportBase):
         super().__init__(config)
         self.http = http or httpx.Client(timeout=config.timeout)
 
-    def open(self, call: Call) -> httpx.Response:
+    def open(self, call: Call[object]) -> httpx.Response:
         """A successful response with its body not yet read; the caller closes it."""
         for attempt in count():
             retry_after = None
@@ -120,7 +124,7 @@ class SyncTransport(_TransportBase):
             time.sleep(self.policy.next_delay(call, attempt, failure, retry_after))
         raise AssertionError("unreachable")
 
-    def send(self, call: Call):  # type: ignore[no-untyped-def]
+    def send(self, call: Call[T]) -> T:
         """Run a call and parse its answer."""
         response = self.open(call)
         try:
@@ -140,7 +144,7 @@ class AsyncTransport(_TransportBase):
         super().__init__(config)
         self.http = http or httpx.AsyncClient(timeout=config.timeout)
 
-    async def open(self, call: Call) -> httpx.Response:
+    async def open(self, call: Call[object]) -> httpx.Response:
         """A successful response with its body not yet read; the caller closes it."""
         for attempt in count():
             retry_after = None
@@ -162,7 +166,7 @@ class AsyncTransport(_TransportBase):
             await anyio.sleep(self.policy.next_delay(call, attempt, failure, retry_after))
         raise AssertionError("unreachable")
 
-    async def send(self, call: Call):  # type: ignore[no-untyped-def]
+    async def send(self, call: Call[T]) -> T:
         """Run a call and parse its answer."""
         response = await self.open(call)
         try:

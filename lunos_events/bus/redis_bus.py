@@ -1,0 +1,101 @@
+"""The Bus port: what goes between processes through Redis.
+
+- events: `publish` rings the doorbell for a stored event (bus/messages.py has the format), and
+  `pubsub()` gives an API process's event hub its subscription;
+- jobs: `enqueue` hands a job to the arq workers, through arq's own `enqueue_job` (optionally with
+  a fixed id, so it is queued at most once, and deferred);
+- limits: the tier limits' scripts (bus/limits.py).
+
+Implemented once on redis-py's asyncio client (with hiredis installed, replies are parsed in C) and
+arq. Redis holds nothing that the database cannot rebuild: the worker's reconcile re-queues
+tracking and restores in-flight slots after Redis lost its data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from arq import create_pool
+from arq.connections import ArqRedis, RedisSettings
+from redis.asyncio.client import PubSub
+
+from lunos_events.bus.jobs import (
+    DELIVER_WEBHOOK,
+    DRAIN_WEBHOOKS,
+    TRACK_OPERATION,
+    delivery_job_id,
+    drain_job_id,
+    drain_window,
+    tracking_job_id,
+)
+from lunos_events.bus.limits import LimitScripts
+from lunos_events.bus.messages import encode_event
+from lunos_events.settings import Settings
+from lunos_events.store.records import StoredEvent
+
+
+class Bus:
+    def __init__(self, redis: ArqRedis, *, events_channel: str, key_prefix: str) -> None:
+        self.redis = redis
+        self.events_channel = events_channel
+        self.limits = LimitScripts(redis, key_prefix)
+
+    async def publish(self, event: StoredEvent) -> None:
+        await self.redis.publish(self.events_channel, encode_event(event))
+
+    def pubsub(self) -> PubSub:
+        return self.redis.pubsub()
+
+    async def enqueue(
+        self, function: str, *args: Any, job_id: str | None = None, defer_seconds: float = 0
+    ) -> bool:
+        """Queue a job; False when `job_id` is already queued, running or holding a result."""
+        job = await self.redis.enqueue_job(function, *args, _job_id=job_id, _defer_by=defer_seconds or None)
+        return job is not None
+
+    async def enqueue_tracking(self, operation_id: str, defer_seconds: float = 0) -> bool:
+        return await self.enqueue(
+            TRACK_OPERATION, operation_id, job_id=tracking_job_id(operation_id), defer_seconds=defer_seconds
+        )
+
+    async def enqueue_drain(self) -> bool:
+        """Wake this window's webhook drain (one job per window, however many events ask)."""
+        window = drain_window()
+        return await self.enqueue(DRAIN_WEBHOOKS, window, job_id=drain_job_id(window))
+
+    async def enqueue_delivery(self, delivery_id: str, round_: int = 0, defer_seconds: float = 0) -> bool:
+        return await self.enqueue(
+            DELIVER_WEBHOOK,
+            delivery_id,
+            round_,
+            job_id=delivery_job_id(delivery_id, round_),
+            defer_seconds=defer_seconds,
+        )
+
+    async def queue_depth(self) -> int:
+        return int(await self.redis.zcard(self.redis.default_queue_name))
+
+    async def ping(self) -> None:
+        await self.redis.ping()
+
+    async def aclose(self) -> None:
+        await self.redis.aclose()
+
+
+def redis_settings(settings: Settings) -> RedisSettings:
+    if not settings.redis_url:
+        raise RuntimeError("LUNOS_REDIS_URL is not set (only `lunos-events dev` embeds a Redis)")
+    return RedisSettings.from_dsn(settings.redis_url)
+
+
+async def connect_redis(settings: Settings) -> ArqRedis:
+    """A connection pool to the settings' Redis, as arq's workers and enqueuers use it."""
+    return await create_pool(redis_settings(settings), default_queue_name=settings.queue_name)
+
+
+async def connect_bus(settings: Settings) -> Bus:
+    return Bus(
+        await connect_redis(settings),
+        events_channel=settings.events_channel,
+        key_prefix=settings.redis_key_prefix,
+    )

@@ -1,0 +1,125 @@
+"""The Store port: the one way the service reads and writes its database.
+
+    async with store.transaction() as tx:      # commits at the end of the block, or rolls back
+        await tx.execute(statement, {"name": value})
+    row = await store.first(statement, name=value)   # a read outside any transaction
+
+Implemented once, on SQLAlchemy 2's async Core: asyncpg on PostgreSQL, aiosqlite on SQLite. The only
+difference between the two is in the engines (store/engine.py): SQLite gets a separate one-connection
+write engine whose transactions begin IMMEDIATE, because SQLite serialises writers anyway.
+Transaction bodies are plain async code; they must not call the network (a transaction holds row
+locks on PostgreSQL and the whole file on SQLite).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import Executable, Row, Select, bindparam, select
+from sqlalchemy.engine import CursorResult, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlmodel import col
+
+from lunos_events.store.engine import create_engine, create_sqlite_write_engine, is_sqlite_file
+from lunos_events.store.migrate import upgrade_database
+from lunos_events.store.models import Account, ApiKey, Operation
+from lunos_events.store.records import OperationStatus
+
+Params = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
+
+
+class Tx:
+    """An open transaction: statements, and the store's memo for values checked against a version
+    read in the transaction (see services/webhook_fanout.py)."""
+
+    __slots__ = ("conn", "memo")
+
+    def __init__(self, conn: AsyncConnection, memo: dict[Any, Any]) -> None:
+        self.conn = conn
+        self.memo = memo
+
+    async def execute(self, statement: Executable, params: Params = None) -> CursorResult[Any]:
+        """Run a statement; a list of parameter sets runs it once per set (executemany)."""
+        return await self.conn.execute(statement, params)
+
+    async def first(self, statement: Executable, **params: Any) -> Row[Any] | None:
+        return (await self.conn.execute(statement, params)).first()
+
+
+_API_KEY_OWNER = (
+    select(Account.id, Account.tier)
+    .join(ApiKey, col(ApiKey.account_id) == col(Account.id))
+    .where(col(ApiKey.key_hash) == bindparam("key_hash"), col(ApiKey.revoked_at_ms).is_(None))
+)
+_OPERATION_STATUS = select(Operation.status, Operation.video_url, Operation.error, Operation.video_key).where(
+    col(Operation.id) == bindparam("operation_id"), col(Operation.account_id) == bindparam("account_id")
+)
+_OPERATION_ROW = select(*Operation.__table__.columns).where(  # type: ignore[attr-defined]
+    col(Operation.id) == bindparam("operation_id")
+)
+
+
+class Store:
+    def __init__(self, engine: AsyncEngine, write_engine: AsyncEngine | None = None) -> None:
+        self.engine = engine  # reads (and writes, unless a separate write engine is given)
+        self._writer = write_engine or engine
+        self._memo: dict[Any, Any] = {}
+
+    @classmethod
+    def open(cls, database_url: str) -> Store:
+        engine = create_engine(database_url)
+        if is_sqlite_file(make_url(database_url)):
+            return cls(engine, create_sqlite_write_engine(database_url))
+        return cls(engine)
+
+    async def migrate(self) -> None:
+        """Apply pending schema migrations (a no-op when there are none)."""
+        await upgrade_database(self._writer)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+        if self._writer is not self.engine:
+            await self._writer.dispose()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        """A write transaction: committed when the block ends, rolled back if it raises."""
+        async with self._writer.begin() as conn:
+            yield Tx(conn, self._memo)
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for several reads in a row (each its own snapshot on SQLite)."""
+        async with self.engine.connect() as conn:
+            yield conn
+
+    async def first(self, statement: Executable, **params: Any) -> Row[Any] | None:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(statement, params)).first()
+
+    async def all(self, statement: Executable, **params: Any) -> Sequence[Row[Any]]:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(statement, params)).all()
+
+    async def scalar(self, statement: Select[Any], **params: Any) -> Any:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(statement, params)).scalar()
+
+    # The reads of the hot paths, typed.
+
+    async def api_key_owner(self, key_hash: str) -> tuple[str, str] | None:
+        """(account id, tier) of a live API key."""
+        row = await self.first(_API_KEY_OWNER, key_hash=key_hash)
+        return None if row is None else (row[0], row[1])
+
+    async def operation_status(self, operation_id: str, account_id: str) -> OperationStatus | None:
+        row = await self.first(_OPERATION_STATUS, operation_id=operation_id, account_id=account_id)
+        return None if row is None else OperationStatus(*row)
+
+    async def operation(self, operation_id: str) -> Operation | None:
+        """The whole operation row (what a tracking poll needs)."""
+        row = await self.first(_OPERATION_ROW, operation_id=operation_id)
+        # A stored row needs no validation (it costs ~70 µs on a table model).
+        return None if row is None else Operation.model_construct(**row._asdict())
