@@ -3,8 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 from lunos_events.money import CURRENCY, format_amount
+
+
+class PublicModel(TypedDict):
+    """A model as `GET /v1/models` lists it."""
+
+    id: str
+    description: str
+    price_per_second: str
+    currency: str
+    default_duration_seconds: int
+    durations: list[int]
+    aspect_ratios: list[str]
+    resolutions: list[str]
+    person_generation: list[str]
+    accepts_seed: bool
 
 
 @dataclass(frozen=True)
@@ -24,7 +40,7 @@ class ModelSpec:
     def cost_cents(self, duration_seconds: int) -> int:
         return self.price_per_second_cents * duration_seconds
 
-    def public_view(self) -> dict:
+    def public_view(self) -> PublicModel:
         return {
             "id": self.id,
             "description": self.description,

@@ -18,7 +18,11 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-_BUCKET_LABELS = (*(floatToGoString(bound) for bound in LATENCY_BUCKETS), "+Inf")
+_BUCKET_LABELS: tuple[str, ...] = (
+    # prometheus_client leaves floatToGoString unannotated (it takes a float, returns a str).
+    *(floatToGoString(bound) for bound in LATENCY_BUCKETS),  # type: ignore[no-untyped-call]
+    "+Inf",
+)
 UNMATCHED = "unmatched"
 
 
@@ -104,7 +108,10 @@ class MetricsMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics, routes: list[BaseRoute]) -> None:
         self.app = app
         self.metrics = metrics
-        self.templates = {route.endpoint: route.path for route in routes if isinstance(route, Route)}
+        # Keyed by endpoint; looked up with whatever the router left in the scope (possibly nothing).
+        self.templates: dict[object, str] = {
+            route.endpoint: route.path for route in routes if isinstance(route, Route)
+        }
 
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         if scope["type"] != "http":

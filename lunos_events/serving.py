@@ -7,7 +7,8 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import AsyncIterator, Callable
+import socket
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import uvicorn
 
@@ -27,10 +28,10 @@ class ApiServer(uvicorn.Server):
         self._on_shutdown = on_shutdown
 
     @contextlib.contextmanager
-    def capture_signals(self):  # type: ignore[override]
+    def capture_signals(self) -> Iterator[None]:
         yield
 
-    async def shutdown(self, sockets=None) -> None:  # type: ignore[no-untyped-def]
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         # Event streams never end by themselves, and sse-starlette cannot see this server stop (it
         # watches uvicorn's signal handlers, which this server does not install): end them first,
         # so their responses finish cleanly instead of being cancelled after the grace period.

@@ -8,8 +8,8 @@ from email.utils import formatdate
 import pytest
 
 from lunos_events.errors import InvalidRequest
+from lunos_events.url_guard import UnsafeTarget, address_allowed, resolve_target
 from lunos_events.webhooks.schedule import parse_retry_after, parse_schedule, retry_delay
-from lunos_events.webhooks.targets import UnsafeTarget, address_allowed, resolve_target
 
 pytestmark = pytest.mark.anyio
 

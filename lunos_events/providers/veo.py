@@ -59,18 +59,18 @@ class VeoProvider:
         self._work_dir = work_dir
         # Project + location (application default credentials) wins over an express-mode API key,
         # as in the SDK; the two are mutually exclusive in its initializer.
-        credentials: dict[str, str | None] = (
-            {"project": config.project, "location": config.location or "global"}
-            if config.project
-            else {"api_key": config.api_key}
+        http_options = types.HttpOptions(
+            base_url=config.base_url, timeout=int(config.request_timeout_seconds * 1000)
         )
-        self._client = genai.Client(
-            vertexai=True,
-            **credentials,
-            http_options=types.HttpOptions(
-                base_url=config.base_url, timeout=int(config.request_timeout_seconds * 1000)
-            ),
-        )
+        if config.project:
+            self._client = genai.Client(
+                vertexai=True,
+                project=config.project,
+                location=config.location or "global",
+                http_options=http_options,
+            )
+        else:
+            self._client = genai.Client(vertexai=True, api_key=config.api_key, http_options=http_options)
         self._downloads = httpx.AsyncClient(timeout=config.request_timeout_seconds, follow_redirects=True)
 
     async def start(self, job: GenerationJob) -> str:
@@ -107,8 +107,10 @@ class VeoProvider:
             http_options=types.HttpOptions(retry_options=types.HttpRetryOptions(attempts=1))
         )
         try:
+            # model_validate, not the constructor: `name` is declared on the SDK's non-pydantic
+            # `Operation` base, so the pydantic mypy plugin does not see it as an __init__ argument.
             operation = await self._client.aio.operations.get(
-                types.GenerateVideosOperation(name=operation_name), config=once
+                types.GenerateVideosOperation.model_validate({"name": operation_name}), config=once
             )
         except genai_errors.APIError as exc:
             if exc.code == 404:

@@ -90,7 +90,7 @@ async def _free_ended_slots(generations: Generations, account_id: str) -> bool:
     holders = await limits.operations_in_flight(generations.bus, account_id)
     if not holders:
         return False
-    ended_query = select(Operation.id).where(
+    ended_query = select(col(Operation.id)).where(
         col(Operation.id).in_(holders),
         col(Operation.account_id) == account_id,
         col(Operation.status) != PENDING,

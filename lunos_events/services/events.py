@@ -32,7 +32,7 @@ _NEXT_SEQ = (
     .values(event_seq=col(Account.event_seq) + 1)
     .returning(col(Account.event_seq), col(Account.webhooks_version))
 )
-_INSERT = insert(Event.__table__)  # type: ignore[arg-type]  # SQLModel types __table__ loosely
+_INSERT = insert(Event.__table__)  # type: ignore[attr-defined]  # SQLModel declares no __table__
 _MARK_PUBLISHED = (
     update(Event)
     .where(

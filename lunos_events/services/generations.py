@@ -35,7 +35,7 @@ from lunos_events.storage.base import VideoStorage
 from lunos_events.store.models import CANCELLED, COMPLETED, FAILED, PENDING, Operation
 from lunos_events.store.records import StoredEvent
 from lunos_events.store.transactions import Store
-from lunos_events.webhooks.targets import resolve_target
+from lunos_events.url_guard import resolve_target
 
 log = logging.getLogger(__name__)
 

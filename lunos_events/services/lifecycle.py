@@ -39,7 +39,7 @@ _CREDIT = (
     .where(col(Account.id) == bindparam("account_id"))
     .values(balance_cents=col(Account.balance_cents) + bindparam("amount"))
 )
-_INSERT_OPERATION = insert(Operation.__table__)  # type: ignore[arg-type]  # SQLModel types __table__ loosely
+_INSERT_OPERATION = insert(Operation.__table__)  # type: ignore[attr-defined]  # SQLModel declares no __table__
 _ATTACH = (
     update(Operation)
     .where(col(Operation.id) == bindparam("operation_id"), col(Operation.provider_operation).is_(None))

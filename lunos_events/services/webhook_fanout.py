@@ -27,7 +27,7 @@ from lunos_events.store.webhook_models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from lunos_events.webhooks.targets import check_url_syntax
+from lunos_events.url_guard import check_url_syntax
 
 DELIVERY_ID_PREFIX = "msg_"
 EVENT_TYPES = frozenset(event_type(s) for s in {PENDING, *TERMINAL_STATUSES})

@@ -12,12 +12,15 @@ import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, quote, urlsplit
 
 import aioboto3
 from aiobotocore.config import AioConfig
 from boto3.s3.transfer import TransferConfig
+
+if TYPE_CHECKING:  # the stub package (types-aioboto3[s3], a dev dependency) has no runtime module
+    from types_aiobotocore_s3.client import S3Client
 
 VIDEO_CONTENT_TYPE = "video/mp4"
 
@@ -42,7 +45,7 @@ class R2Storage:
         self._config = config
         self._session = aioboto3.Session()
         self._stack = contextlib.AsyncExitStack()
-        self._client: Any = None
+        self._client: S3Client | None = None
         self._lock = asyncio.Lock()
         self._transfer = TransferConfig(
             multipart_threshold=config.multipart_threshold_bytes,
@@ -51,7 +54,7 @@ class R2Storage:
             max_io_queue=1,  # parts read ahead of the uploads: with the concurrency, this bounds memory
         )
 
-    async def _s3(self) -> Any:
+    async def _s3(self) -> S3Client:
         """The S3 client, opened on first use and kept for the life of the process."""
         if self._client is None:
             async with self._lock:

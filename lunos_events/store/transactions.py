@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Unpack
 
 from sqlalchemy import Executable, Row, Select, bindparam, select
 from sqlalchemy.engine import CursorResult, make_url
@@ -28,6 +28,8 @@ from lunos_events.store.models import Account, ApiKey, Operation
 from lunos_events.store.records import OperationStatus
 
 Params = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
+AnyRow = Row[Unpack[tuple[Any, ...]]]
+AnyResult = CursorResult[Unpack[tuple[Any, ...]]]
 
 
 class Tx:
@@ -40,20 +42,22 @@ class Tx:
         self.conn = conn
         self.memo = memo
 
-    async def execute(self, statement: Executable, params: Params = None) -> CursorResult[Any]:
+    async def execute(self, statement: Executable, params: Params = None) -> AnyResult:
         """Run a statement; a list of parameter sets runs it once per set (executemany)."""
         return await self.conn.execute(statement, params)
 
-    async def first(self, statement: Executable, **params: Any) -> Row[Any] | None:
+    async def first(self, statement: Executable, **params: Any) -> AnyRow | None:
         return (await self.conn.execute(statement, params)).first()
 
 
 _API_KEY_OWNER = (
-    select(Account.id, Account.tier)
+    select(col(Account.id), col(Account.tier))
     .join(ApiKey, col(ApiKey.account_id) == col(Account.id))
     .where(col(ApiKey.key_hash) == bindparam("key_hash"), col(ApiKey.revoked_at_ms).is_(None))
 )
-_OPERATION_STATUS = select(Operation.status, Operation.video_url, Operation.error, Operation.video_key).where(
+_OPERATION_STATUS = select(
+    col(Operation.status), col(Operation.video_url), col(Operation.error), col(Operation.video_key)
+).where(
     col(Operation.id) == bindparam("operation_id"), col(Operation.account_id) == bindparam("account_id")
 )
 _OPERATION_ROW = select(*Operation.__table__.columns).where(  # type: ignore[attr-defined]
@@ -95,11 +99,11 @@ class Store:
         async with self.engine.connect() as conn:
             yield conn
 
-    async def first(self, statement: Executable, **params: Any) -> Row[Any] | None:
+    async def first(self, statement: Executable, **params: Any) -> AnyRow | None:
         async with self.engine.connect() as conn:
             return (await conn.execute(statement, params)).first()
 
-    async def all(self, statement: Executable, **params: Any) -> Sequence[Row[Any]]:
+    async def all(self, statement: Executable, **params: Any) -> Sequence[AnyRow]:
         async with self.engine.connect() as conn:
             return (await conn.execute(statement, params)).all()
 
@@ -112,11 +116,11 @@ class Store:
     async def api_key_owner(self, key_hash: str) -> tuple[str, str] | None:
         """(account id, tier) of a live API key."""
         row = await self.first(_API_KEY_OWNER, key_hash=key_hash)
-        return None if row is None else (row[0], row[1])
+        return None if row is None else (str(row[0]), str(row[1]))
 
     async def operation_status(self, operation_id: str, account_id: str) -> OperationStatus | None:
         row = await self.first(_OPERATION_STATUS, operation_id=operation_id, account_id=account_id)
-        return None if row is None else OperationStatus(*row)
+        return None if row is None else OperationStatus(row[0], row[1], row[2], row[3])
 
     async def operation(self, operation_id: str) -> Operation | None:
         """The whole operation row (what a tracking poll needs)."""

@@ -27,12 +27,12 @@ from lunos_events.store.webhook_models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from lunos_events.url_guard import UnsafeTarget, resolve_target
 from lunos_events.webhooks.batching import Batcher
 from lunos_events.webhooks.endpoints import default_secret, signing_secrets
 from lunos_events.webhooks.recorder import AttemptRecorder, Outcome
 from lunos_events.webhooks.schedule import parse_retry_after
 from lunos_events.webhooks.signing import WebhookSigner
-from lunos_events.webhooks.targets import UnsafeTarget, resolve_target
 
 log = logging.getLogger(__name__)
 

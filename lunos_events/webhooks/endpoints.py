@@ -15,8 +15,8 @@ from lunos_events.runtime import Runtime
 from lunos_events.services.generation_request import parse_app_id
 from lunos_events.services.webhook_fanout import bump_webhooks_version, parse_event_filter
 from lunos_events.store.webhook_models import WebhookDefaultSecret, WebhookEndpoint
+from lunos_events.url_guard import check_url_syntax, resolve_target
 from lunos_events.webhooks.signing import new_secret
-from lunos_events.webhooks.targets import check_url_syntax, resolve_target
 
 ENDPOINT_ID_PREFIX = "ep_"
 MAX_DESCRIPTION_CHARS = 500
