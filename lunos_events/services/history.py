@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select
+from sqlmodel import col
 
 from lunos_events.errors import InvalidRequest
 from lunos_events.money import CURRENCY, format_amount
@@ -99,26 +100,29 @@ async def list_operations(
     after: Cursor | None,
 ) -> dict[str, Any]:
     query = select(
-        Operation.id,
-        Operation.status,
-        Operation.video_url,
-        Operation.error,
-        Operation.model,
-        Operation.app_id,
-        Operation.created_at_ms,
-    ).where(Operation.account_id == account_id)
+        col(Operation.id),
+        col(Operation.status),
+        col(Operation.video_url),
+        col(Operation.error),
+        col(Operation.model),
+        col(Operation.app_id),
+        col(Operation.created_at_ms),
+    ).where(col(Operation.account_id) == account_id)
     if status is not None:
-        query = query.where(Operation.status == status)
+        query = query.where(col(Operation.status) == status)
     if app_id is not None:
-        query = query.where(Operation.app_id == app_id)
+        query = query.where(col(Operation.app_id) == app_id)
     if after is not None:
         query = query.where(
             or_(
-                Operation.created_at_ms < after.created_at_ms,
-                and_(Operation.created_at_ms == after.created_at_ms, Operation.id < after.operation_id),
+                col(Operation.created_at_ms) < after.created_at_ms,
+                and_(
+                    col(Operation.created_at_ms) == after.created_at_ms,
+                    col(Operation.id) < after.operation_id,
+                ),
             )
         )
-    query = query.order_by(Operation.created_at_ms.desc(), Operation.id.desc()).limit(limit + 1)
+    query = query.order_by(col(Operation.created_at_ms).desc(), col(Operation.id).desc()).limit(limit + 1)
     rows = await store.all(query)
     page, more = rows[:limit], len(rows) > limit
     next_after = Cursor(page[-1].created_at_ms, page[-1].id).encode() if more else None
@@ -129,18 +133,18 @@ async def usage(
     store: Store, account_id: str, *, app_id: str | None, since_ms: int | None, until_ms: int | None
 ) -> dict[str, Any]:
     """Per app: operations by status and spend (what was charged and not refunded)."""
-    spent = func.sum(case((Operation.refunded.is_(False), Operation.cost_cents), else_=0))
+    spent = func.sum(case((col(Operation.refunded).is_(False), col(Operation.cost_cents)), else_=0))
     query = (
-        select(Operation.app_id, Operation.status, func.count().label("n"), spent.label("spent"))
-        .where(Operation.account_id == account_id)
-        .group_by(Operation.app_id, Operation.status)
+        select(col(Operation.app_id), col(Operation.status), func.count().label("n"), spent.label("spent"))
+        .where(col(Operation.account_id) == account_id)
+        .group_by(col(Operation.app_id), col(Operation.status))
     )
     if app_id is not None:
-        query = query.where(Operation.app_id == app_id)
+        query = query.where(col(Operation.app_id) == app_id)
     if since_ms is not None:
-        query = query.where(Operation.created_at_ms >= since_ms)
+        query = query.where(col(Operation.created_at_ms) >= since_ms)
     if until_ms is not None:
-        query = query.where(Operation.created_at_ms < until_ms)
+        query = query.where(col(Operation.created_at_ms) < until_ms)
     rows = await store.all(query)
 
     apps: dict[str | None, dict[str, Any]] = {}

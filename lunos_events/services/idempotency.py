@@ -11,9 +11,9 @@ import asyncio
 import hashlib
 import json
 import time
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Delete, Update, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
@@ -28,6 +28,8 @@ _POLL_SECONDS = 0.05
 
 KEY_REUSED = "This Idempotency-Key was already used with a different request"
 STILL_RUNNING = "A request with this Idempotency-Key is still in progress; retry shortly"
+
+_Statement = TypeVar("_Statement", Update, Delete)
 
 
 def parse_key(value: str | None) -> str | None:
@@ -54,6 +56,7 @@ async def claim(
         try:
             async with store.transaction() as conn:
                 await conn.execute(
+                    # SQLModel declares no __table__ (the SQLAlchemy mapping sets it).
                     IdempotencyKey.__table__.insert().values(  # type: ignore[attr-defined]
                         account_id=account_id,
                         key=key,
@@ -82,7 +85,8 @@ async def claim(
         if row.request_hash != fingerprint:
             raise Conflict(KEY_REUSED)
         if row.response is not None:
-            return json.loads(row.response)
+            first_response: dict[str, Any] = json.loads(row.response)
+            return first_response
         if time.monotonic() > deadline:
             raise Conflict(STILL_RUNNING)
         await asyncio.sleep(_POLL_SECONDS)
@@ -109,5 +113,5 @@ async def purge_expired(store: Store) -> int:
     return result.rowcount or 0
 
 
-def _this_row(account_id: str, key: str, statement: Any) -> Any:
+def _this_row(account_id: str, key: str, statement: _Statement) -> _Statement:
     return statement.where(col(IdempotencyKey.account_id) == account_id, col(IdempotencyKey.key) == key)

@@ -68,14 +68,17 @@ def parse_request_webhook(body: dict[str, Any]) -> RequestWebhook | None:
     )
 
 
-_INSERT_REQUEST_WEBHOOK = insert(OperationWebhook.__table__)
+_INSERT_REQUEST_WEBHOOK = insert(OperationWebhook.__table__)  # type: ignore[attr-defined]  # SQLModel declares no __table__
 _ENABLED_ENDPOINTS = select(
-    WebhookEndpoint.id, WebhookEndpoint.url, WebhookEndpoint.events, WebhookEndpoint.app_id
+    col(WebhookEndpoint.id),
+    col(WebhookEndpoint.url),
+    col(WebhookEndpoint.events),
+    col(WebhookEndpoint.app_id),
 ).where(col(WebhookEndpoint.account_id) == bindparam("account_id"), col(WebhookEndpoint.enabled).is_(True))
-_REQUEST_WEBHOOK = select(OperationWebhook.url, OperationWebhook.events).where(
+_REQUEST_WEBHOOK = select(col(OperationWebhook.url), col(OperationWebhook.events)).where(
     col(OperationWebhook.operation_id) == bindparam("operation_id")
 )
-_INSERT_DELIVERY = insert(WebhookDelivery.__table__)
+_INSERT_DELIVERY = insert(WebhookDelivery.__table__)  # type: ignore[attr-defined]  # SQLModel declares no __table__
 
 
 async def store_request_webhook(tx: Tx, account_id: str, operation_id: str, hook: RequestWebhook) -> None:
@@ -226,7 +229,7 @@ FRESH_DELIVERY = (
 async def owes_fresh_deliveries(store: Store, account_id: str, seq: int) -> bool:
     """Whether an event still has fresh deliveries (for events read back, whose count is unknown)."""
     owed = await store.first(
-        select(WebhookDelivery.id)
+        select(col(WebhookDelivery.id))
         .where(col(WebhookDelivery.account_id) == account_id, col(WebhookDelivery.event_seq) == seq)
         .where(*FRESH_DELIVERY)
         .limit(1)

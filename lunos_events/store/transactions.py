@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Unpack
+from typing import Any
 
 from sqlalchemy import Executable, Row, Select, bindparam, select
 from sqlalchemy.engine import CursorResult, make_url
@@ -28,8 +28,8 @@ from lunos_events.store.models import Account, ApiKey, Operation
 from lunos_events.store.records import OperationStatus
 
 Params = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
-AnyRow = Row[Unpack[tuple[Any, ...]]]
-AnyResult = CursorResult[Unpack[tuple[Any, ...]]]
+AnyRow = Row[*tuple[Any, ...]]
+AnyResult = CursorResult[*tuple[Any, ...]]
 
 
 class Tx:
@@ -57,9 +57,7 @@ _API_KEY_OWNER = (
 )
 _OPERATION_STATUS = select(
     col(Operation.status), col(Operation.video_url), col(Operation.error), col(Operation.video_key)
-).where(
-    col(Operation.id) == bindparam("operation_id"), col(Operation.account_id) == bindparam("account_id")
-)
+).where(col(Operation.id) == bindparam("operation_id"), col(Operation.account_id) == bindparam("account_id"))
 _OPERATION_ROW = select(*Operation.__table__.columns).where(  # type: ignore[attr-defined]
     col(Operation.id) == bindparam("operation_id")
 )

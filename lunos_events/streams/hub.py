@@ -134,7 +134,7 @@ class EventHub:
         async with self._lock:
             feed = self._feeds.get(account_id)
             fresh = feed is None
-            if fresh:
+            if feed is None:
                 high = await last_event_seq(self._store, account_id)
                 feed = self._feeds[account_id] = _AccountFeed(high=high)
             if sub.ended is None:  # close() may have run while the store was read
@@ -195,7 +195,7 @@ class EventHub:
                 self.reconnects += 1
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]  # unannotated in redis-py 5
             await asyncio.sleep(delay)
             delay = min(delay * 2, RECONNECT_MAX_DELAY)
 
@@ -277,7 +277,7 @@ class EventHub:
     def _note(self, raw: bytes) -> dict[str, Any] | None:
         """Parse a message and tell the pending statuses of it; None when it is malformed."""
         try:
-            message = json.loads(raw)
+            message: dict[str, Any] = json.loads(raw)
             if self._pending is not None:
                 self._pending.event_arrived(message["operation_id"], message["type"])
         except (ValueError, KeyError, TypeError) as exc:

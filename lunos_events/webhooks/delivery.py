@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 from sqlalchemy import select, update
+from sqlmodel import col
 
 from lunos_events.faults import crash_point
 from lunos_events.ids import now_ms
@@ -59,13 +60,13 @@ def build_http_client(settings: Settings) -> aiohttp.ClientSession:
 
 
 _DELIVERY_WITH_ENDPOINT = select(
-    *WebhookDelivery.__table__.c,
-    WebhookEndpoint.enabled,
-    WebhookEndpoint.secret,
-    WebhookEndpoint.previous_secret,
-    WebhookEndpoint.previous_secret_expires_at_ms,
-    WebhookEndpoint.failing_since_ms,
-).outerjoin(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+    *WebhookDelivery.__table__.c,  # type: ignore[attr-defined]  # SQLModel declares no __table__
+    col(WebhookEndpoint.enabled),
+    col(WebhookEndpoint.secret),
+    col(WebhookEndpoint.previous_secret),
+    col(WebhookEndpoint.previous_secret_expires_at_ms),
+    col(WebhookEndpoint.failing_since_ms),
+).outerjoin(WebhookEndpoint, col(WebhookEndpoint.id) == col(WebhookDelivery.endpoint_id))
 
 
 class DeliveryLoader:
@@ -83,7 +84,9 @@ class DeliveryLoader:
 
     async def _load_batch(self, ids: list[str]) -> list[Any]:
         async with self._rt.store.reading() as conn:
-            rows = (await conn.execute(_DELIVERY_WITH_ENDPOINT.where(WebhookDelivery.id.in_(set(ids))))).all()
+            rows = (
+                await conn.execute(_DELIVERY_WITH_ENDPOINT.where(col(WebhookDelivery.id).in_(set(ids))))
+            ).all()
         by_id = {row.id: row for row in rows}
         return [by_id.get(i) for i in ids]
 
@@ -159,10 +162,12 @@ async def deliver(rt: Runtime, courier: Courier, delivery_id: str, round_: int) 
     if row is None or row.status != DELIVERY_PENDING or row.round != round_:
         return None
     now = now_ms()
-    if row.next_attempt_at_ms > now + EARLY_TOLERANCE_MS:
-        return (row.next_attempt_at_ms - now) / 1000
-    if row.claimed_until_ms > now:
-        return (row.claimed_until_ms - now) / 1000  # a drain is sending it; look again afterwards
+    next_attempt_at_ms: int = row.next_attempt_at_ms
+    claimed_until_ms: int = row.claimed_until_ms
+    if next_attempt_at_ms > now + EARLY_TOLERANCE_MS:
+        return (next_attempt_at_ms - now) / 1000
+    if claimed_until_ms > now:
+        return (claimed_until_ms - now) / 1000  # a drain is sending it; look again afterwards
     return await attempt(rt, courier, row)
 
 
@@ -187,6 +192,6 @@ async def _finish(rt: Runtime, row: Any, status: str, error: str) -> None:
     async with rt.store.transaction() as conn:
         await conn.execute(
             update(WebhookDelivery)
-            .where(WebhookDelivery.id == row.id, WebhookDelivery.round == row.round)
+            .where(col(WebhookDelivery.id) == row.id, col(WebhookDelivery.round) == row.round)
             .values(status=status, last_error=error)
         )

@@ -21,6 +21,7 @@ import logging
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlmodel import col
 
 from lunos_events.bus.jobs import DRAIN_WEBHOOKS, drain_window
 from lunos_events.bus.jobs import DRAIN_WINDOW_MS as WINDOW_MS
@@ -44,17 +45,17 @@ async def claim_fresh(rt: Runtime, limit: int) -> list[str]:
     now = now_ms()
     claimable = (
         *FRESH_DELIVERY,
-        WebhookDelivery.next_attempt_at_ms <= now,
-        WebhookDelivery.claimed_until_ms < now,
+        col(WebhookDelivery.next_attempt_at_ms) <= now,
+        col(WebhookDelivery.claimed_until_ms) < now,
     )
     async with rt.store.reading() as conn:
         # A read first: an idle drain must not take the database's write lock every few ms.
         ids = (
             (
                 await conn.execute(
-                    select(WebhookDelivery.id)
+                    select(col(WebhookDelivery.id))
                     .where(*claimable)
-                    .order_by(WebhookDelivery.next_attempt_at_ms)
+                    .order_by(col(WebhookDelivery.next_attempt_at_ms))
                     .limit(limit)
                 )
             )
@@ -67,9 +68,9 @@ async def claim_fresh(rt: Runtime, limit: int) -> list[str]:
     async with rt.store.transaction() as conn:
         claimed = await conn.execute(
             update(WebhookDelivery)
-            .where(WebhookDelivery.id.in_(ids), *claimable)
+            .where(col(WebhookDelivery.id).in_(ids), *claimable)
             .values(claimed_until_ms=lease)
-            .returning(WebhookDelivery.id)
+            .returning(col(WebhookDelivery.id))
         )
         return list(claimed.scalars().all())
 
@@ -128,22 +129,22 @@ async def relay_deliveries(rt: Runtime, grace_ms: int = 2000, limit: int = 500) 
     """
     now = now_ms()
     overdue = (
-        WebhookDelivery.status == DELIVERY_PENDING,
-        WebhookDelivery.next_attempt_at_ms < now - grace_ms,
+        col(WebhookDelivery.status) == DELIVERY_PENDING,
+        col(WebhookDelivery.next_attempt_at_ms) < now - grace_ms,
     )
     async with rt.store.reading() as conn:
         stranded_fresh = (
             await conn.execute(
-                select(WebhookDelivery.id)
-                .where(*overdue, *FRESH_DELIVERY, WebhookDelivery.claimed_until_ms < now)
+                select(col(WebhookDelivery.id))
+                .where(*overdue, *FRESH_DELIVERY, col(WebhookDelivery.claimed_until_ms) < now)
                 .limit(1)
             )
         ).first()
         retries = (
             await conn.execute(
-                select(WebhookDelivery.id, WebhookDelivery.round)
-                .where(*overdue, (WebhookDelivery.attempts > 0) | (WebhookDelivery.round > 0))
-                .order_by(WebhookDelivery.next_attempt_at_ms)
+                select(col(WebhookDelivery.id), col(WebhookDelivery.round))
+                .where(*overdue, (col(WebhookDelivery.attempts) > 0) | (col(WebhookDelivery.round) > 0))
+                .order_by(col(WebhookDelivery.next_attempt_at_ms))
                 .limit(limit)
             )
         ).all()

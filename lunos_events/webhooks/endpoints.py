@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import col
 
 from lunos_events.errors import InvalidRequest, NotFound
 from lunos_events.ids import now_ms
@@ -25,8 +26,9 @@ ENDPOINT_NOT_FOUND = "Webhook endpoint not found"
 
 async def check_target(rt: Runtime, url: Any) -> str:
     """Refuse a URL that is malformed or resolves to an address webhooks may not reach."""
-    await resolve_target(check_url_syntax(url), rt.settings.webhook_allow_private)
-    return url
+    checked = check_url_syntax(url)
+    await resolve_target(checked, rt.settings.webhook_allow_private)
+    return checked
 
 
 def _description(value: Any) -> str | None:
@@ -70,7 +72,9 @@ async def create_endpoint(rt: Runtime, account_id: str, body: dict[str, Any]) ->
         updated_at_ms=stamp,
     )
     async with rt.store.transaction() as conn:
-        await conn.execute(WebhookEndpoint.__table__.insert().values(**endpoint.model_dump()))
+        # SQLModel declares no __table__ (it is set by the SQLAlchemy mapping at class creation).
+        table = WebhookEndpoint.__table__  # type: ignore[attr-defined]
+        await conn.execute(table.insert().values(**endpoint.model_dump()))
         await conn.execute(bump_webhooks_version(account_id))
     return endpoint_view(endpoint, with_secret=True)
 
@@ -95,8 +99,8 @@ async def list_endpoints(rt: Runtime, account_id: str) -> list[dict[str, Any]]:
         rows = (
             await conn.execute(
                 select(WebhookEndpoint)
-                .where(WebhookEndpoint.account_id == account_id)
-                .order_by(WebhookEndpoint.created_at_ms)
+                .where(col(WebhookEndpoint.account_id) == account_id)
+                .order_by(col(WebhookEndpoint.created_at_ms))
             )
         ).all()
     return [endpoint_view(r) for r in rows]
@@ -127,7 +131,7 @@ async def update_endpoint(
         async with rt.store.transaction() as conn:
             await conn.execute(
                 update(WebhookEndpoint)
-                .where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.account_id == account_id)
+                .where(col(WebhookEndpoint.id) == endpoint_id, col(WebhookEndpoint.account_id) == account_id)
                 .values(**changes)
             )
             await conn.execute(bump_webhooks_version(account_id))
@@ -138,7 +142,7 @@ async def delete_endpoint(rt: Runtime, account_id: str, endpoint_id: str) -> Non
     async with rt.store.transaction() as conn:
         deleted = await conn.execute(
             delete(WebhookEndpoint).where(
-                WebhookEndpoint.id == endpoint_id, WebhookEndpoint.account_id == account_id
+                col(WebhookEndpoint.id) == endpoint_id, col(WebhookEndpoint.account_id) == account_id
             )
         )
         if deleted.rowcount != 1:
@@ -156,7 +160,7 @@ async def rotate_secret(rt: Runtime, account_id: str, endpoint_id: str) -> dict[
         rotated = await conn.execute(
             update(WebhookEndpoint)
             # Guarded on the secret read above: of two concurrent rotations only one wins.
-            .where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.secret == current.secret)
+            .where(col(WebhookEndpoint.id) == endpoint_id, col(WebhookEndpoint.secret) == current.secret)
             .values(
                 secret=secret,
                 previous_secret=current.secret,
@@ -179,17 +183,17 @@ def signing_secrets(endpoint: Any, at_ms: int) -> list[str]:
 
 async def default_secret(rt: Runtime, account_id: str) -> str:
     """The account's secret for per-request webhooks, created on first use."""
-    query = select(WebhookDefaultSecret.secret).where(WebhookDefaultSecret.account_id == account_id)
+    query = select(col(WebhookDefaultSecret.secret)).where(col(WebhookDefaultSecret.account_id) == account_id)
     async with rt.store.reading() as conn:
         secret = (await conn.execute(query)).scalar_one_or_none()
     if secret is not None:
         return secret
+    # SQLModel declares no __table__ (it is set by the SQLAlchemy mapping at class creation).
+    table = WebhookDefaultSecret.__table__  # type: ignore[attr-defined]
     try:
         async with rt.store.transaction() as conn:
             await conn.execute(
-                WebhookDefaultSecret.__table__.insert().values(
-                    account_id=account_id, secret=new_secret(), created_at_ms=now_ms()
-                )
+                table.insert().values(account_id=account_id, secret=new_secret(), created_at_ms=now_ms())
             )
     except IntegrityError:
         pass  # created concurrently: the stored one wins

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlmodel import col
 
 from lunos_events.errors import Conflict, InvalidRequest
 from lunos_events.ids import now_ms
@@ -30,7 +32,7 @@ def attempt_view(row: Any) -> dict[str, Any]:
     }
 
 
-def delivery_view(row: Any, attempts: list[Any] | None = None) -> dict[str, Any]:
+def delivery_view(row: Any, attempts: Sequence[Any] | None = None) -> dict[str, Any]:
     view = {
         "id": row.id,
         "endpoint_id": row.endpoint_id,
@@ -67,8 +69,11 @@ async def endpoint_deliveries(
         rows = (
             await conn.execute(
                 select(WebhookDelivery)
-                .where(WebhookDelivery.endpoint_id == endpoint_id, WebhookDelivery.account_id == account_id)
-                .order_by(WebhookDelivery.created_at_ms.desc(), WebhookDelivery.id)
+                .where(
+                    col(WebhookDelivery.endpoint_id) == endpoint_id,
+                    col(WebhookDelivery.account_id) == account_id,
+                )
+                .order_by(col(WebhookDelivery.created_at_ms).desc(), col(WebhookDelivery.id))
                 .limit(limit)
             )
         ).all()
@@ -85,8 +90,8 @@ async def get_delivery(rt: Runtime, account_id: str, delivery_id: str) -> dict[s
         attempts = (
             await conn.execute(
                 select(WebhookAttempt)
-                .where(WebhookAttempt.delivery_id == delivery_id)
-                .order_by(WebhookAttempt.attempted_at_ms, WebhookAttempt.id)
+                .where(col(WebhookAttempt.delivery_id) == delivery_id)
+                .order_by(col(WebhookAttempt.attempted_at_ms), col(WebhookAttempt.id))
             )
         ).all()
     return delivery_view(row, attempts)
@@ -103,7 +108,7 @@ async def redeliver(rt: Runtime, account_id: str, delivery_id: str) -> dict[str,
     async with rt.store.transaction() as conn:
         moved = await conn.execute(
             update(WebhookDelivery)
-            .where(WebhookDelivery.id == delivery_id, WebhookDelivery.round == row.round)
+            .where(col(WebhookDelivery.id) == delivery_id, col(WebhookDelivery.round) == row.round)
             .values(
                 status=DELIVERY_PENDING,
                 round=next_round,
@@ -135,7 +140,9 @@ async def send_test_event(rt: Runtime, account_id: str, endpoint_id: str) -> dic
         payload=webhook_payload(TEST_EVENT_TYPE, stamp, data),
         created_at_ms=stamp,
     )
+    # SQLModel declares no __table__ (it is set by the SQLAlchemy mapping at class creation).
+    table = WebhookDelivery.__table__  # type: ignore[attr-defined]
     async with rt.store.transaction() as conn:
-        await conn.execute(WebhookDelivery.__table__.insert().values(**row))
+        await conn.execute(table.insert().values(**row))
     await rt.bus.enqueue_drain()
     return await get_delivery(rt, account_id, row["id"])

@@ -25,8 +25,9 @@ _RETRY_SOON_SECONDS = 5.0
 
 async def deliver_webhook(ctx: dict[str, Any], delivery_id: str, round_: int = 0) -> None:
     rt: Runtime = ctx["rt"]
+    courier: Courier = ctx[COURIER]
     try:
-        delay = await deliver(rt, ctx[COURIER], delivery_id, round_)
+        delay = await deliver(rt, courier, delivery_id, round_)
     except Exception:
         # Database trouble and the like: the delivery row is unchanged, so simply try again.
         log.exception("delivering %s failed; retrying", delivery_id)
@@ -37,19 +38,22 @@ async def deliver_webhook(ctx: dict[str, Any], delivery_id: str, round_: int = 0
 
 async def drain_webhooks(ctx: dict[str, Any], window: int) -> int:
     rt: Runtime = ctx["rt"]
-    return await drain(rt, ctx[COURIER], window, max_inflight=rt.settings.worker_max_jobs)
+    courier: Courier = ctx[COURIER]
+    return await drain(rt, courier, window, max_inflight=rt.settings.worker_max_jobs)
 
 
 async def relay_webhooks(ctx: dict[str, Any]) -> int:
-    return await relay_deliveries(ctx["rt"])
+    rt: Runtime = ctx["rt"]
+    return await relay_deliveries(rt)
 
 
 async def open_webhook_courier(ctx: dict[str, Any]) -> None:
-    ctx[COURIER] = Courier.open(ctx["rt"])
+    rt: Runtime = ctx["rt"]
+    ctx[COURIER] = Courier.open(rt)
 
 
 async def close_webhook_courier(ctx: dict[str, Any]) -> None:
-    courier = ctx.pop(COURIER, None)
+    courier: Courier | None = ctx.pop(COURIER, None)
     if courier is not None:
         await courier.aclose()
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, update
+from sqlmodel import col
 
 from lunos_events.ids import now_ms
 from lunos_events.runtime import Runtime
@@ -77,7 +78,7 @@ def decide(settings: Settings, row: Any, outcome: Outcome, stamp: int) -> Decisi
 
 _UPDATE_DELIVERY = (
     update(WebhookDelivery)
-    .where(WebhookDelivery.id == bindparam("d_id"), WebhookDelivery.round == bindparam("d_round"))
+    .where(col(WebhookDelivery.id) == bindparam("d_id"), col(WebhookDelivery.round) == bindparam("d_round"))
     .values(
         status=bindparam("d_status"),
         attempts=bindparam("d_attempts"),
@@ -110,7 +111,7 @@ class AttemptRecorder:
 
 async def _write(conn: Tx, batch: list[tuple[Any, Outcome, Decision]]) -> None:
     await conn.execute(
-        WebhookAttempt.__table__.insert(),
+        WebhookAttempt.__table__.insert(),  # type: ignore[attr-defined]  # SQLModel declares no __table__
         [
             {
                 "delivery_id": row.id,
@@ -147,7 +148,7 @@ async def _update_endpoint_health(conn: Tx, row: Any, ok: bool, decision: Decisi
     healthy_and_was = ok and row.failing_since_ms is None
     if healthy_and_was and decision.disable_reason is None:
         return  # the common case writes nothing
-    endpoint = update(WebhookEndpoint).where(WebhookEndpoint.id == row.endpoint_id)
+    endpoint = update(WebhookEndpoint).where(col(WebhookEndpoint.id) == row.endpoint_id)
     if decision.disable_reason is not None:
         await conn.execute(
             endpoint.values(
@@ -159,5 +160,7 @@ async def _update_endpoint_health(conn: Tx, row: Any, ok: bool, decision: Decisi
         await conn.execute(endpoint.values(failing_since_ms=None))
     elif not ok and row.failing_since_ms is None:
         await conn.execute(
-            endpoint.where(WebhookEndpoint.failing_since_ms.is_(None)).values(failing_since_ms=decision.stamp)
+            endpoint.where(col(WebhookEndpoint.failing_since_ms).is_(None)).values(
+                failing_since_ms=decision.stamp
+            )
         )

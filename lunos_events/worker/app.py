@@ -51,7 +51,7 @@ async def reconcile_operations(ctx: dict[str, Any]) -> int:
     """Make sure every pending operation has a tracking job (lost queue, crash, Redis restart)."""
     rt: Runtime = ctx["rt"]
     rows = await rt.store.all(
-        select(Operation.id, Operation.account_id, Operation.deadline_at_ms).where(
+        select(col(Operation.id), col(Operation.account_id), col(Operation.deadline_at_ms)).where(
             col(Operation.status) == PENDING
         )
     )
