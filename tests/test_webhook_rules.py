@@ -7,9 +7,10 @@ from email.utils import formatdate
 
 import pytest
 
+from lunos_events.durations import parse_schedule
 from lunos_events.errors import InvalidRequest
 from lunos_events.url_guard import UnsafeTarget, address_allowed, resolve_target
-from lunos_events.webhooks.schedule import parse_retry_after, parse_schedule, retry_delay
+from lunos_events.webhooks.schedule import parse_retry_after, retry_delay
 
 pytestmark = pytest.mark.anyio
 

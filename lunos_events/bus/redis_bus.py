@@ -1,7 +1,7 @@
 """The Bus port: what goes between processes through Redis.
 
-- events: `publish` rings the doorbell for a stored event (bus/messages.py has the format), and
-  `pubsub()` gives an API process's event hub its subscription;
+- events: `publish` rings the doorbell for a stored event (bus/messages.py has the format); each
+  API process's event hub subscribes on `redis` (streams/hub.py);
 - jobs: `enqueue` hands a job to the arq workers, through arq's own `enqueue_job` (optionally with
   a fixed id, so it is queued at most once, and deferred);
 - limits: the tier limits' scripts (bus/limits.py).
@@ -17,7 +17,6 @@ from typing import Any
 
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
-from redis.asyncio.client import PubSub
 
 from lunos_events.bus.jobs import (
     DELIVER_WEBHOOK,
@@ -42,9 +41,6 @@ class Bus:
 
     async def publish(self, event: StoredEvent) -> None:
         await self.redis.publish(self.events_channel, encode_event(event))
-
-    def pubsub(self) -> PubSub:
-        return self.redis.pubsub()
 
     async def enqueue(
         self, function: str, *args: Any, job_id: str | None = None, defer_seconds: float = 0

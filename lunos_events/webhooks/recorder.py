@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import bindparam, update
 from sqlmodel import col
 
+from lunos_events.durations import parse_schedule
 from lunos_events.ids import now_ms
 from lunos_events.runtime import Runtime
 from lunos_events.services.webhook_fanout import bump_webhooks_version
@@ -29,7 +30,7 @@ from lunos_events.store.webhook_models import (
     WebhookEndpoint,
 )
 from lunos_events.webhooks.batching import Batcher
-from lunos_events.webhooks.schedule import parse_schedule, retry_delay
+from lunos_events.webhooks.schedule import retry_delay
 
 GONE_REASON = "the endpoint answered 410 Gone"
 FAILING_REASON = "failing continuously; re-enable it once the receiver works"

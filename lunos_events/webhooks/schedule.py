@@ -5,9 +5,6 @@ from __future__ import annotations
 import random
 from email.utils import parsedate_to_datetime
 
-# Re-exported: the webhook code and its tests take the schedule parser from here.
-from lunos_events.durations import parse_schedule as parse_schedule
-
 # Retry-After is honoured up to this long; a larger value is a misconfigured receiver, not a plan.
 MAX_RETRY_AFTER_SECONDS = 24 * 3600.0
 JITTER = 0.1
