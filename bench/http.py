@@ -147,8 +147,8 @@ def show(name: str, result: Result, ratio: str = "") -> str:
 async def bench_account(settings: Settings) -> str:
     """The bench account's key: balance for every submit of the run, limits out of the way."""
     async with open_runtime(settings) as rt:
-        await accounts.create_account(rt.engine, ACCOUNT, 10**12, "bench")
-        return await accounts.create_api_key(rt.engine, ACCOUNT)
+        await accounts.create_account(rt.store, ACCOUNT, 10**12, "bench")
+        return await accounts.create_api_key(rt.store, ACCOUNT)
 
 
 def main() -> None:
@@ -249,7 +249,7 @@ async def latest_operation(settings: Settings) -> str:
 
     from lunos_events.store.models import Operation
 
-    async with open_runtime(settings) as rt, rt.engine.connect() as conn:
+    async with open_runtime(settings) as rt, rt.store.reading() as conn:
         return (await conn.execute(select(Operation.id).limit(1))).scalar_one()
 
 

@@ -79,7 +79,7 @@ async def pending_operations(settings: Settings, count: int) -> list[str]:
         stamp = int(time.time() * 1000)
         rows = []
         for index in range(count):
-            op = new_operation(rt, principal, request, stamp + index)
+            op = new_operation(principal, request, stamp + index, settings.operation_deadline_seconds)
             rows.append({**op.row(), "provider_operation": await rt.provider.start(provider_job(op))})
         async with rt.store.transaction() as conn:
             await conn.execute(Operation.__table__.insert(), rows)
