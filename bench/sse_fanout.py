@@ -32,13 +32,15 @@ import secrets
 import select
 import socket
 import statistics
-import tempfile
 import time
 from multiprocessing.connection import Connection
 
 import httpx
 
 from bench.common import (
+    DATABASES,
+    backing_servers,
+    bench_workdir,
     child_env,
     cpu_seconds,
     fmt_ms,
@@ -48,7 +50,6 @@ from bench.common import (
     rss_kb,
     start_lunos,
 )
-from lunos_events.bus.embedded_redis import EmbeddedRedis
 from lunos_events.ids import now_ms
 from lunos_events.runtime import open_runtime
 from lunos_events.services import accounts
@@ -234,15 +235,16 @@ async def run(args: argparse.Namespace) -> None:
     hard = raise_fd_limit()
     if args.subscribers + 100 > hard:
         raise SystemExit(f"RLIMIT_NOFILE hard limit {hard} is too low for {args.subscribers} subscribers")
-    workdir = Path(tempfile.mkdtemp(prefix="lunos-bench-"))
+    workdir = bench_workdir("lunos-bench-")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     secret = secrets.token_hex(32)
-    with EmbeddedRedis(workdir / "redis") as redis_server:
+    with backing_servers(workdir, args.database) as (database_url, redis_url):
         settings = Settings(
             data_dir=workdir / "data",
             port=port,
-            redis_url=redis_server.url,
+            database_url=database_url,
+            redis_url=redis_url,
             stream_token_secret=secret,
             sse_heartbeat_seconds=args.heartbeat,
         )
@@ -356,6 +358,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--database", choices=DATABASES, default="sqlite")
     parser.add_argument("--subscribers", type=int, default=2000)
     parser.add_argument("--client-processes", type=int, default=2)
     parser.add_argument(

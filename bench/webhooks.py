@@ -27,14 +27,12 @@ import asyncio
 import json
 import os
 import subprocess
-import tempfile
 import time
 
 import aiohttp
 import httpx
 
-from bench.common import ROOT, child_env
-from lunos_events.bus.embedded_redis import EmbeddedRedis
+from bench.common import DATABASES, ROOT, backing_servers, bench_workdir, child_env
 from lunos_events.runtime import open_runtime
 from lunos_events.services import accounts
 from lunos_events.services.events import append_event
@@ -234,12 +232,15 @@ def spawn_worker(settings: Settings) -> subprocess.Popen:
     )
 
 
-async def run(args: argparse.Namespace, work: Path, redis_url: str, base: str) -> dict[str, object]:
+async def run(
+    args: argparse.Namespace, work: Path, database_url: str | None, redis_url: str, base: str
+) -> dict[str, object]:
     worker = None
     try:
         await wait_http(f"{base}/stats")
         settings = Settings(
             data_dir=work / "data",
+            database_url=database_url,
             redis_url=redis_url,
             queue_name="bench:webhooks",
             events_channel="bench:events",
@@ -333,16 +334,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--database", choices=DATABASES, default="sqlite")
     parser.add_argument("--deliveries", type=int, default=3000)
     parser.add_argument("--latency-events", type=int, default=200)
     parser.add_argument("--rate", type=float, default=50.0)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="lunos-bench-webhooks-"))
+    work = bench_workdir("lunos-bench-webhooks-")
     port = free_port()
     receiver = subprocess.Popen([sys.executable, "-c", RECEIVER_SOURCE, str(port)])
     try:
-        with EmbeddedRedis(work / "redis") as redis_server:
-            result = asyncio.run(run(args, work, redis_server.url, f"http://127.0.0.1:{port}"))
+        with backing_servers(work, args.database) as (database_url, redis_url):
+            result = asyncio.run(run(args, work, database_url, redis_url, f"http://127.0.0.1:{port}"))
     finally:
         stop(receiver)
     report(args, result)

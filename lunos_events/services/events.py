@@ -12,7 +12,7 @@ from lunos_events.json_text import compact_json
 from lunos_events.services.webhook_fanout import record_deliveries
 from lunos_events.store.models import Account, Event
 from lunos_events.store.records import StoredEvent
-from lunos_events.store.transactions import Store, Tx
+from lunos_events.store.transactions import Store, Tx, Writer
 
 __all__ = ["StoredEvent", "append_event", "events_after", "last_event_seq", "mark_published"]
 
@@ -98,8 +98,9 @@ async def append_event(
     return StoredEvent(account_id, seq, operation_id, app_id, type, data_json, created_at_ms, deliveries)
 
 
-async def mark_published(tx: Tx, event: StoredEvent) -> None:
-    await tx.execute(
+async def mark_published(writer: Writer, event: StoredEvent) -> None:
+    """Atomic by itself, so it needs no transaction: a lost mark only means the relay rings again."""
+    await writer.execute(
         _MARK_PUBLISHED, {"event_account": event.account_id, "event_seq": event.seq, "now": now_ms()}
     )
 

@@ -141,12 +141,10 @@ class Generations:
                 name = await self._provider.start(provider_job(op))
             except Exception:
                 log.exception("provider refused to start %s", op.id)
-                async with self.store.transaction() as tx:
-                    await mark_published(tx, published)
+                await mark_published(self.store, published)
                 await self.lifecycle.finish(op.id, FAILED, error=START_FAILED, refund=True)
                 raise ProviderStartFailed() from None
-        async with self.store.transaction() as tx:
-            await attach_provider_operation(tx, op.id, name, published)
+        await attach_provider_operation(self.store, op.id, name, published)
         return {"id": op.id, "operation_name": name, "status": PENDING}
 
     async def status(self, principal: Principal, op_id: str) -> dict[str, Any]:

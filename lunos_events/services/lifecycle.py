@@ -131,12 +131,17 @@ async def create_operation(tx: Tx, op: NewOperation, webhook: RequestWebhook | N
 
 
 async def attach_provider_operation(
-    tx: Tx, operation_id: str, name: str, published: StoredEvent | None = None
+    store: Store, operation_id: str, name: str, published: StoredEvent | None = None
 ) -> None:
-    """Record the provider's operation name (and, in the same commit, that `published` went out)."""
-    await tx.execute(_ATTACH, {"operation_id": operation_id, "name": name, "now": now_ms()})
+    """Record the provider's operation name, then that `published` went out.
+
+    Two statements, each atomic alone and guarded so that it applies once; no transaction around
+    them (on PostgreSQL that saves the BEGIN and COMMIT round trips of every submit). If the
+    process dies between them, the relay only publishes the event once more.
+    """
+    await store.execute(_ATTACH, {"operation_id": operation_id, "name": name, "now": now_ms()})
     if published is not None:
-        await mark_published(tx, published)
+        await mark_published(store, published)
 
 
 async def finish_transition(

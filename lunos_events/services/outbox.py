@@ -49,8 +49,7 @@ class Outbox:
         except (RedisError, OSError) as exc:
             log.warning("event %s/%s not published yet: %s", event.account_id, event.seq, exc)
             return False
-        async with self._store.transaction() as tx:
-            await mark_published(tx, event)
+        await mark_published(self._store, event)
         return True
 
     async def relay_unpublished(self, grace_ms: int = 2000) -> int:

@@ -21,8 +21,12 @@ def create_engine(database_url: str) -> AsyncEngine:
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
         # Enough connections for an API process's concurrent requests; each holds one only for the
-        # length of a statement or a short transaction.
-        return create_async_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+        # length of a statement or a short transaction. No overflow: a connection opened beyond the
+        # pool is closed again on return, and connecting costs far more than the statement did. No
+        # pre-ping (on asyncpg it is BEGIN, a query and ROLLBACK on every checkout): a connection
+        # found dead invalidates the whole pool, so after a PostgreSQL restart only the requests
+        # in flight at that moment fail.
+        return create_async_engine(url, pool_size=40, max_overflow=0)
     if is_sqlite_file(url):
         Path(str(url.database)).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(url, connect_args={"timeout": 30})

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Executable, Row, Select, bindparam, select
 from sqlalchemy.engine import CursorResult, make_url
@@ -30,6 +30,13 @@ from lunos_events.store.records import OperationStatus
 Params = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
 AnyRow = Row[*tuple[Any, ...]]
 AnyResult = CursorResult[*tuple[Any, ...]]
+
+
+class Writer(Protocol):
+    """Where a write can go: an open transaction (Tx), or the Store itself for a statement that
+    needs no transaction of its own (see Store.execute)."""
+
+    async def execute(self, statement: Executable, params: Params = None) -> AnyResult: ...
 
 
 class Tx:
@@ -65,8 +72,12 @@ _OPERATION_ROW = select(*Operation.__table__.columns).where(  # type: ignore[att
 
 class Store:
     def __init__(self, engine: AsyncEngine, write_engine: AsyncEngine | None = None) -> None:
-        self.engine = engine  # reads (and writes, unless a separate write engine is given)
         self._writer = write_engine or engine
+        # Without a writer of its own (PostgreSQL), a lone write statement may run in autocommit.
+        self._autocommit_writes = write_engine is None
+        # Reads run in autocommit, each statement its own snapshot: no BEGIN and ROLLBACK round
+        # trips around a point read. (The same pool: `execution_options` makes a shallow copy.)
+        self.engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._memo: dict[Any, Any] = {}
 
     @classmethod
@@ -82,7 +93,7 @@ class Store:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-        if self._writer is not self.engine:
+        if self._writer.pool is not self.engine.pool:
             await self._writer.dispose()
 
     @asynccontextmanager
@@ -90,6 +101,18 @@ class Store:
         """A write transaction: committed when the block ends, rolled back if it raises."""
         async with self._writer.begin() as conn:
             yield Tx(conn, self._memo)
+
+    async def execute(self, statement: Executable, params: Params = None) -> AnyResult:
+        """One write statement, committed on its own: for writes that are atomic by themselves.
+
+        On PostgreSQL it runs in autocommit, without the BEGIN and COMMIT round trips a
+        transaction adds; SQLite's single writer runs it as a one-statement transaction.
+        """
+        if self._autocommit_writes:
+            async with self.engine.connect() as conn:
+                return await conn.execute(statement, params)
+        async with self._writer.begin() as conn:
+            return await conn.execute(statement, params)
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncConnection]:
