@@ -47,6 +47,27 @@ async def test_a_transaction_commits_at_the_end_of_its_block_and_rolls_back_if_i
         await store.dispose()
 
 
+async def test_a_lone_statement_commits_by_itself_and_reads_see_each_commit(settings: Settings) -> None:
+    store, other = await opened(settings), await opened(settings)
+    try:
+        await accounts.create_account(store, "alone", 100, "free")
+        result = await store.execute(
+            update(Account).where(col(Account.id) == "alone").values(balance_cents=5)
+        )
+        assert result.rowcount == 1
+        # Another Store (another pool, as another process would have) sees it committed.
+        assert await balance(other, "alone") == 5
+        # Reads run in autocommit: nothing a read did holds back a later write, or hides it.
+        assert await balance(store, "alone") == 5
+        async with store.transaction() as tx:
+            await tx.execute(update(Account).where(col(Account.id) == "alone").values(balance_cents=6))
+        assert await balance(store, "alone") == 6
+        assert await balance(other, "alone") == 6
+    finally:
+        await store.dispose()
+        await other.dispose()
+
+
 async def test_typed_reads_answer_none_for_what_does_not_exist(settings: Settings) -> None:
     store = await opened(settings)
     try:
