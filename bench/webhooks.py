@@ -295,7 +295,7 @@ def report(args: argparse.Namespace, result: dict) -> None:
     latencies, bare = result["latencies"], result["bare"]
     print(
         f"webhook deliveries, one worker process ({args.deliveries} deliveries, concurrency "
-        f"{result['concurrency']}, SQLite, receiver on loopback)"
+        f"{result['concurrency']}, {args.database}, receiver on loopback)"
     )
     print(
         f"  throughput: {delivered_rate:8.0f} deliveries/s   baseline bare aiohttp POST loop: "

@@ -27,15 +27,21 @@ sys.path[0] = str(Path(__file__).resolve().parent.parent)
 import argparse
 import asyncio
 import secrets
-import tempfile
 import time
 from dataclasses import dataclass
 
 from arq.constants import retry_key_prefix
 from sqlalchemy import update
 
-from bench.common import child_env, cpu_seconds, percentile, start_lunos
-from lunos_events.bus.embedded_redis import EmbeddedRedis
+from bench.common import (
+    DATABASES,
+    backing_servers,
+    bench_workdir,
+    child_env,
+    cpu_seconds,
+    percentile,
+    start_lunos,
+)
 from lunos_events.bus.jobs import tracking_job_id
 from lunos_events.runtime import open_runtime
 from lunos_events.services import accounts
@@ -96,12 +102,13 @@ async def tries(settings: Settings, op_ids: list[str]) -> list[int]:
         return counts
 
 
-def measure(count: int, interval: float, warmup: float, window: float) -> Schedule:
-    workdir = Path(tempfile.mkdtemp(prefix="lunos-bench-worker-"))
-    with EmbeddedRedis(workdir / "redis") as redis_server:
+def measure(database: str, count: int, interval: float, warmup: float, window: float) -> Schedule:
+    workdir = bench_workdir("lunos-bench-worker-")
+    with backing_servers(workdir, database) as (database_url, redis_url):
         settings = Settings(
             data_dir=workdir / "data",
-            redis_url=redis_server.url,
+            database_url=database_url,
+            redis_url=redis_url,
             stream_token_secret=secrets.token_hex(32),
             poll_interval_seconds=interval,
             simulator_latency_seconds=SLOW_PROVIDER_SECONDS,
@@ -134,6 +141,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--database", choices=DATABASES, default="sqlite")
     parser.add_argument("--operations", type=int, default=5000)
     parser.add_argument(
         "--interval", type=float, default=5.0, help="poll interval (LUNOS_POLL_INTERVAL_SECONDS)"
@@ -142,10 +150,10 @@ def main() -> None:
     args = parser.parse_args()
     warmup, window = 2 * args.interval + 5, args.windows * args.interval
 
-    print(f"One worker process, poll interval {args.interval:.1f} s, window {window:.0f} s")
-    baseline = measure(100, args.interval, warmup, window)
+    print(f"One worker process, {args.database}, poll interval {args.interval:.1f} s, window {window:.0f} s")
+    baseline = measure(args.database, 100, args.interval, warmup, window)
     print(baseline.line(args.interval) + "   (baseline)")
-    loaded = measure(args.operations, args.interval, warmup, window)
+    loaded = measure(args.database, args.operations, args.interval, warmup, window)
     print(loaded.line(args.interval))
     ratio = percentile(loaded.intervals, 0.99) / percentile(baseline.intervals, 0.99)
     on_schedule = percentile(loaded.intervals, 0.99) <= 1.5 * args.interval

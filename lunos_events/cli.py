@@ -42,6 +42,16 @@ def _settings(**overrides: Any) -> Settings:
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
+def _check_catalog(settings: Settings) -> None:
+    """A bad model catalog stops start-up with its message (file, model, field), not a traceback."""
+    from lunos_events.catalog import CatalogError, load_catalog
+
+    try:
+        load_catalog(settings.catalog)
+    except CatalogError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @main.command()
 @click.option("--host", default=None, help="Listen address (LUNOS_HOST, default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Listen port (LUNOS_PORT, default 8787).")
@@ -54,8 +64,10 @@ def dev(host: str | None, port: int | None) -> None:
         serve_dev,
     )
 
+    chosen = _settings(host=host, port=port)
+    _check_catalog(chosen)
     settings, embedded = dev_settings_with_redis(
-        dev_webhook_settings(dev_settings_with_stream_secret(_settings(host=host, port=port)))
+        dev_webhook_settings(dev_settings_with_stream_secret(chosen))
     )
     configure_logging(settings.log_format)
     note = f"embedded redis-server at {settings.redis_url}" if embedded else settings.redis_url
@@ -78,6 +90,7 @@ def serve(host: str | None, port: int | None) -> None:
 
     settings = _settings(host=host, port=port)
     configure_logging(settings.log_format)
+    _check_catalog(settings)
     try:
         signer_from_settings(settings)
     except RuntimeError as exc:
@@ -99,6 +112,7 @@ def worker() -> None:
 
     settings = _settings()
     configure_logging(settings.log_format)
+    _check_catalog(settings)
 
     async def work() -> None:
         stop = stop_signal()

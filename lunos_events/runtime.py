@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from lunos_events.bus.redis_bus import Bus, connect_bus
-from lunos_events.catalog import Catalog
+from lunos_events.catalog import Catalog, load_catalog
 from lunos_events.providers import build_provider
 from lunos_events.providers.base import VideoProvider
 from lunos_events.services.accounts import PrincipalCache
@@ -40,6 +40,7 @@ class Runtime:
 
 @asynccontextmanager
 async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    catalog = load_catalog(settings.catalog)  # a bad catalog (CatalogError) stops start-up first
     store = Store.open(settings.resolved_database_url())
     try:
         await store.migrate()
@@ -55,7 +56,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
                     bus=bus,
                     provider=provider,
                     storage=storage,
-                    catalog=Catalog(),
+                    catalog=catalog,
                     principals=PrincipalCache(settings.auth_cache_seconds),
                     pending_statuses=pending,
                     generations=Generations(store, bus, provider, storage, settings, pending),

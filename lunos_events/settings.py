@@ -54,6 +54,10 @@ class Settings(BaseSettings):
         default=None, description="local (simulator) or google (Veo); unset: google when credentials are set"
     )
     storage: str = Field(default="local", description="local (files served by the app) or r2 (S3 API)")
+    catalog: Path | None = Field(
+        default=None,
+        description="An operator's model catalog (TOML) that replaces, or extends, the shipped one.",
+    )
 
     # Google Veo through google-genai. Credentials use the SDK's own variable names.
     google_api_key: str | None = Field(

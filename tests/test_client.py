@@ -76,7 +76,7 @@ async def test_blocking_client_every_method(service, tmp_path: Path) -> None:
     created, final = seen["created"], seen["final"]
     assert isinstance(created, VideoGeneration)
     assert created.status == "pending"
-    assert created.operation_name.startswith("operations/veo-3.0-generate-preview/")
+    assert created.operation_name.startswith("operations/veo-3.1-generate-001/")
     assert created.events_url.startswith(
         f"{base_url(service)}/v1/video/generations/{created.id}/events?token="
     )

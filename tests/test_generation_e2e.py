@@ -24,7 +24,7 @@ async def test_submit_poll_download(service, client: httpx.AsyncClient) -> None:
     body = submitted.json()
     assert set(body) == {"id", "operation_name", "status", "events_url"}
     assert re.fullmatch(r"video-op:user123:\d{13}", body["id"])
-    assert body["operation_name"].startswith("operations/veo-3.0-generate-preview/")
+    assert body["operation_name"].startswith("operations/veo-3.1-generate-001/")
     assert body["status"] == "pending"
 
     pending = (await client.get(f"/v1/video/generations/{body['id']}", headers=auth(key))).json()

@@ -209,7 +209,7 @@ async def test_project_mode_with_application_default_credentials(
     assert final["status"] == "completed", final
     fake = fake_google.fake
     assert fake.token_requests >= 1
-    model = "publishers/google/models/veo-3.0-generate-preview"
+    model = "publishers/google/models/veo-3.1-generate-001"
     prefix = f"v1beta1/projects/my-project/locations/europe-west4/{model}"
     assert fake.paths[0] == f"{prefix}:predictLongRunning"
     assert fake.paths[-1] == f"{prefix}:fetchPredictOperation"

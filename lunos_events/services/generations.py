@@ -77,7 +77,7 @@ def new_operation(
             **request.options,
         },
         video_key=video_key(principal.account_id, stamp_ms),
-        cost_cents=request.model.cost_cents(request.duration_seconds),
+        cost_cents=request.model.cost_cents(request.duration_seconds, request.options.get("resolution")),
         created_at_ms=created,
         deadline_at_ms=created + int(deadline_seconds * 1000),
     )
