@@ -3,9 +3,10 @@
     .venv/bin/python bench/sse_fanout.py                      # 2,000 subscribers
     .venv/bin/python bench/sse_fanout.py --subscribers 10000  # the target: p99 < 0.5 s, <= 20 KB/conn
 
-Runs a real `lunos-events serve` process (uvloop + httptools), an embedded redis-server and SQLite in
-a temporary directory. This process plays the worker: it records status changes through the same
-code the worker runs (`Lifecycle.finish`: commit the change and its event, publish on Redis).
+Runs a real `lunos-events serve` process (uvloop + httptools) on the embedded default (redis-server,
+SQLite), or with `--database postgres` on a private PostgreSQL and Debian's redis-server. This
+process plays the worker: it records status changes through the same code the worker runs
+(`Lifecycle.finish`: commit the change and its event, publish on Redis).
 Subscribers are raw asyncio sockets spread over client processes, so the client is not the
 bottleneck; each opens the account stream with a stream token and waits for the event's `id:`.
 

@@ -2,6 +2,7 @@
 receiver, and completion → receipt latency, each printed against a baseline measured in the same run.
 
     .venv/bin/python bench/webhooks.py [--deliveries 3000] [--latency-events 200] [--rate 50]
+    .venv/bin/python bench/webhooks.py --database postgres   # a private PostgreSQL and redis-server
 
 - Throughput: N completion events are stored (each creates its delivery in the same transaction)
   and queued; then one `lunos-events worker` process starts and sends them. Rate = deliveries

@@ -3,7 +3,8 @@
     .venv/bin/python bench/worker.py                         # 5,000 operations, 5 s poll interval
     .venv/bin/python bench/worker.py --operations 10000 --interval 2
 
-Each run starts an embedded redis-server, SQLite in a temporary directory and ONE
+Each run starts a redis-server and SQLite in a temporary directory (or, with `--database
+postgres`, a private PostgreSQL and Debian's redis-server) and ONE
 `lunos-events worker` process, with N operations pending at a slow provider (the local simulator
 with a latency of hours: every poll answers "still running"). The worker's start-up queues a
 tracking job per operation; each job polls once and re-queues itself `--interval` seconds later.
