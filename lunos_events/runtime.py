@@ -41,7 +41,7 @@ class Runtime:
 @asynccontextmanager
 async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     catalog = load_catalog(settings.catalog)  # a bad catalog (CatalogError) stops start-up first
-    store = Store.open(settings.resolved_database_url())
+    store = Store.open(settings.resolved_database_url(), settings.database_pool_size)
     try:
         await store.migrate()
         bus = await connect_bus(settings)

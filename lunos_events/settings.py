@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     # Embedded defaults vs. scale-out
     data_dir: Path = Path(".lunos")
     database_url: str | None = Field(default=None, description="Defaults to a SQLite file in data_dir.")
+    database_pool_size: int = Field(
+        default=40,
+        ge=1,
+        description="PostgreSQL connections per process, opened as needed and kept (no overflow).",
+    )
     redis_url: str | None = Field(
         default=None, description="`dev` embeds a Redis when unset; `serve` and `worker` need one."
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -53,6 +54,15 @@ async def handle_redis_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(503, "Service temporarily unavailable, try again shortly", {"Retry-After": "5"})
 
 
+async def handle_database_error(request: Request, exc: Exception) -> JSONResponse:
+    """A connection found dead (the database restarted) is a 503; the pool reconnects behind it."""
+    assert isinstance(exc, DBAPIError)
+    if not exc.connection_invalidated:
+        return await handle_unexpected_error(request, exc)
+    log.warning("database connection lost during %s %s: %s", request.method, request.url.path, exc)
+    return error_response(503, "Service temporarily unavailable, try again shortly", {"Retry-After": "1"})
+
+
 async def handle_unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(500, "Internal server error")
@@ -62,5 +72,6 @@ EXCEPTION_HANDLERS = {
     errors.LunosError: handle_domain_error,
     HTTPException: handle_http_error,
     RedisError: handle_redis_error,
+    DBAPIError: handle_database_error,
     Exception: handle_unexpected_error,
 }

@@ -11,12 +11,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from lunos_events.store import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
+# Connections per process to PostgreSQL (LUNOS_DATABASE_POOL_SIZE): opened as needed, kept.
+DEFAULT_POOL_SIZE = 40
+
 
 def is_sqlite_file(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and bool(url.database) and url.database != ":memory:"
 
 
-def create_engine(database_url: str) -> AsyncEngine:
+def create_engine(database_url: str, pool_size: int = DEFAULT_POOL_SIZE) -> AsyncEngine:
     """The engine reads (and, on PostgreSQL, writes) go through."""
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
@@ -26,7 +29,7 @@ def create_engine(database_url: str) -> AsyncEngine:
         # pre-ping (on asyncpg it is BEGIN, a query and ROLLBACK on every checkout): a connection
         # found dead invalidates the whole pool, so after a PostgreSQL restart only the requests
         # in flight at that moment fail.
-        return create_async_engine(url, pool_size=40, max_overflow=0)
+        return create_async_engine(url, pool_size=pool_size, max_overflow=0)
     if is_sqlite_file(url):
         Path(str(url.database)).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(url, connect_args={"timeout": 30})

@@ -22,7 +22,12 @@ from sqlalchemy.engine import CursorResult, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import col
 
-from lunos_events.store.engine import create_engine, create_sqlite_write_engine, is_sqlite_file
+from lunos_events.store.engine import (
+    DEFAULT_POOL_SIZE,
+    create_engine,
+    create_sqlite_write_engine,
+    is_sqlite_file,
+)
 from lunos_events.store.migrate import upgrade_database
 from lunos_events.store.models import Account, ApiKey, Operation
 from lunos_events.store.records import OperationStatus
@@ -81,8 +86,8 @@ class Store:
         self._memo: dict[Any, Any] = {}
 
     @classmethod
-    def open(cls, database_url: str) -> Store:
-        engine = create_engine(database_url)
+    def open(cls, database_url: str, pool_size: int = DEFAULT_POOL_SIZE) -> Store:
+        engine = create_engine(database_url, pool_size)
         if is_sqlite_file(make_url(database_url)):
             return cls(engine, create_sqlite_write_engine(database_url))
         return cls(engine)

@@ -1,0 +1,38 @@
+"""A PostgreSQL that dropped every connection (a restart): the requests that meet a dead
+connection get a 503 with Retry-After, never a 500, and the next ones are served again."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from sqlalchemy.engine import make_url
+
+from lunos_events.runtime import Runtime
+from tests.conftest import auth, create_user, run_on_postgres
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_requests_after_the_database_dropped_its_connections(
+    service: Runtime, client: httpx.AsyncClient
+) -> None:
+    url = make_url(service.settings.resolved_database_url())
+    if url.get_backend_name() != "postgresql":
+        pytest.skip("a PostgreSQL server's connections (set LUNOS_TEST_DATABASE_URL)")
+    key = await create_user(service, "restarted")
+    for _ in range(5):  # connections in the pool, as a running service has them
+        assert (await client.get("/v1/account", headers=auth(key))).status_code == 200
+
+    run_on_postgres(
+        service.settings.resolved_database_url(),
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        f" WHERE datname = '{url.database}' AND pid <> pg_backend_pid()",
+    )
+
+    statuses = [(await client.get("/v1/account", headers=auth(key))) for _ in range(3)]
+    refused = [answer for answer in statuses if answer.status_code != 200]
+    assert all(answer.status_code == 503 for answer in refused), [a.text for a in refused]
+    assert all(answer.headers["Retry-After"] and answer.json()["error"] for answer in refused)
+    assert len(refused) <= 1  # a dead connection invalidates the whole pool: one failure at most
+    assert statuses[-1].status_code == 200
+    assert statuses[-1].json()["id"] == "restarted"
