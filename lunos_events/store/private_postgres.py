@@ -38,8 +38,9 @@ def postgres_bin_dir() -> Path:
 
 
 class PrivatePostgres:
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, max_connections: int = 200) -> None:
         self.datadir = workdir / "pgdata"
+        self.max_connections = max_connections
         self.port = port or free_port()
         self.bin_dir = postgres_bin_dir()
         self._process: subprocess.Popen[bytes] | None = None
@@ -83,6 +84,9 @@ class PrivatePostgres:
         )
         if initdb.returncode != 0:
             raise RuntimeError(f"initdb {self.datadir} failed: {initdb.stderr.strip()}")
+        self._launch(timeout)
+
+    def _launch(self, timeout: float) -> None:
         self._process = subprocess.Popen(
             [
                 str(self.bin_dir / "postgres"),
@@ -95,7 +99,7 @@ class PrivatePostgres:
                 "-c",
                 f"unix_socket_directories={self.datadir}",
                 "-c",
-                "max_connections=200",
+                f"max_connections={self.max_connections}",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -116,7 +120,16 @@ class PrivatePostgres:
                 raise RuntimeError("postgres did not start in time")
             time.sleep(0.1)
 
+    def restart(self, timeout: float = 60.0) -> None:
+        """Stop the server (a fast shutdown: clients are cut off) and start it again on its data."""
+        self._shutdown()
+        self._launch(timeout)
+
     def stop(self) -> None:
+        self._shutdown()
+        shutil.rmtree(self.datadir, ignore_errors=True)
+
+    def _shutdown(self) -> None:
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
             process.send_signal(signal.SIGINT)  # a "fast" shutdown: clients are disconnected
@@ -125,7 +138,6 @@ class PrivatePostgres:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        shutil.rmtree(self.datadir, ignore_errors=True)
 
     def __enter__(self) -> PrivatePostgres:
         self.start()

@@ -1,0 +1,1 @@
+"""The production shape on one machine (`lunos-events stack`): servers from Debian's packages."""
