@@ -3,12 +3,20 @@ connection get a 503 with Retry-After, never a 500, and the next ones are served
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
+
+import anyio
 import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
 from lunos_events.runtime import Runtime
-from tests.conftest import auth, create_user, run_on_postgres
+from lunos_events.serving import running_service
+from lunos_events.stack.stack import missing_parts
+from lunos_events.store.private_postgres import PrivatePostgres
+from tests.conftest import auth, create_user, make_settings, run_on_postgres
 
 pytestmark = pytest.mark.anyio
 
@@ -36,3 +44,32 @@ async def test_requests_after_the_database_dropped_its_connections(
     assert len(refused) <= 1  # a dead connection invalidates the whole pool: one failure at most
     assert statuses[-1].status_code == 200
     assert statuses[-1].json()["id"] == "restarted"
+
+
+async def test_requests_while_the_database_is_down_and_after_it_is_back(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """A PostgreSQL that is down refuses new connections: 503 with Retry-After, then 200 again."""
+    if missing_parts():
+        if os.environ.get("LUNOS_CI"):
+            pytest.fail(f"the stack's Debian packages are missing: {missing_parts()}")
+        pytest.skip(f"needs Debian's {missing_parts()}")
+    workdir = Path(tempfile.mkdtemp(prefix="lunos-pg-"))
+    workdir.chmod(0o755)  # run as root, the cluster's own user must reach its folder
+    with PrivatePostgres(workdir) as postgres:
+        settings = make_settings(tmp_path, redis_url, database_url=postgres.url)
+        async with (
+            running_service(settings) as rt,
+            httpx.AsyncClient(base_url=settings.resolved_public_base_url(), timeout=30) as client,
+        ):
+            key = await create_user(rt, "downtime")
+            assert (await client.get("/v1/account", headers=auth(key))).status_code == 200
+            await anyio.to_thread.run_sync(postgres.stop_server)
+            # The first meets the pooled connection dead; the next ones find nobody listening.
+            for _ in range(3):
+                down = await client.get("/v1/account", headers=auth(key))
+                assert down.status_code == 503, down.text
+                assert down.headers["Retry-After"] and down.json()["error"]
+            await anyio.to_thread.run_sync(postgres.start_server)
+            back = await client.get("/v1/account", headers=auth(key))
+            assert back.status_code == 200, back.text

@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse
 
 from lunos_events import errors
 from lunos_events.api.headers import refusal_headers
+from lunos_events.store.availability import database_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +56,9 @@ async def handle_redis_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def handle_database_error(request: Request, exc: Exception) -> JSONResponse:
-    """A connection found dead (the database restarted) is a 503; the pool reconnects behind it."""
-    assert isinstance(exc, DBAPIError)
-    if not exc.connection_invalidated:
+    """The database out of reach (restarting: a dead connection, a refused one) is a 503; the pool
+    reconnects behind it. `exc` is a DBAPIError, or a ConnectionError the driver raised as is."""
+    if not database_unavailable(exc):
         return await handle_unexpected_error(request, exc)
     log.warning("database connection lost during %s %s: %s", request.method, request.url.path, exc)
     return error_response(503, "Service temporarily unavailable, try again shortly", {"Retry-After": "1"})
@@ -73,5 +74,6 @@ EXCEPTION_HANDLERS = {
     HTTPException: handle_http_error,
     RedisError: handle_redis_error,
     DBAPIError: handle_database_error,
+    ConnectionError: handle_database_error,
     Exception: handle_unexpected_error,
 }

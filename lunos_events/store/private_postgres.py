@@ -84,9 +84,9 @@ class PrivatePostgres:
         )
         if initdb.returncode != 0:
             raise RuntimeError(f"initdb {self.datadir} failed: {initdb.stderr.strip()}")
-        self._launch(timeout)
+        self.start_server(timeout)
 
-    def _launch(self, timeout: float) -> None:
+    def start_server(self, timeout: float = 60.0) -> None:
         self._process = subprocess.Popen(
             [
                 str(self.bin_dir / "postgres"),
@@ -122,14 +122,14 @@ class PrivatePostgres:
 
     def restart(self, timeout: float = 60.0) -> None:
         """Stop the server (a fast shutdown: clients are cut off) and start it again on its data."""
-        self._shutdown()
-        self._launch(timeout)
+        self.stop_server()
+        self.start_server(timeout)
 
     def stop(self) -> None:
-        self._shutdown()
+        self.stop_server()
         shutil.rmtree(self.datadir, ignore_errors=True)
 
-    def _shutdown(self) -> None:
+    def stop_server(self) -> None:
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
             process.send_signal(signal.SIGINT)  # a "fast" shutdown: clients are disconnected
