@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -46,10 +47,8 @@ async def test_requests_after_the_database_dropped_its_connections(
     assert statuses[-1].json()["id"] == "restarted"
 
 
-async def test_requests_while_the_database_is_down_and_after_it_is_back(
-    redis_url: str, tmp_path: Path
-) -> None:
-    """A PostgreSQL that is down refuses new connections: 503 with Retry-After, then 200 again."""
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
     if missing_parts():
         if os.environ.get("LUNOS_CI"):
             pytest.fail(f"the stack's Debian packages are missing: {missing_parts()}")
@@ -57,19 +56,27 @@ async def test_requests_while_the_database_is_down_and_after_it_is_back(
     workdir = Path(tempfile.mkdtemp(prefix="lunos-pg-"))
     workdir.chmod(0o755)  # run as root, the cluster's own user must reach its folder
     with PrivatePostgres(workdir) as postgres:
-        settings = make_settings(tmp_path, redis_url, database_url=postgres.url)
-        async with (
-            running_service(settings) as rt,
-            httpx.AsyncClient(base_url=settings.resolved_public_base_url(), timeout=30) as client,
-        ):
-            key = await create_user(rt, "downtime")
-            assert (await client.get("/v1/account", headers=auth(key))).status_code == 200
-            await anyio.to_thread.run_sync(postgres.stop_server)
-            # The first meets the pooled connection dead; the next ones find nobody listening.
-            for _ in range(3):
-                down = await client.get("/v1/account", headers=auth(key))
-                assert down.status_code == 503, down.text
-                assert down.headers["Retry-After"] and down.json()["error"]
-            await anyio.to_thread.run_sync(postgres.start_server)
-            back = await client.get("/v1/account", headers=auth(key))
-            assert back.status_code == 200, back.text
+        yield postgres
+
+
+async def test_requests_while_the_database_is_down_and_after_it_is_back(
+    redis_url: str, tmp_path: Path, private_postgres: PrivatePostgres
+) -> None:
+    """A PostgreSQL that is down refuses new connections: 503 with Retry-After, then 200 again."""
+    postgres = private_postgres
+    settings = make_settings(tmp_path, redis_url, database_url=postgres.url)
+    async with (
+        running_service(settings) as rt,
+        httpx.AsyncClient(base_url=settings.resolved_public_base_url(), timeout=30) as client,
+    ):
+        key = await create_user(rt, "downtime")
+        assert (await client.get("/v1/account", headers=auth(key))).status_code == 200
+        await anyio.to_thread.run_sync(postgres.stop_server)
+        # The first meets the pooled connection dead; the next ones find nobody listening.
+        for _ in range(3):
+            down = await client.get("/v1/account", headers=auth(key))
+            assert down.status_code == 503, down.text
+            assert down.headers["Retry-After"] and down.json()["error"]
+        await anyio.to_thread.run_sync(postgres.start_server)
+        back = await client.get("/v1/account", headers=auth(key))
+        assert back.status_code == 200, back.text
