@@ -99,10 +99,12 @@ class Report:
         f = self.findings
         c = f.counts
         lines = [
-            f"{'run':<28} {self.seconds:.0f} s of load, then drained",
+            f"{'run':<28} {self.seconds:.0f} s: load with faults, then a drain",
             f"{'operations':<28} {c['operations']} ("
             + ", ".join(f"{k} {v}" for k, v in sorted(self.statuses.items()))
             + f"; refunded {c['refunded']})",
+            f"{'slowest operation':<28} {c['slowest_ms'] / 1000:.1f} s from submit to its end "
+            f"(the simulator takes {CHAOS_SETTINGS['LUNOS_SIMULATOR_LATENCY_SECONDS']} s)",
             f"{'events':<28} {c['events']}",
             f"{'webhook deliveries':<28} {c['deliveries']} owed, {c['webhook_requests']} requests received",
             f"{'SSE subscribers':<28} {self.subscribers} account streams ({c['stream_reconnects']} resumes), "
@@ -158,6 +160,7 @@ class Chaos:
             started = time.monotonic()
             load.start()
             await self._faults(started)
+            await asyncio.sleep(max(0.0, started + self.options.seconds - time.monotonic()))
             await load.stop_submitting()
             await self._drain(load)
             seconds = time.monotonic() - started
@@ -227,9 +230,9 @@ class Chaos:
             receiver = self.receivers["ok"]
             await receiver.stop()
             await asyncio.sleep(self.options.receiver_down_seconds)
-            back = time.monotonic()
+            fault.back_at = time.monotonic()
             await receiver.start()
-            fault.recovered_at = await self._first_delivery(receiver, back)
+            fault.recovered_at = await self._first_delivery(receiver, fault.back_at)
             return
         fault.recovered_at = await self._probe()
 

@@ -20,10 +20,12 @@ class Fault:
     kind: str
     at: float
     recovered_at: float | None = None
+    back_at: float | None = None  # a fault that lasts a while (a receiver away): when it ended
 
     @property
     def recovery(self) -> float | None:
-        return None if self.recovered_at is None else self.recovered_at - self.at
+        """From the fault (or from its end, for one that lasts) to the service working again."""
+        return None if self.recovered_at is None else self.recovered_at - (self.back_at or self.at)
 
 
 @dataclass
@@ -97,6 +99,9 @@ def _check_operations(found: Findings, records: Records, ops: dict, events: list
             found.other.append(f"{op_id}: polled {status}, stored {ops[op_id].status}")
     found.other.extend(f"poll went back: {r}" for r in records.poll_regressions)
     found.counts["refunded"] = sum(1 for op in ops.values() if op.refunded)
+    found.counts["slowest_ms"] = max(
+        ((op.completed_at_ms or op.updated_at_ms) - op.created_at_ms for op in ops.values()), default=0
+    )
 
 
 def _check_balances(found: Findings, records: Records, ops: dict, balances: dict[str, int]) -> None:
