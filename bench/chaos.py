@@ -82,7 +82,7 @@ class ChaosOptions:
     fault_every: float = 8.0
     receiver_down_seconds: float = 5.0
     flaky_seconds: float = 20.0  # the flaky receiver fails this long from the start
-    drain_seconds: float = 120.0
+    drain_seconds: float = 60.0
     kinds: tuple[str, ...] = FAULT_KINDS
 
 
@@ -213,6 +213,12 @@ class Chaos:
             fault = Fault(next(kinds), time.monotonic())
             self.faults.append(fault)
             await self._inject(fault)
+            recovery = "never" if fault.recovery is None else f"{fault.recovery:.1f} s"
+            print(
+                f"t+{fault.at - started:5.1f} s  {fault.kind:<17} recovered: {recovery}",
+                file=sys.stderr,
+                flush=True,
+            )
             at = max(at + self.options.fault_every, time.monotonic() + 2.0)
 
     async def _inject(self, fault: Fault) -> None:
@@ -272,6 +278,7 @@ class Chaos:
         """Wait until every operation ended, every delivery settled and every stream caught up."""
         store = Store.open(self.stack.postgres.url, pool_size=2)
         deadline = time.monotonic() + self.options.drain_seconds
+        waiting = "the database did not answer"
         try:
             while time.monotonic() < deadline:
                 with contextlib.suppress(Exception):  # the database may still be coming back
@@ -286,7 +293,13 @@ class Chaos:
                     behind = [s for s in load.records.subscribers if s.last < seqs.get(s.account.id, 0)]
                     if pending == 0 and not behind:
                         return
+                    waiting = f"{pending} pending operation(s) or deliveries, {len(behind)} stream(s) behind"
                 await asyncio.sleep(0.5)
+            print(
+                f"drain: gave up after {self.options.drain_seconds:.0f} s: {waiting}",
+                file=sys.stderr,
+                flush=True,
+            )
         finally:
             await store.dispose()
 
