@@ -10,6 +10,7 @@ import yaml
 
 from lunos_events.cli import main as cli
 from lunos_events.settings import Settings
+from lunos_events.stack.stack import PRODUCTION_SETTINGS
 from tests.processes import PROJECT_ROOT
 
 COMPOSE = PROJECT_ROOT / "docker-compose.yml"
@@ -104,3 +105,19 @@ def test_dockerfile_runs_the_package(compose: dict) -> None:
     assert 'CMD ["lunos-events", "serve"]' in text
     assert "HEALTHCHECK" in text and "/healthz" in text
     assert re.search(r"^USER (?!root)", text, re.M)
+
+
+def test_compose_and_the_stack_command_use_the_same_settings(compose: dict) -> None:
+    """`lunos-events stack` gives its processes what compose gives api and worker (bar addresses)."""
+    environment = compose["services"]["api"]["environment"]
+    defaults = {
+        var: re.sub(r"\$\{[A-Z0-9_]+:-([^}]*)\}", r"\1", str(value)) for var, value in environment.items()
+    }
+    for var, value in PRODUCTION_SETTINGS.items():
+        assert defaults[var] == value, var
+    # The stack sets the addresses of its own servers; compose names its services.
+    stack_owned = {"LUNOS_DATABASE_URL", "LUNOS_REDIS_URL", "LUNOS_PUBLIC_BASE_URL"}
+    stack_owned |= {"LUNOS_R2_ENDPOINT_URL", "LUNOS_R2_PUBLIC_BASE_URL"}
+    shared = {var for var in defaults if var.startswith("LUNOS_")} - stack_owned
+    providers = {"LUNOS_PROVIDER"}  # empty in compose: the caller's environment decides, as in the stack
+    assert shared - providers == set(PRODUCTION_SETTINGS)
