@@ -4,8 +4,8 @@
 
 tests/test_stack_chaos.py runs the same engine for a shorter time. The stack (private PostgreSQL,
 Debian's redis-server with its append-only file, moto's S3, `serve` replicas behind Debian's nginx,
-`worker` processes, the local simulator) takes load from the clients of bench/chaos_clients.py and
-webhook receivers of bench/chaos_receivers.py, while faults are injected on a schedule:
+`worker` processes, the local simulator) takes load from the clients of bench/chaos_engine/clients.py and
+webhook receivers of bench/chaos_engine/receivers.py, while faults are injected on a schedule:
 
 - worker-kill: kill -9 of a worker (the stack starts it again);
 - api-kill: kill -9 of an API replica (nginx routes around it; the stack starts it again);
@@ -16,7 +16,7 @@ webhook receivers of bench/chaos_receivers.py, while faults are injected on a sc
 
 After each fault a probe submits a generation through nginx (retrying 503s with its
 Idempotency-Key) and polls it to its end: the fault's recovery time is from the fault to that end
-(the simulator's own latency, about a second, included). The invariants of bench/chaos_checks.py
+(the simulator's own latency, about a second, included). The invariants of bench/chaos_engine/checks.py
 are checked at the end, and a table is printed.
 """
 
@@ -41,9 +41,9 @@ from dataclasses import dataclass, field
 import httpx
 from sqlalchemy import text
 
-from bench.chaos_checks import Fault, Findings, check
-from bench.chaos_clients import FINAL, MODEL, Account, Load
-from bench.chaos_receivers import Receiver
+from bench.chaos_engine.checks import Fault, Findings, check
+from bench.chaos_engine.clients import FINAL, MODEL, Account, Load
+from bench.chaos_engine.receivers import Receiver
 from lunos_events.child_processes import free_port
 from lunos_events.services.accounts import create_account, create_api_key
 from lunos_events.stack.stack import ProductionStack, StackOptions

@@ -29,7 +29,7 @@ from collections import Counter
 
 from bench.common import bench_workdir, free_port, percentile, raise_fd_limit
 from bench.http import SUBMIT_BODY, measure, one_operation_per_key, request_bytes, show
-from bench.sse_fanout import client_process, last_event_seq, pending_operation
+from bench.sse_fanout import ACCOUNT, client_process, last_event_seq, pending_operation
 from lunos_events.runtime import open_runtime
 from lunos_events.services import accounts
 from lunos_events.settings import Settings
@@ -98,9 +98,9 @@ def throughput(stack: ProductionStack, keys: list[str], args: argparse.Namespace
 async def fanout(stack: ProductionStack, subscribers: int, client_processes: int) -> None:
     settings = runtime_settings(stack)
     async with open_runtime(settings) as rt:
-        await accounts.create_account(rt.store, "fanout", 0, "bench")
+        await accounts.create_account(rt.store, ACCOUNT, 0, "bench")
         op_id: str = await pending_operation(rt, 999_999)
-        token = StreamTokenSigner(settings.stream_token_secret or "", 3600).for_account("fanout")
+        token = StreamTokenSigner(settings.stream_token_secret or "", 3600).for_account(ACCOUNT)
         path = f"/v1/video/events?token={token}"
         context = multiprocessing.get_context("spawn")
         per_process = [subscribers // client_processes] * client_processes
@@ -118,7 +118,7 @@ async def fanout(stack: ProductionStack, subscribers: int, client_processes: int
         connected = sum([(await asyncio.to_thread(p.recv))[1] for p in pipes])
         opened = time.monotonic() - opened
         spread = await streams_per_replica(stack)
-        seq = await last_event_seq(rt.store, "fanout") + 1
+        seq = await last_event_seq(rt.store, ACCOUNT) + 1
         for p in pipes:
             p.send(f"id: {seq}\r\n".encode())
         await asyncio.sleep(1)

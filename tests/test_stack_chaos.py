@@ -5,7 +5,7 @@ behind Debian's nginx, two workers) takes submits with Idempotency-Key retries, 
 on every replica and webhook deliveries (slow, failing then recovering, 410), while a worker and an
 API replica are killed with SIGKILL, Redis restarts with and without its data, PostgreSQL restarts
 and a receiver goes away. bench/chaos.py is the engine (and runs it for longer); the invariants are
-in bench/chaos_checks.py. Bounded: 100 s of load and faults, about two minutes in all.
+in bench/chaos_engine/checks.py. Bounded: 100 s of load and faults, about two minutes in all.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ only, and is stopped (process groups, then the servers) when the stack stops.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -168,10 +169,24 @@ class ProductionStack:
             aws_access_key_id=env["LUNOS_R2_ACCESS_KEY_ID"],
             aws_secret_access_key=env["LUNOS_R2_SECRET_ACCESS_KEY"],
         )
+        bucket = env["LUNOS_R2_BUCKET"]
+        # Objects readable by anyone at LUNOS_R2_PUBLIC_BASE_URL, as compose's minio-bucket makes them.
+        public_read = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": "*",
+                    "Action": "s3:GetObject",
+                    "Resource": f"arn:aws:s3:::{bucket}/*",
+                }
+            ],
+        }
         deadline = time.monotonic() + timeout
         while True:
             try:
-                s3.create_bucket(Bucket=env["LUNOS_R2_BUCKET"])
+                s3.create_bucket(Bucket=bucket)
+                s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(public_read))
                 return
             except (BotoCoreError, ClientError):
                 if time.monotonic() > deadline:

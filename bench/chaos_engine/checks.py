@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import text
 
-from bench.chaos_clients import FINAL, Records
-from bench.chaos_receivers import Receiver
+from bench.chaos_engine.clients import FINAL, Records
+from bench.chaos_engine.receivers import Receiver
 from lunos_events.store.transactions import Store
 
 FAULT_GRACE_SECONDS = 5.0  # a 503 counts as the fault's if it comes at most this long after recovery
