@@ -152,6 +152,23 @@ def client_process(count: int, host: str, port: int, path: str, pipe: Connection
     clients.close()
 
 
+def start_client_processes(
+    subscribers: int, processes: int, host: str, port: int, path: str
+) -> tuple[list[Connection], list[multiprocessing.process.BaseProcess]]:
+    """`subscribers` streams opened by `processes` client processes: their pipes and processes."""
+    context = multiprocessing.get_context("spawn")
+    per_process = [subscribers // processes] * processes
+    per_process[0] += subscribers - sum(per_process)
+    pipes, children = [], []
+    for count in per_process:
+        parent_end, child_end = context.Pipe()
+        child = context.Process(target=client_process, args=(count, host, port, path, child_end), daemon=True)
+        child.start()
+        pipes.append(parent_end)
+        children.append(child)
+    return pipes, children
+
+
 # ---------------------------------------------------------------- the server under test
 
 
@@ -277,17 +294,8 @@ async def fanout(args, rt, server, base: str, path: str, op_id: str) -> None:  #
     await asyncio.sleep(0.5)
     rss_before = rss_kb(server.pid)
 
-    context = multiprocessing.get_context("spawn")
-    per_process = [args.subscribers // args.client_processes] * args.client_processes
-    per_process[0] += args.subscribers - sum(per_process)
     host, port = base.removeprefix("http://").split(":")
-    pipes, children = [], []
-    for count in per_process:
-        parent_end, child_end = context.Pipe()
-        child = context.Process(target=client_process, args=(count, host, int(port), path, child_end))
-        child.start()
-        pipes.append(parent_end)
-        children.append(child)
+    pipes, children = start_client_processes(args.subscribers, args.client_processes, host, int(port), path)
     connect_started = time.monotonic()
     connected = sum([(await asyncio.to_thread(p.recv))[1] for p in pipes])
     connect_seconds = time.monotonic() - connect_started

@@ -23,13 +23,12 @@ sys.path[0] = str(Path(__file__).resolve().parent.parent)
 import argparse
 import asyncio
 import json
-import multiprocessing
 import time
 from collections import Counter
 
 from bench.common import bench_workdir, free_port, percentile, raise_fd_limit
-from bench.http import SUBMIT_BODY, measure, one_operation_per_key, request_bytes, show
-from bench.sse_fanout import ACCOUNT, client_process, last_event_seq, pending_operation
+from bench.http import SUBMIT_BODY, bench_accounts, measure, one_operation_per_key, request_bytes, show
+from bench.sse_fanout import ACCOUNT, last_event_seq, pending_operation, start_client_processes
 from lunos_events.runtime import open_runtime
 from lunos_events.services import accounts
 from lunos_events.settings import Settings
@@ -55,15 +54,6 @@ def runtime_settings(stack: ProductionStack) -> Settings:
         stream_token_secret=env["LUNOS_STREAM_TOKEN_SECRET"],
         data_dir=stack.data_dir / "bench",
     )
-
-
-async def make_keys(settings: Settings, count: int) -> list[str]:
-    async with open_runtime(settings) as rt:
-        keys = []
-        for n in range(count):
-            await accounts.create_account(rt.store, f"bench{n}", 10**12, "bench")
-            keys.append(await accounts.create_api_key(rt.store, f"bench{n}"))
-        return keys
 
 
 def throughput(stack: ProductionStack, keys: list[str], args: argparse.Namespace) -> None:
@@ -102,18 +92,9 @@ async def fanout(stack: ProductionStack, subscribers: int, client_processes: int
         op_id: str = await pending_operation(rt, 999_999)
         token = StreamTokenSigner(settings.stream_token_secret or "", 3600).for_account(ACCOUNT)
         path = f"/v1/video/events?token={token}"
-        context = multiprocessing.get_context("spawn")
-        per_process = [subscribers // client_processes] * client_processes
-        per_process[0] += subscribers - sum(per_process)
-        pipes, children = [], []
-        for count in per_process:
-            parent_end, child_end = context.Pipe()
-            child = context.Process(
-                target=client_process, args=(count, "127.0.0.1", stack.options.port, path, child_end)
-            )
-            child.start()
-            pipes.append(parent_end)
-            children.append(child)
+        pipes, children = start_client_processes(
+            subscribers, client_processes, "127.0.0.1", stack.options.port, path
+        )
         opened = time.monotonic()
         connected = sum([(await asyncio.to_thread(p.recv))[1] for p in pipes])
         opened = time.monotonic() - opened
@@ -172,7 +153,7 @@ def main() -> None:
     stack = ProductionStack(StackOptions(workdir / "stack", 2, 2, free_port(), STACK_SETTINGS))
     stack.start()
     try:
-        keys = asyncio.run(make_keys(runtime_settings(stack), args.accounts))
+        keys = asyncio.run(bench_accounts(runtime_settings(stack), args.accounts))
         throughput(stack, keys, args)
         if args.subscribers:
             asyncio.run(fanout(stack, args.subscribers, args.client_processes))

@@ -48,3 +48,22 @@ def wait_for_exit(process: subprocess.Popen[str], timeout: float) -> int:
             raise AssertionError("process did not exit in time")
         time.sleep(0.05)
     return process.returncode
+
+
+def stack_workdir(prefix: str) -> Path:
+    """A folder for servers from Debian's packages (the stack's), which their own unprivileged users
+    can reach when we run as root. Without the packages: skipped locally, failed in CI (LUNOS_CI=1),
+    where .ci/run installs them."""
+    import tempfile
+
+    import pytest
+
+    from lunos_events.stack.stack import missing_parts
+
+    if missing_parts():
+        if os.environ.get("LUNOS_CI"):
+            pytest.fail(f"Debian's {missing_parts()} are missing")
+        pytest.skip(f"needs Debian's {missing_parts()}")
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    workdir.chmod(0o755)
+    return workdir

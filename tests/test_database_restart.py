@@ -3,8 +3,6 @@ connection get a 503 with Retry-After, never a 500, and the next ones are served
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,9 +13,9 @@ from sqlalchemy.engine import make_url
 
 from lunos_events.runtime import Runtime
 from lunos_events.serving import running_service
-from lunos_events.stack.stack import missing_parts
 from lunos_events.store.private_postgres import PrivatePostgres
 from tests.conftest import auth, create_user, make_settings, run_on_postgres
+from tests.processes import stack_workdir
 
 pytestmark = pytest.mark.anyio
 
@@ -49,12 +47,7 @@ async def test_requests_after_the_database_dropped_its_connections(
 
 @pytest.fixture
 def private_postgres() -> Iterator[PrivatePostgres]:
-    if missing_parts():
-        if os.environ.get("LUNOS_CI"):
-            pytest.fail(f"the stack's Debian packages are missing: {missing_parts()}")
-        pytest.skip(f"needs Debian's {missing_parts()}")
-    workdir = Path(tempfile.mkdtemp(prefix="lunos-pg-"))
-    workdir.chmod(0o755)  # run as root, the cluster's own user must reach its folder
+    workdir = stack_workdir("lunos-pg-")
     with PrivatePostgres(workdir) as postgres:
         yield postgres
 

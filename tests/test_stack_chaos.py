@@ -11,25 +11,16 @@ in bench/chaos_engine/checks.py. Bounded: 100 s of load and faults, about two mi
 from __future__ import annotations
 
 import asyncio
-import os
-import tempfile
-from pathlib import Path
 
 import pytest
 
 from bench.chaos import FAULT_KINDS, ChaosOptions, run_chaos
-from lunos_events.stack.stack import missing_parts
+from tests.processes import stack_workdir
 
 
 @pytest.mark.timeout(300)
 def test_the_stack_loses_and_doubles_nothing_under_faults() -> None:
-    if missing_parts():
-        # Locally a missing Debian package skips; in CI, where .ci/run installs them, it fails.
-        if os.environ.get("LUNOS_CI"):
-            pytest.fail(f"the stack's Debian packages are missing: {missing_parts()}")
-        pytest.skip(f"needs Debian's {missing_parts()}")
-    workdir = Path(tempfile.mkdtemp(prefix="lunos-chaos-"))
-    workdir.chmod(0o755)  # PostgreSQL's and nginx's unprivileged users must reach the stack's folders
+    workdir = stack_workdir("lunos-chaos-")
 
     # Every fault kind twice, 8 s apart, under load from 5 accounts, then a drain.
     report = asyncio.run(run_chaos(ChaosOptions(seconds=100, accounts=5, rate=0.8), workdir))

@@ -6,16 +6,14 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from lunos_events.stack.stack import missing_parts
 from tests.conftest import VEO, free_port
-from tests.processes import command
+from tests.processes import command, stack_workdir
 
 READY = "Ctrl-C stops everything."
 
@@ -48,13 +46,7 @@ def alive(pid: int) -> bool:
 
 @pytest.mark.timeout(240)
 def test_stack_serves_through_nginx_and_ctrl_c_leaves_nothing_running() -> None:
-    if missing_parts():
-        # Locally a missing Debian package skips; in CI, where .ci/run installs them, it fails.
-        if os.environ.get("LUNOS_CI"):
-            pytest.fail(f"the stack's Debian packages are missing: {missing_parts()}")
-        pytest.skip(f"needs Debian's {missing_parts()}")
-    workdir = Path(tempfile.mkdtemp(prefix="lunos-stack-"))
-    workdir.chmod(0o755)  # PostgreSQL's and nginx's unprivileged users must reach the stack's folders
+    workdir = stack_workdir("lunos-stack-")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LUNOS_")}
     env |= {

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import os
+import resource
 from pathlib import Path
 
 NGINX = "/usr/sbin/nginx"
@@ -31,9 +32,16 @@ def nginx_config(
     listen_port: int,
     upstream_ports: list[int],
     max_body_bytes: int,
-    max_connections: int = 32768,
+    max_connections: int | None = None,
 ) -> str:
     """The whole nginx.conf; `prefix` holds its pid file, logs and temp files."""
+    open_files = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if max_connections is None:
+        # Per worker: every connection is a file; leave room for logs and listening sockets.
+        max_connections = max(1024, open_files - 64)
+    # A proxied stream takes two connections, so idle SSE streams need room: two workers at least,
+    # and `reuseport` has the kernel spread new connections evenly over them.
+    workers = max(2, os.cpu_count() or 1)
     servers = "\n".join(
         f"        server 127.0.0.1:{port} max_fails=1 fail_timeout=2s;" for port in upstream_ports
     )
@@ -52,8 +60,8 @@ def nginx_config(
             proxy_next_upstream_timeout 5s;"""
     return f"""# Written by `lunos-events stack` at each start; edits are overwritten.
 {user}
-worker_processes 1;
-worker_rlimit_nofile {max_connections * 2};
+worker_processes {workers};
+worker_rlimit_nofile {max_connections + 64};
 pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
 
@@ -86,7 +94,7 @@ http {{
     }}
 
     server {{
-        listen 127.0.0.1:{listen_port} backlog=4096;
+        listen 127.0.0.1:{listen_port} backlog=4096 reuseport;
 
         error_page 502 504 =503 @unavailable;
         error_page 413 @too_large;

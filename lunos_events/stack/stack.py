@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import secrets
 import shutil
 import subprocess
@@ -28,6 +29,7 @@ from lunos_events.stack.nginx import NGINX, nginx_command, write_nginx_config
 from lunos_events.store.private_postgres import PrivatePostgres
 
 DEBIAN_REDIS = "/usr/bin/redis-server"
+OPEN_FILES = 65536
 
 # The settings docker-compose.yml gives its api and worker services, apart from the addresses of the
 # other services (tests/test_compose.py checks that the two agree). The caller's own LUNOS_*
@@ -60,6 +62,16 @@ def missing_parts() -> list[str]:
     if not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")) and not shutil.which("initdb"):
         missing.append("postgresql")
     return missing
+
+
+def _raise_open_files_limit(wanted: int = OPEN_FILES) -> None:
+    """Every SSE stream holds a socket in an API process and two in nginx: let the children (who
+    inherit the limit) hold tens of thousands. Raising the hard limit needs root; else up to it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    for limits in ((max(soft, wanted), max(hard, wanted)), (max(soft, min(wanted, hard)), hard)):
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, limits)
+            return
 
 
 def lunos_command(*args: str) -> list[str]:
@@ -124,6 +136,7 @@ class ProductionStack:
                 f"the stack needs Debian's {', '.join(missing)}: apt-get install -y {' '.join(missing)}"
             )
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        _raise_open_files_limit()
         # Run as root, PostgreSQL's and nginx's unprivileged users must reach their folders.
         self.data_dir.chmod(0o755)
         try:
