@@ -306,10 +306,20 @@ class Chaos:
 
 async def run_chaos(options: ChaosOptions, workdir: Path) -> Report:
     chaos = Chaos(options, workdir)
+    watchdog = asyncio.create_task(_report_if_stuck(options.seconds + options.drain_seconds + 60))
     try:
         return await chaos.run()
     finally:
+        watchdog.cancel()
         await chaos.close()
+
+
+async def _report_if_stuck(after: float) -> None:
+    """A run past its time prints where each of its tasks waits (for a CI log to show)."""
+    await asyncio.sleep(after)
+    print(f"chaos: still running after {after:.0f} s; its tasks:", file=sys.stderr, flush=True)
+    for task in asyncio.all_tasks():
+        task.print_stack(limit=8, file=sys.stderr)
 
 
 def main() -> None:
