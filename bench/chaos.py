@@ -110,7 +110,7 @@ class Report:
             f"{'SSE subscribers':<28} {self.subscribers} account streams ({c['stream_reconnects']} resumes), "
             f"{self.op_streams} operation streams",
             f"{'HTTP answers':<28} {c['answers']} ({c['answers_503']} of them 503, "
-            f"{c['no_answer']} cut or refused)",
+            f"{c['answers_429']} 429, {c['no_answer']} cut or refused)",
             f"{'faults injected':<28} {len(self.faults)}",
         ]
         for kind in dict.fromkeys(fault.kind for fault in self.faults):
@@ -319,7 +319,11 @@ async def _report_if_stuck(after: float) -> None:
     await asyncio.sleep(after)
     print(f"chaos: still running after {after:.0f} s; its tasks:", file=sys.stderr, flush=True)
     for task in asyncio.all_tasks():
-        task.print_stack(limit=8, file=sys.stderr)
+        where, awaited = [], task.get_coro()
+        while awaited is not None and hasattr(awaited, "cr_frame") and awaited.cr_frame is not None:
+            where.append(f"{Path(awaited.cr_frame.f_code.co_filename).name}:{awaited.cr_frame.f_lineno}")
+            awaited = awaited.cr_await
+        print(f"  {task.get_name()}: {' > '.join(where)} > {awaited!r:.120}", file=sys.stderr, flush=True)
 
 
 def main() -> None:

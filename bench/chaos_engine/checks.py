@@ -72,7 +72,9 @@ def _check_operations(found: Findings, records: Records, ops: dict, events: list
     known: dict[str, str] = {}
     for submit in records.submits:
         if submit.op_id is None:
-            found.lost.append(f"submit {submit.key} of {submit.account} never got an answer")
+            found.lost.append(
+                f"submit {submit.key} of {submit.account} never got an answer: {Counter(submit.answers)}"
+            )
             continue
         if submit.op_id in known:
             found.doubled.append(f"{submit.op_id} answered two different Idempotency-Keys")
@@ -201,3 +203,4 @@ def _check_answers(found: Findings, records: Records, faults: list[Fault]) -> No
     found.counts["answers"] = len(records.answers)
     found.counts["answers_503"] = errors[503]
     found.counts["no_answer"] = sum(1 for a in records.answers if a[1] == 0)
+    found.counts["answers_429"] = sum(1 for a in records.answers if a[1] == 429)

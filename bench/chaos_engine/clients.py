@@ -25,6 +25,8 @@ import httpx
 MODEL = "google/veo-3.0-generate-preview"
 FINAL = {"completed", "failed", "cancelled"}
 RETRY_STATUSES = {429, 502, 503, 504}
+# A submit still refused after this long is given up (and reported), so a run always ends.
+SUBMIT_PATIENCE_SECONDS = 60.0
 
 
 @dataclass
@@ -44,6 +46,7 @@ class Submit:
     key: str
     op_id: str | None = None
     attempts: int = 0
+    answers: list[int] = field(default_factory=list)  # statuses of its attempts, 0: no answer
     replay_ids: list[str] = field(default_factory=list)  # answers to repeats after success
 
 
@@ -145,10 +148,12 @@ class Load:
         body = {"model": MODEL, "prompt": prompt, "parameters": {"aspectRatio": "16:9"}}
         headers = {**account.headers, "Idempotency-Key": submit.key}
         delay = 0.1
-        while True:
+        give_up = time.monotonic() + SUBMIT_PATIENCE_SECONDS
+        while time.monotonic() < give_up:
             submit.attempts += 1
             url = f"{self.proxy_url}/v1/video/generations"
             response = await self._call("POST", url, "submit", json=body, headers=headers)
+            submit.answers.append(0 if response is None else response.status_code)
             if response is not None and response.status_code == 200:
                 op_id = response.json()["id"]
                 if replay:
@@ -159,8 +164,9 @@ class Load:
             if response is not None and response.status_code not in RETRY_STATUSES:
                 raise AssertionError(f"submit answered {response.status_code}: {response.text}")
             retry_after = response.headers.get("retry-after") if response is not None else None
-            await asyncio.sleep(float(retry_after) if retry_after else delay)
+            await asyncio.sleep(max(float(retry_after or 0), delay))
             delay = min(delay * 2, 2.0)
+        # Left without an answer (op_id None): the checks report it as lost.
 
     async def _poller(self) -> None:
         while not self.stopping.is_set():

@@ -40,17 +40,19 @@ async def admit_submit(
     """`fingerprint` (idempotency.request_hash) is needed only with an `idempotency_key`."""
     store, bus, settings = generations.store, generations.bus, generations.settings
     account_id = principal.account_id
+    claim: idempotency.Claim | None = None
     if idempotency_key is not None:
         assert fingerprint is not None
         first = await idempotency.claim(
             store, account_id, idempotency_key, fingerprint, settings.idempotency_ttl_seconds
         )
-        if first is not None:
+        if not isinstance(first, idempotency.Claim):
             return Admitted(first, None)
+        claim = first
     try:
         quota = await _take_submit(generations, principal)
         try:
-            op, event = await generations.create(principal, request)
+            op, event = await generations.create(principal, request, claim)
         except BaseException:
             await limits.give_back(bus, account_id, quota.reservation)
             raise
@@ -61,11 +63,11 @@ async def admit_submit(
         )
         response = await generations.start(op, event)
     except BaseException:
-        if idempotency_key is not None:
-            await idempotency.release(store, account_id, idempotency_key)
+        if claim is not None:
+            await idempotency.release(store, account_id, claim)
         raise
-    if idempotency_key is not None:
-        await idempotency.complete(store, account_id, idempotency_key, response)
+    if claim is not None:
+        await idempotency.complete(store, account_id, claim, response)
     return Admitted(response, quota)
 
 

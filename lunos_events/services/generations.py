@@ -18,6 +18,7 @@ from lunos_events.errors import Conflict, NotFound, ProviderStartFailed
 from lunos_events.ids import OperationStamps, now_ms, operation_id, operation_owner, video_key
 from lunos_events.logs import operation_context
 from lunos_events.providers.base import GenerationJob, VideoProvider
+from lunos_events.services import idempotency
 from lunos_events.services.accounts import Principal
 from lunos_events.services.events import mark_published
 from lunos_events.services.generation_request import GenerationRequest
@@ -104,9 +105,10 @@ class Generations:
         self.lifecycle = Lifecycle(store, bus, self.outbox, pending, settings)
 
     async def create(
-        self, principal: Principal, request: GenerationRequest
+        self, principal: Principal, request: GenerationRequest, claim: idempotency.Claim | None = None
     ) -> tuple[NewOperation, StoredEvent]:
-        """Charge and record the pending operation and its event; nothing is published or started yet."""
+        """Charge and record the pending operation and its event; nothing is published or started yet.
+        With an Idempotency-Key's claim, the operation is recorded on it in the same transaction."""
         if request.webhook is not None:
             await resolve_target(request.webhook.url, self.settings.webhook_allow_private)
         deadline = self.settings.operation_deadline_seconds
@@ -114,7 +116,10 @@ class Generations:
             op = new_operation(principal, request, self._stamps.next(principal.account_id), deadline)
             try:
                 async with self.store.transaction() as tx:
-                    return op, await create_operation(tx, op, request.webhook)
+                    event = await create_operation(tx, op, request.webhook)
+                    if claim is not None:
+                        await idempotency.record_operation(tx, principal.account_id, claim, op.id)
+                    return op, event
             except IntegrityError:
                 continue  # another API process took this id: the next stamp is past it
         raise RuntimeError("could not allocate an operation id")

@@ -97,6 +97,10 @@ class IdempotencyKey(SQLModel, table=True):
     request_hash: str = Field(max_length=64)
     # NULL while the first request is still being handled.
     response: str | None = Field(default=None, sa_type=Text)
+    # The operation it created, written in the same transaction as the charge: a repeat after its
+    # request died (the API process killed, the database lost) answers with that operation.
+    operation_id: str | None = Field(default=None, max_length=160)
+    # Also the claim's fencing token: a claim taken over after its request died has a new one.
     created_at_ms: int = Field(sa_type=BigInteger)
     expires_at_ms: int = Field(sa_type=BigInteger, index=True)
 
