@@ -144,6 +144,11 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="The sliding window `submits_per_minute` counts over."
     )
     idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=1)
+    idempotency_claim_lease_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="After this, a key whose request died holding it answers with its operation, or is free.",
+    )
 
     # Live status: SSE streams, stream tokens, CORS
     stream_token_secret: str | None = Field(

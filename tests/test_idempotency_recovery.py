@@ -12,13 +12,14 @@ from sqlmodel import col
 
 from lunos_events.errors import Conflict
 from lunos_events.services import accounts, idempotency
+from lunos_events.settings import Settings
 from lunos_events.store.models import IdempotencyKey
 from tests.conftest import auth, create_user
 from tests.helpers import generation_body
 
 pytestmark = pytest.mark.anyio
 
-LEASE_MS = int(idempotency.CLAIM_LEASE_SECONDS * 1000)
+LEASE_MS = int(Settings().idempotency_claim_lease_seconds * 1000)
 
 
 async def age_claim(rt, account_id: str, key: str, *, drop_response: bool = False) -> None:

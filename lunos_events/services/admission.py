@@ -44,7 +44,12 @@ async def admit_submit(
     if idempotency_key is not None:
         assert fingerprint is not None
         first = await idempotency.claim(
-            store, account_id, idempotency_key, fingerprint, settings.idempotency_ttl_seconds
+            store,
+            account_id,
+            idempotency_key,
+            fingerprint,
+            settings.idempotency_ttl_seconds,
+            settings.idempotency_claim_lease_seconds,
         )
         if not isinstance(first, idempotency.Claim):
             return Admitted(first, None)

@@ -6,7 +6,9 @@ different body is refused, and a claim whose request failed is dropped so the cl
 
 A request can also die holding its claim (its API process killed, the database gone before the
 claim could be dropped). The operation it created is recorded on the claim in the same transaction
-as the charge, so once the claim is older than `CLAIM_LEASE_SECONDS` a repeat answers with that
+as the charge, so once the claim is older than its lease (`LUNOS_IDEMPOTENCY_CLAIM_LEASE_SECONDS`,
+longer than a live submit holds its claim: the limits, the charge, and the provider's start with
+its retries all happen well within it) a repeat answers with that
 operation, or, when there is none, takes the claim over and goes ahead. The claim's creation time
 is its fencing token: the request that lost its claim can no longer record an operation on it, so
 its charge rolls back, and one key never makes two operations.
@@ -32,9 +34,6 @@ from lunos_events.store.transactions import Store, Tx
 
 MAX_KEY_CHARS = 255
 IN_PROGRESS_WAIT_SECONDS = 30.0
-# Longer than a live submit holds its claim: the limits, the charge, and the provider's start with
-# its retries (LUNOS_GOOGLE_START_ATTEMPTS) all happen well within it.
-CLAIM_LEASE_SECONDS = 120.0
 _POLL_SECONDS = 0.05
 
 KEY_REUSED = "This Idempotency-Key was already used with a different request"
@@ -66,7 +65,7 @@ class Claim:
 
 
 async def claim(
-    store: Store, account_id: str, key: str, fingerprint: str, ttl_seconds: int
+    store: Store, account_id: str, key: str, fingerprint: str, ttl_seconds: int, lease_seconds: float = 120.0
 ) -> Claim | dict[str, Any]:
     """A Claim when this request owns the key (go ahead); the first response when it is a repeat."""
     deadline = time.monotonic() + IN_PROGRESS_WAIT_SECONDS
@@ -106,7 +105,7 @@ async def claim(
         if row.response is not None:
             first_response: dict[str, Any] = json.loads(row.response)
             return first_response
-        if row.created_at_ms + CLAIM_LEASE_SECONDS * 1000 <= stamp:
+        if row.created_at_ms + lease_seconds * 1000 <= stamp:
             recovered = await _recover(store, account_id, key, row.created_at_ms, row.operation_id)
             if recovered is not None:
                 return recovered
