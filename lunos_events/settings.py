@@ -171,6 +171,14 @@ class Settings(BaseSettings):
         default_factory=list, description="Origins allowed to call the API from a browser (comma-separated)."
     )
 
+    # Operators: the admin API (/v1/admin/...) and the console (/admin)
+    admin_token: str | None = Field(
+        default=None,
+        repr=False,
+        min_length=16,
+        description="Bearer token of the admin API and console; unset, both are switched off (404).",
+    )
+
     # Development account created by `lunos-events dev`
     dev_account_id: str = "dev"
     dev_api_key: str | None = None

@@ -9,7 +9,17 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
-from lunos_events.api import account, generations, page, streams, system, usage, webhooks
+from lunos_events.api import (
+    account,
+    admin,
+    admin_webhooks,
+    generations,
+    page,
+    streams,
+    system,
+    usage,
+    webhooks,
+)
 from lunos_events.api.errors import EXCEPTION_HANDLERS
 from lunos_events.metrics import Metrics, MetricsMiddleware
 from lunos_events.runtime import Runtime, open_runtime
@@ -63,6 +73,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         *usage.routes,
         *system.routes,
         *webhooks.routes,
+        *admin.routes,
+        *admin_webhooks.routes,
         *page.routes,
     ]
     metrics = Metrics()

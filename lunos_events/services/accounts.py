@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -19,7 +20,7 @@ from lunos_events.ids import (
     now_ms,
 )
 from lunos_events.store.models import Account, ApiKey
-from lunos_events.store.transactions import Store
+from lunos_events.store.transactions import Store, Tx
 
 
 @dataclass(frozen=True)
@@ -90,14 +91,19 @@ async def key_exists(store: Store, key: str, account_id: str) -> bool:
     return row is not None and row.account_id == account_id
 
 
-async def revoke_api_key(store: Store, key_or_prefix: str) -> str:
-    """Revoke one live key, named by its full text or by its displayed prefix; returns that prefix."""
+async def revoke_api_key(store: Store, key_or_prefix: str, account_id: str | None = None) -> str:
+    """Revoke one live key, named by its full text or by its displayed prefix; returns that prefix.
+
+    With `account_id`, only that account's keys can match.
+    """
     if len(key_or_prefix) > API_KEY_DISPLAY_CHARS:
         match = col(ApiKey.key_hash) == api_key_hash(key_or_prefix)
     elif len(key_or_prefix) >= 8:
         match = col(ApiKey.prefix).startswith(key_or_prefix, autoescape=True)
     else:
         raise InvalidRequest("Give the full key or at least 8 characters of its prefix")
+    if account_id is not None:
+        match = match & (col(ApiKey.account_id) == account_id)
     async with store.transaction() as conn:
         rows = (
             await conn.execute(
@@ -118,18 +124,37 @@ async def revoke_api_key(store: Store, key_or_prefix: str) -> str:
 
 async def add_balance(store: Store, account_id: str, amount_cents: int) -> int:
     """Credit (or, with a negative amount, debit) an account; returns the new balance."""
-    async with store.transaction() as conn:
-        result = await conn.execute(
-            update(Account)
-            .where(col(Account.id) == account_id, col(Account.balance_cents) + amount_cents >= 0)
-            .values(balance_cents=col(Account.balance_cents) + amount_cents)
-            .returning(col(Account.balance_cents))
-        )
-        row = result.first()
+    async with store.transaction() as tx:
+        return await credit(tx, account_id, amount_cents)
+
+
+async def credit(tx: Tx, account_id: str, amount_cents: int) -> int:
+    """Within `tx`: add to (or take from) a balance, never below zero; returns the new balance."""
+    result = await tx.execute(
+        update(Account)
+        .where(col(Account.id) == account_id, col(Account.balance_cents) + amount_cents >= 0)
+        .values(balance_cents=col(Account.balance_cents) + amount_cents)
+        .returning(col(Account.balance_cents))
+    )
+    row = result.first()
     if row is None:
-        await get_account(store, account_id)  # raises NotFound for an unknown account
+        found = await tx.first(select(col(Account.id)).where(col(Account.id) == account_id))
+        if found is None:
+            raise NotFound(f"Account {account_id!r} not found")
         raise InvalidRequest("The balance would become negative")
     return int(row.balance_cents)
+
+
+async def list_api_keys(store: Store, account_id: str) -> list[dict[str, Any]]:
+    """The account's keys, newest first: their displayed prefix and dates (a key is never stored)."""
+    rows = await store.all(
+        select(col(ApiKey.prefix), col(ApiKey.created_at_ms), col(ApiKey.revoked_at_ms))
+        .where(col(ApiKey.account_id) == account_id)
+        .order_by(col(ApiKey.created_at_ms).desc(), col(ApiKey.prefix))
+    )
+    return [
+        {"prefix": r.prefix, "created_at_ms": r.created_at_ms, "revoked_at_ms": r.revoked_at_ms} for r in rows
+    ]
 
 
 async def authenticate(store: Store, key: str) -> Principal:

@@ -102,4 +102,4 @@ class IdempotencyKey(SQLModel, table=True):
 
 
 # Registered on the same metadata, so `ensure_schema` creates them too.
-from lunos_events.store import webhook_models  # noqa: E402, F401
+from lunos_events.store import admin_models, webhook_models  # noqa: E402, F401
