@@ -18,6 +18,7 @@ from lunos_events.api import (
     streams,
     system,
     usage,
+    videos,
     webhooks,
 )
 from lunos_events.api.errors import EXCEPTION_HANDLERS
@@ -68,6 +69,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
 
     routes = [
         *generations.routes,
+        *videos.routes,
         *streams.routes,
         *account.routes,
         *usage.routes,

@@ -45,3 +45,16 @@ def _json_object(raw: bytes) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidRequest("Request body must be a JSON object")
     return body
+
+
+async def read_fields(request: Request, limit: int) -> dict[str, Any]:
+    """A JSON object, or the fields of a `multipart/form-data` body (what the `openai` SDK sends).
+
+    Files are handed back as they are, for the caller to refuse or read; the form is bounded in
+    size and in number of parts.
+    """
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return await read_json_object(request, limit)
+    _check_declared(request.headers.get("content-length"), limit)
+    form = await request.form(max_files=4, max_fields=32, max_part_size=limit)
+    return dict(form.items())
