@@ -225,12 +225,14 @@ def balance() -> None:
 @balance.command("add")
 @click.argument("user_id")
 @click.argument("amount")
-def balance_add(user_id: str, amount: str) -> None:
-    from lunos_events.services.accounts import add_balance
+@click.option("--note", default="added with the CLI", show_default=True, help="Why (kept in the ledger).")
+def balance_add(user_id: str, amount: str, note: str) -> None:
+    """Credit (or with a negative amount, debit) a balance; recorded in the ledger and audit log."""
+    from lunos_events.services.operator import check_note, top_up
 
     cents = _amount(amount)
-    new_balance = _operator(lambda store: add_balance(store, user_id, cents))
-    click.echo(f"balance of {user_id}: {format_amount(new_balance)}")
+    entry = _operator(lambda store: top_up(store, "cli", user_id, cents, check_note(note)))
+    click.echo(f"balance of {user_id}: {entry['balance_after']}")
 
 
 # Client commands: they talk to a running server over HTTP (lunos_events.client).
