@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -11,28 +13,35 @@ from lunos_events.api.body import read_json_object
 from lunos_events.api.headers import submit_headers
 from lunos_events.api.streams import operation_events_url
 from lunos_events.services import history, idempotency
-from lunos_events.services.admission import admit_submit
+from lunos_events.services.accounts import Principal
+from lunos_events.services.admission import Admitted, admit_submit
 from lunos_events.services.generation_request import parse_app_id, parse_generation_request
 
 
-async def create_generation(request: Request) -> JSONResponse:
+async def admit_body(request: Request, principal: Principal, body: dict[str, Any]) -> Admitted:
+    """Validate a submit body and admit it (idempotency, limits, charge, start): every submit route."""
     rt = runtime(request)
-    principal = await authenticate(request)
     key = idempotency.parse_key(request.headers.get("idempotency-key"))
-    body = await read_json_object(request, rt.settings.max_body_bytes)
     generation = parse_generation_request(
         body,
         rt.catalog,
         max_prompt_chars=rt.settings.max_prompt_chars,
         header_app_id=request.headers.get("x-app-id"),
     )
-    admitted = await admit_submit(
+    return await admit_submit(
         rt.generations,
         principal,
         generation,
         idempotency_key=key,
         fingerprint=idempotency.request_hash(body, generation.app_id) if key is not None else None,
     )
+
+
+async def create_generation(request: Request) -> JSONResponse:
+    rt = runtime(request)
+    principal = await authenticate(request)
+    body = await read_json_object(request, rt.settings.max_body_bytes)
+    admitted = await admit_body(request, principal, body)
     events_url = operation_events_url(request, principal.account_id, admitted.response["id"])
     return JSONResponse({**admitted.response, "events_url": events_url}, headers=submit_headers(admitted))
 

@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from lunos_events.api.auth import authenticate, runtime
 from lunos_events.api.body import read_fields
+from lunos_events.api.generations import admit_body
 from lunos_events.api.headers import submit_headers
 from lunos_events.api.video_shapes import (
     INPUT_REFERENCE_UNSUPPORTED,
@@ -23,10 +24,8 @@ from lunos_events.api.video_shapes import (
 from lunos_events.errors import Conflict, InvalidRequest, NotFound
 from lunos_events.ids import operation_owner
 from lunos_events.runtime import Runtime
-from lunos_events.services import history, idempotency
+from lunos_events.services import history
 from lunos_events.services.accounts import Principal
-from lunos_events.services.admission import admit_submit
-from lunos_events.services.generation_request import parse_generation_request
 from lunos_events.store.models import COMPLETED, PENDING, Operation
 
 VIDEO_NOT_FOUND = "Video not found"
@@ -60,27 +59,13 @@ def _shown(rt: Runtime, op: Operation) -> JSONResponse:
 async def create_video(request: Request) -> JSONResponse:
     rt = runtime(request)
     principal = await authenticate(request)
-    key = idempotency.parse_key(request.headers.get("idempotency-key"))
     fields = await read_fields(request, rt.settings.max_body_bytes)
     for name, value in fields.items():
         if isinstance(value, UploadFile):
             raise InvalidRequest(
                 INPUT_REFERENCE_UNSUPPORTED if name == "input_reference" else f"Unexpected file '{name}'"
             )
-    body = submit_body(fields, rt.catalog)
-    generation = parse_generation_request(
-        body,
-        rt.catalog,
-        max_prompt_chars=rt.settings.max_prompt_chars,
-        header_app_id=request.headers.get("x-app-id"),
-    )
-    admitted = await admit_submit(
-        rt.generations,
-        principal,
-        generation,
-        idempotency_key=key,
-        fingerprint=idempotency.request_hash(body, generation.app_id) if key is not None else None,
-    )
+    admitted = await admit_body(request, principal, submit_body(fields, rt.catalog))
     op = await owned_video(rt, principal, admitted.response["id"])
     response = _shown(rt, op)
     response.headers.update(submit_headers(admitted))
