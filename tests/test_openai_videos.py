@@ -127,6 +127,25 @@ async def test_bad_requests_are_clear_400s(
     by_url = {"prompt": "x", "input_reference": {"image_url": "https://example.com/a.png"}}
     response = await client.post("/v1/videos", headers=auth(key), json=by_url)
     assert response.status_code == 400 and "input_reference" in response.json()["error"]
+    # A multipart upload streamed without a Content-Length is cut off at the body limit, not spooled.
+    boundary = "b0undary"
+
+    async def big_upload():
+        yield f'--{boundary}\r\nContent-Disposition: form-data; name="prompt"\r\n\r\nx\r\n'.encode()
+        yield (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="input_reference"; '
+            'filename="a.png"\r\nContent-Type: image/png\r\n\r\n'
+        ).encode()
+        for _ in range(200):
+            yield b"\0" * 16384
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    too_big = await client.post(
+        "/v1/videos",
+        headers={**auth(key), "Content-Type": f"multipart/form-data; boundary={boundary}"},
+        content=big_upload(),
+    )
+    assert too_big.status_code == 413, too_big.text
     bad_variant = await client.get("/v1/videos/x/content?variant=spritesheet", headers=auth(key))
     assert bad_variant.status_code == 400
     assert (await client.get("/v1/account", headers=auth(key))).json()["balance"] == "20.00"

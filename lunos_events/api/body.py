@@ -7,13 +7,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.requests import Request
+from starlette.types import Message
 
 from lunos_events.errors import InvalidRequest, PayloadTooLarge
 
 
 async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
     _check_declared(request.headers.get("content-length"), limit)
-    return await _read_chunks(request.stream(), limit)
+    return _json_object(await _read_chunks(request.stream(), limit))
 
 
 def _check_declared(content_length: str | None, limit: int) -> None:
@@ -22,7 +23,7 @@ def _check_declared(content_length: str | None, limit: int) -> None:
         raise _too_large(limit)
 
 
-async def _read_chunks(chunks: AsyncIterator[bytes], limit: int) -> dict[str, Any]:
+async def _read_chunks(chunks: AsyncIterator[bytes], limit: int) -> bytes:
     parts: list[bytes] = []
     size = 0
     async for chunk in chunks:
@@ -30,7 +31,7 @@ async def _read_chunks(chunks: AsyncIterator[bytes], limit: int) -> dict[str, An
         if size > limit:
             raise _too_large(limit)
         parts.append(chunk)
-    return _json_object(b"".join(parts))
+    return b"".join(parts)
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
@@ -56,5 +57,13 @@ async def read_fields(request: Request, limit: int) -> dict[str, Any]:
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         return await read_json_object(request, limit)
     _check_declared(request.headers.get("content-length"), limit)
-    form = await request.form(max_files=4, max_fields=32, max_part_size=limit)
-    return dict(form.items())
+    # Read (bounded) first: the form parser alone would spool a file part of any size to disk.
+    body = await _read_chunks(request.stream(), limit)
+
+    async def replay() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    form = await Request(request.scope, replay).form(max_files=4, max_fields=32, max_part_size=limit)
+    fields = dict(form.items())
+    await form.close()
+    return fields
