@@ -19,6 +19,8 @@ from lunos_events.ids import (
     new_api_key,
     now_ms,
 )
+from lunos_events.money import format_amount
+from lunos_events.services import audit
 from lunos_events.store.models import Account, ApiKey
 from lunos_events.store.transactions import Store, Tx
 
@@ -31,7 +33,10 @@ class Principal:
     tier: str
 
 
-async def create_account(store: Store, account_id: str, balance_cents: int, tier: str) -> Account:
+async def create_account(
+    store: Store, account_id: str, balance_cents: int, tier: str, *, audited_by: str | None = None
+) -> Account:
+    """Create an account; with `audited_by`, its audit row commits in the same transaction."""
     if not ACCOUNT_ID_PATTERN.match(account_id):
         raise InvalidRequest(
             "Account ids are 1-64 characters: letters, digits, '_', '.', '-' (not starting with a symbol)"
@@ -45,6 +50,9 @@ async def create_account(store: Store, account_id: str, balance_cents: int, tier
                 # SQLModel declares no __table__ (the SQLAlchemy mapping sets it).
                 Account.__table__.insert().values(**account.model_dump())  # type: ignore[attr-defined]
             )
+            if audited_by is not None:
+                detail = {"tier": tier, "balance": format_amount(balance_cents)}
+                await audit.record(conn, audited_by, "account.create", account_id, detail)
     except IntegrityError:
         raise Conflict(f"Account {account_id!r} already exists") from None
     return account
@@ -58,8 +66,13 @@ async def get_account(store: Store, account_id: str) -> Account:
     return Account.model_validate(row._mapping)
 
 
-async def create_api_key(store: Store, account_id: str, key: str | None = None) -> str:
-    """Create a key for the account and return it; only its hash is stored, so it is shown once."""
+async def create_api_key(
+    store: Store, account_id: str, key: str | None = None, *, audited_by: str | None = None
+) -> str:
+    """Create a key for the account and return it; only its hash is stored, so it is shown once.
+
+    With `audited_by`, its audit row (naming the key's displayed prefix) commits with it.
+    """
     await get_account(store, account_id)
     key = key or new_api_key()
     row = ApiKey(
@@ -74,6 +87,8 @@ async def create_api_key(store: Store, account_id: str, key: str | None = None) 
                 # SQLModel declares no __table__ (the SQLAlchemy mapping sets it).
                 ApiKey.__table__.insert().values(**row.model_dump())  # type: ignore[attr-defined]
             )
+            if audited_by is not None:
+                await audit.record(conn, audited_by, "key.create", account_id, {"prefix": row.prefix})
     except IntegrityError:
         raise Conflict("That API key already exists") from None
     return key
@@ -91,10 +106,13 @@ async def key_exists(store: Store, key: str, account_id: str) -> bool:
     return row is not None and row.account_id == account_id
 
 
-async def revoke_api_key(store: Store, key_or_prefix: str, account_id: str | None = None) -> str:
+async def revoke_api_key(
+    store: Store, key_or_prefix: str, account_id: str | None = None, *, audited_by: str | None = None
+) -> str:
     """Revoke one live key, named by its full text or by its displayed prefix; returns that prefix.
 
-    With `account_id`, only that account's keys can match.
+    With `account_id`, only that account's keys can match; with `audited_by`, the audit row
+    commits with the revocation.
     """
     if len(key_or_prefix) > API_KEY_DISPLAY_CHARS:
         match = col(ApiKey.key_hash) == api_key_hash(key_or_prefix)
@@ -119,6 +137,8 @@ async def revoke_api_key(store: Store, key_or_prefix: str, account_id: str | Non
         await conn.execute(
             update(ApiKey).where(col(ApiKey.key_hash) == rows[0].key_hash).values(revoked_at_ms=now_ms())
         )
+        if audited_by is not None:
+            await audit.record(conn, audited_by, "key.revoke", account_id, {"prefix": rows[0].prefix})
     return str(rows[0].prefix)
 
 

@@ -73,10 +73,7 @@ async def list_accounts(store: Store, limit: int, after: str | None) -> dict[str
 async def create_account(
     store: Store, actor: str, account_id: str, tier: str, balance_cents: int
 ) -> dict[str, Any]:
-    row = await accounts.create_account(store, account_id, balance_cents, tier)
-    await audit.record(
-        store, actor, "account.create", account_id, {"tier": tier, "balance": format_amount(balance_cents)}
-    )
+    row = await accounts.create_account(store, account_id, balance_cents, tier, audited_by=actor)
     return account_view(row, 0)
 
 
@@ -173,13 +170,10 @@ async def ledger(store: Store, account_id: str, limit: int) -> list[dict[str, An
 
 
 async def create_key(store: Store, actor: str, account_id: str) -> dict[str, Any]:
-    key = await accounts.create_api_key(store, account_id)
-    prefix = api_key_display_prefix(key)
-    await audit.record(store, actor, "key.create", account_id, {"prefix": prefix})
-    return {"account_id": account_id, "key": key, "prefix": prefix}
+    key = await accounts.create_api_key(store, account_id, audited_by=actor)
+    return {"account_id": account_id, "key": key, "prefix": api_key_display_prefix(key)}
 
 
 async def revoke_key(store: Store, actor: str, account_id: str, prefix: str) -> dict[str, Any]:
-    revoked = await accounts.revoke_api_key(store, prefix, account_id)
-    await audit.record(store, actor, "key.revoke", account_id, {"prefix": revoked})
+    revoked = await accounts.revoke_api_key(store, prefix, account_id, audited_by=actor)
     return {"account_id": account_id, "prefix": revoked, "revoked": True}
