@@ -91,6 +91,9 @@ def listed(op: Any, *, with_account: bool = False) -> dict[str, Any]:
         "cost": format_amount(0 if op.refunded else op.cost_cents),
         "created_at": iso(op.created_at_ms),
     }
+    # Posters come with the image-input work (a `thumbnail_url` column); shown once there is one.
+    if thumbnail := getattr(op, "thumbnail_url", None):
+        entry["thumbnail_url"] = thumbnail
     if with_account:
         entry["account_id"] = op.account_id
     return entry
