@@ -60,3 +60,40 @@ UNLABELLED_CONTROLS = """() => [...document.querySelectorAll('input, select, tex
   .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
                   && !(el.tagName === 'BUTTON' && el.textContent.trim()))
   .map((el) => el.outerHTML)"""
+
+
+# WCAG 2 contrast of every visible text against the background it is drawn on (the first opaque
+# background up its ancestors): at least 4.5:1, or 3:1 for large text. Returns the offenders.
+LOW_CONTRAST = """() => {
+  const rgb = (text) => (text.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const c = [r, g, b].map((v) => {
+      v /= 255;
+      return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+  };
+  const background = (el) => {
+    for (let node = el; node; node = node.parentElement) {
+      const color = rgb(getComputedStyle(node).backgroundColor);
+      if (color.length === 3 || (color.length === 4 && color[3] > 0.5)) return color.slice(0, 3);
+    }
+    return [255, 255, 255];
+  };
+  const offenders = [];
+  for (const el of document.querySelectorAll('body *')) {
+    if (el.offsetParent === null || el.closest('svg, video')) continue;
+    const ownText = [...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+    const field = el.matches('input, select, textarea') && (el.value || el.placeholder);
+    if (!ownText && !field) continue;
+    const style = getComputedStyle(el);
+    const fg = rgb(style.color).slice(0, 3), bg = background(el);
+    const [hi, lo] = [lum(fg), lum(bg)].sort((a, b) => b - a);
+    const ratio = (hi + 0.05) / (lo + 0.05);
+    const size = parseFloat(style.fontSize), bold = Number(style.fontWeight) >= 700;
+    const needed = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+    const text = (el.textContent || el.placeholder || '').trim().slice(0, 30);
+    if (ratio < needed) offenders.push(`${el.tagName}.${el.className} "${text}" ${ratio.toFixed(2)}`);
+  }
+  return offenders;
+}"""

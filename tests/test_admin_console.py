@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from lunos_events.runtime import Runtime
-from tests.browser import DESKTOP, PHONE, UNLABELLED_CONTROLS, browser, screenshot
+from tests.browser import DESKTOP, LOW_CONTRAST, PHONE, UNLABELLED_CONTROLS, browser, screenshot
 from tests.conftest import auth, create_user
 from tests.helpers import submit_generation, wait_for_status
 from tests.webhook_receiver import running_receiver
@@ -126,6 +126,7 @@ async def test_console_main_flows(service: Runtime, client: httpx.AsyncClient) -
         ]
         assert set(await page.locator("#audit tr td:nth-child(2)").all_text_contents()) == {"admin:alice"}
         assert await page.evaluate(UNLABELLED_CONTROLS) == []
+        assert (low := await page.evaluate(LOW_CONTRAST)) == [], low
 
         # The token lives in this tab's sessionStorage, never in a URL or in localStorage.
         assert await page.evaluate("() => sessionStorage.getItem('lunos-admin-token')") == TOKEN
@@ -136,7 +137,7 @@ async def test_console_main_flows(service: Runtime, client: httpx.AsyncClient) -
         await page.click("#sign-out")
         assert await page.evaluate("() => sessionStorage.getItem('lunos-admin-token')") is None
 
-        phone = await chromium.new_page(viewport=PHONE)
+        phone = await chromium.new_page(viewport=PHONE, color_scheme="dark")
         await phone.goto(base + "/admin")
         await phone.fill("#admin-token", TOKEN)
         await phone.click("#sign-in")
@@ -144,6 +145,7 @@ async def test_console_main_flows(service: Runtime, client: httpx.AsyncClient) -
         await phone.click('#accounts button[aria-label="Open account acme"]')
         await phone.locator("#account-detail:not([hidden])").wait_for()
         assert await phone.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
+        assert (low := await phone.evaluate(LOW_CONTRAST)) == [], low
         await anyio.sleep(0.2)
         await screenshot(phone, "console-phone-top", full_page=False)
         await phone.locator("#account-detail").scroll_into_view_if_needed()

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from lunos_events.runtime import Runtime
-from tests.browser import DESKTOP, PHONE, UNLABELLED_CONTROLS, browser, screenshot
+from tests.browser import DESKTOP, LOW_CONTRAST, PHONE, UNLABELLED_CONTROLS, browser, screenshot
 from tests.conftest import auth, create_user
 from tests.helpers import generation_body, wait_for_status
 
@@ -102,10 +102,12 @@ async def test_gallery_lists_follows_filters_scrolls_and_plays(
         assert await cards.count() == 0
 
         assert await page.evaluate(UNLABELLED_CONTROLS) == []
+        assert (low := await page.evaluate(LOW_CONTRAST)) == [], low
         assert requests and not any(key in url for url in requests)
         assert any("/v1/video/events?token=" in url for url in requests)
 
-        phone = await chromium.new_page(viewport=PHONE)
+        # The phone in dark mode: the page follows the system's colour scheme, still readable.
+        phone = await chromium.new_page(viewport=PHONE, color_scheme="dark")
         await phone.goto(service.settings.resolved_public_base_url() + "/")
         await phone.fill("#api-key", key)
         await phone.click("#connect")
@@ -113,6 +115,7 @@ async def test_gallery_lists_follows_filters_scrolls_and_plays(
         await phone.locator("#usage-chart svg").wait_for()
         # Nothing is wider than the phone's screen.
         assert await phone.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
+        assert (low := await phone.evaluate(LOW_CONTRAST)) == [], low
         await anyio.sleep(0.2)
         await screenshot(phone, "gallery-phone-top", full_page=False)
         await phone.locator("#gallery li.card").first.scroll_into_view_if_needed()
