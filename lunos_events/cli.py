@@ -185,7 +185,7 @@ def users_create(user_id: str, balance: str, tier: str) -> None:
     from lunos_events.services.accounts import create_account
 
     cents = _amount(balance)
-    account = _operator(lambda store: create_account(store, user_id, cents, tier))
+    account = _operator(lambda store: create_account(store, user_id, cents, tier, audited_by="cli"))
     click.echo(
         f"created account {account.id} (tier {account.tier}, balance {format_amount(account.balance_cents)})"
     )
@@ -202,7 +202,7 @@ def keys_create(user_id: str) -> None:
     """Create an API key; it is printed once, alone on the last line."""
     from lunos_events.services.accounts import create_api_key
 
-    key = _operator(lambda store: create_api_key(store, user_id))
+    key = _operator(lambda store: create_api_key(store, user_id, audited_by="cli"))
     click.echo(f"API key for {user_id} (store it now, it is not shown again):")
     click.echo(key)
 
@@ -213,7 +213,7 @@ def keys_revoke(key_prefix: str) -> None:
     """Revoke a key, named by its first characters (at least 8) or in full."""
     from lunos_events.services.accounts import revoke_api_key
 
-    prefix = _operator(lambda store: revoke_api_key(store, key_prefix))
+    prefix = _operator(lambda store: revoke_api_key(store, key_prefix, audited_by="cli"))
     click.echo(f"revoked key {prefix}…")
 
 

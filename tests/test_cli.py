@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from lunos_events.services import operator
+from lunos_events.services import audit, operator
 from lunos_events.serving import running_service
 from tests.conftest import auth
 from tests.processes import run, settings_env
@@ -58,3 +58,11 @@ async def test_operator_commands(settings) -> None:
             assert revoked.returncode == 0, revoked.stderr
             assert (await client.get("/v1/account", headers=auth(key))).status_code == 401
             assert run("keys", "revoke", key, env=env).returncode != 0  # already revoked
+            # Every operator change made with the CLI is in the audit log, as the admin API's are.
+            log = await audit.recent(rt.store, 10, target="user123")
+            assert [(e["actor"], e["action"]) for e in log] == [
+                ("cli", "key.revoke"),
+                ("cli", "balance.adjust"),
+                ("cli", "key.create"),
+                ("cli", "account.create"),
+            ]

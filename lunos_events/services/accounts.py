@@ -125,7 +125,7 @@ async def revoke_api_key(
     async with store.transaction() as conn:
         rows = (
             await conn.execute(
-                select(col(ApiKey.key_hash), col(ApiKey.prefix)).where(
+                select(col(ApiKey.key_hash), col(ApiKey.prefix), col(ApiKey.account_id)).where(
                     match, col(ApiKey.revoked_at_ms).is_(None)
                 )
             )
@@ -138,7 +138,8 @@ async def revoke_api_key(
             update(ApiKey).where(col(ApiKey.key_hash) == rows[0].key_hash).values(revoked_at_ms=now_ms())
         )
         if audited_by is not None:
-            await audit.record(conn, audited_by, "key.revoke", account_id, {"prefix": rows[0].prefix})
+            owner = rows[0].account_id
+            await audit.record(conn, audited_by, "key.revoke", owner, {"prefix": rows[0].prefix})
     return str(rows[0].prefix)
 
 
