@@ -219,6 +219,11 @@ async def test_models_lists_capabilities_aliases_and_retirement(service, client)
         "resolutions": ["720p"],
         "person_generation": list(PEOPLE),
         "accepts_seed": True,
+        "inputs": ["image"],
+        "reference_types": [],
+        "options": ["generateAudio", "enhancePrompt"],
+        "max_samples": 4,
+        "extension_durations": [],
         "aliases": [],
         "retired_at": "2026-04-02",
         "replaced_by": "google/veo-3.1-generate-001",
@@ -227,6 +232,8 @@ async def test_models_lists_capabilities_aliases_and_retirement(service, client)
     live = models["google/veo-3.1-generate-001"]
     assert "retired_at" not in live and "replaced_by" not in live and live["aliases"] == []
     assert "upstream" not in live and "provider_model" not in live  # upstream ids are not public
+    assert live["inputs"] == ["image", "lastFrame", "referenceImages", "video"]
+    assert (live["reference_types"], live["extension_durations"]) == (["asset"], [7])
 
 
 # -- LUNOS_CATALOG -----------------------------------------------------------------------------------
@@ -261,6 +268,10 @@ async def test_an_operator_catalog_extends_the_default_by_id(settings, tmp_path)
         resolutions=["720p", "1080p"],
         person_generation=list(PEOPLE),
         accepts_seed=True,
+        # What the retired 3.0 ids it serves accept, it must accept too.
+        inputs=["image"],
+        options=["generateAudio", "enhancePrompt"],
+        max_samples=4,
         aliases=["acme/house", "acme/default"],
     )
     path = write_catalog(tmp_path, house, model("acme/new", aliases=["acme/newest"]), extends_default=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -12,20 +14,55 @@ from lunos_events.api.headers import submit_headers
 from lunos_events.api.streams import operation_events_url
 from lunos_events.services import history, idempotency
 from lunos_events.services.admission import admit_submit
-from lunos_events.services.generation_request import parse_app_id, parse_generation_request
+from lunos_events.services.generation_request import (
+    GenerationRequest,
+    parse_app_id,
+    parse_generation_request,
+)
+from lunos_events.services.media_request import MAX_REFERENCE_IMAGES
+from lunos_events.settings import Settings
+
+IMAGE_FIELDS = ("image", "lastFrame", "referenceImages")
+
+
+def image_body_limit(settings: Settings) -> int:
+    """The largest submit body carrying images: larger by a base64 image per image it may carry."""
+    per_image = (settings.max_image_bytes + 2) // 3 * 4 + 1024
+    return settings.max_body_bytes + (2 + MAX_REFERENCE_IMAGES) * per_image
+
+
+def carries_images(body: dict[str, Any]) -> bool:
+    parameters = body.get("parameters")
+    return isinstance(parameters, dict) and any(parameters.get(f) is not None for f in IMAGE_FIELDS)
+
+
+async def read_generation(request: Request) -> tuple[dict[str, Any], GenerationRequest]:
+    """The submit body and what it asks for, checked down to its images; nothing is taken yet."""
+    rt = runtime(request)
+    settings = rt.settings
+    body = await read_json_object(
+        request,
+        settings.max_body_bytes,
+        larger_limit=image_body_limit(settings),
+        allows_larger=carries_images,
+    )
+    generation = parse_generation_request(
+        body,
+        rt.catalog,
+        max_prompt_chars=settings.max_prompt_chars,
+        header_app_id=request.headers.get("x-app-id"),
+        max_image_bytes=settings.max_image_bytes,
+    )
+    return body, generation
 
 
 async def create_generation(request: Request) -> JSONResponse:
     rt = runtime(request)
     principal = await authenticate(request)
     key = idempotency.parse_key(request.headers.get("idempotency-key"))
-    body = await read_json_object(request, rt.settings.max_body_bytes)
-    generation = parse_generation_request(
-        body,
-        rt.catalog,
-        max_prompt_chars=rt.settings.max_prompt_chars,
-        header_app_id=request.headers.get("x-app-id"),
-    )
+    body, generation = await read_generation(request)
+    if not generation.media.empty:
+        await rt.generations.check_inputs(principal, generation)
     admitted = await admit_submit(
         rt.generations,
         principal,

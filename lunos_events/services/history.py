@@ -83,7 +83,7 @@ def iso(ms: int) -> str:
 def listed(op: Any) -> dict[str, Any]:
     """A list entry: the status object, plus what tells the operations apart in a list."""
     return {
-        **status_object(op.id, op.status, op.video_url, op.error),
+        **status_object(op.id, op.status, op.video_url, op.error, op.error_code, op.outcome),
         "model": op.model,
         "app_id": op.app_id,
         "created_at": iso(op.created_at_ms),
@@ -104,6 +104,8 @@ async def list_operations(
         col(Operation.status),
         col(Operation.video_url),
         col(Operation.error),
+        col(Operation.error_code),
+        col(Operation.outcome),
         col(Operation.model),
         col(Operation.app_id),
         col(Operation.created_at_ms),
