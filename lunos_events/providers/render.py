@@ -64,6 +64,8 @@ def render_video(
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.options = {"preset": "ultrafast", "crf": "28"}
+        # Every stream is added before the first packet: muxing writes the header then.
+        sound = container.add_stream("aac", rate=AUDIO_RATE, layout="mono") if audio else None
         for index in range(frames):
             if pictures.last is not None and frames > 1:
                 t = index / (frames - 1)
@@ -81,8 +83,8 @@ def render_video(
             frame = av.VideoFrame.from_ndarray(picture, format="yuv420p")
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
-        if audio:
-            add_tone(container, 220 + seed[4] * 2, frames / fps)
+        if sound is not None:
+            add_tone(container, sound, 220 + seed[4] * 2, frames / fps)
 
 
 def even(n: int) -> int:
@@ -106,9 +108,9 @@ def paste_thumbnails(picture: np.ndarray, height: int, thumbnails: tuple[np.ndar
         x += tw
 
 
-def add_tone(container: av.container.OutputContainer, frequency: float, seconds: float) -> None:
-    stream = container.add_stream("aac", rate=AUDIO_RATE)
-    stream.layout = "mono"
+def add_tone(
+    container: av.container.OutputContainer, stream: av.AudioStream, frequency: float, seconds: float
+) -> None:
     total = int(seconds * AUDIO_RATE)
     for start in range(0, total, AUDIO_FRAME):
         t = np.arange(start, min(total, start + AUDIO_FRAME)) / AUDIO_RATE
