@@ -84,7 +84,7 @@ async def test_first_and_last_frame(service, client) -> None:
 
 async def test_two_samples_two_videos_and_a_poster_at_twice_the_price(service, client) -> None:
     key = await create_user(service, "samples", "10.00")
-    submitted, final = await generate(client, key, body({"sampleCount": 2, "durationSeconds": 4}))
+    _, final = await generate(client, key, body({"sampleCount": 2, "durationSeconds": 4}))
     assert final["status"] == "completed", final
     assert final["video_urls"][0] == final["video_url"] and len(final["video_urls"]) == 2
     videos = [await download(client, url) for url in final["video_urls"]]
@@ -135,7 +135,7 @@ async def test_extension_continues_a_completed_video_of_the_same_account(service
     key = await create_user(service, "ext", "20.00")
     _, source = await generate(client, key, body({"image": image_data(png(picture()))}))
     before = await balance(service, "ext")
-    submitted, final = await generate(client, key, body({"video": {"operationId": source["id"]}}))
+    _, final = await generate(client, key, body({"video": {"operationId": source["id"]}}))
     assert final["status"] == "completed", final
     # Extensions add 7 seconds at 0.40/s.
     assert await balance(service, "ext") == before - 280
