@@ -10,10 +10,14 @@ from starlette.routing import Route
 
 from lunos_events.api.auth import authenticate, runtime
 from lunos_events.api.body import read_json_object
+from lunos_events.api.errors import status_for
 from lunos_events.api.headers import submit_headers
 from lunos_events.api.streams import operation_events_url
+from lunos_events.errors import InsufficientBalance, InvalidRequest, NotFound
+from lunos_events.money import CURRENCY
 from lunos_events.services import history, idempotency
 from lunos_events.services.admission import admit_submit
+from lunos_events.services.estimates import estimate
 from lunos_events.services.generation_request import (
     GenerationRequest,
     parse_app_id,
@@ -102,10 +106,31 @@ async def list_generations(request: Request) -> JSONResponse:
     return JSONResponse(page)
 
 
+async def create_estimate(request: Request) -> JSONResponse:
+    """The submit's body, checked as a submit checks it, answered with its cost; nothing is charged.
+
+    A request the submit would refuse answers 200 as well, with `accepted: false` and `refused`:
+    the status and error the submit would answer.
+    """
+    rt = runtime(request)
+    principal = await authenticate(request)
+    refused: dict[str, Any] | None = None
+    result: dict[str, Any] = {"cost": None, "currency": CURRENCY}
+    try:
+        _, generation = await read_generation(request)
+        result = await estimate(rt.generations, principal, generation)
+        if not result["affordable"]:
+            refused = {"status": status_for(InsufficientBalance()), "error": InsufficientBalance().message}
+    except (InvalidRequest, NotFound) as exc:
+        refused = {"status": status_for(exc), "error": exc.message}
+    return JSONResponse({**result, "accepted": refused is None, "refused": refused})
+
+
 # The status poll comes first: the router tries routes in order, and it is the busiest one.
 routes = [
     Route("/v1/video/generations/{operation_id}", get_generation, methods=["GET"], name="get_generation"),
     Route("/v1/video/generations", create_generation, methods=["POST"], name="create_generation"),
     Route("/v1/video/generations", list_generations, methods=["GET"]),
     Route("/v1/video/generations/{operation_id}/cancel", cancel_generation, methods=["POST"]),
+    Route("/v1/video/estimates", create_estimate, methods=["POST"]),
 ]
