@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from lunos_events.media.images import check_image, encode_image
 from lunos_events.providers.local import SAFETY_BLOCK_MARKER
+from lunos_events.services.image_fetch import InputUnreachable, fetch_image
 from lunos_events.services import accounts
 from tests.conftest import auth, create_user
 from tests.helpers import wait_for_status
@@ -234,6 +235,9 @@ class ImageHost:
             return RedirectResponse("/cat.png")
         if request.url.path == "/text":
             return Response(b"hello", media_type="text/plain")
+        if request.url.path == "/big.png":
+            noise = np.random.default_rng(2).integers(0, 255, (160, 160, 3), dtype=np.uint8)
+            return Response(png(noise), media_type="image/png")
         return Response(status_code=404)
 
 
@@ -245,7 +249,7 @@ def image_host():
         yield server
 
 
-@pytest.mark.settings(input_url_allow_private=True)
+@pytest.mark.settings(input_url_allow_private=True, max_image_bytes=64 * 1024)
 async def test_an_image_url_is_fetched_by_the_worker(service, client, image_host) -> None:
     key = await create_user(service, "urls", "20.00")
     submitted, final = await generate(client, key, body({"image": {"url": f"{image_host.url}/moved"}}))
@@ -255,7 +259,8 @@ async def test_an_image_url_is_fetched_by_the_worker(service, client, image_host
     frames = frames_rgb(await download(client, final["video_url"]))
     assert difference(picture(), frames[0]) < CLOSE
 
-    for path, code in (("/missing.png", "input_unreachable"), ("/text", "input_invalid")):
+    cases = (("/missing.png", "input_unreachable"), ("/text", "input_invalid"), ("/big.png", "input_invalid"))
+    for path, code in cases:
         before = await balance(service, "urls")
         _, failed = await generate(client, key, body({"image": {"url": f"{image_host.url}{path}"}}))
         assert (failed["status"], failed["error_code"]) == ("failed", code), failed
@@ -270,3 +275,23 @@ async def test_a_safety_failure_has_its_code_and_reasons(service, client) -> Non
     assert final["safety"]["filtered_count"] == 2 and final["safety"]["reasons"]
     assert final["error"].startswith("The video was blocked")
     assert await balance(service, "blocked") == 1000
+
+
+async def test_the_worker_fetch_refuses_private_addresses_and_follows_redirects(image_host) -> None:
+    # What the submit checked is checked again at the fetch (the name may re-resolve since).
+    with pytest.raises(InputUnreachable, match="non-public address"):
+        await fetch_image(
+            f"{image_host.url}/cat.png".replace("http:", "https:"),
+            allow_private=False,
+            max_bytes=1 << 20,
+            fetch_timeout_seconds=5,
+        )
+    with pytest.raises(InputUnreachable, match="must use https"):
+        await fetch_image(
+            f"{image_host.url}/cat.png", allow_private=False, max_bytes=1 << 20, fetch_timeout_seconds=5
+        )
+    assert image_host.host.requests == []  # nothing was sent
+    data = await fetch_image(
+        f"{image_host.url}/moved", allow_private=True, max_bytes=1 << 20, fetch_timeout_seconds=5
+    )
+    assert data == image_host.host.image
