@@ -20,8 +20,8 @@ from starlette.routing import Route
 
 from lunos_events.media.images import check_image, encode_image
 from lunos_events.providers.local import SAFETY_BLOCK_MARKER
-from lunos_events.services.image_fetch import InputUnreachable, fetch_image
 from lunos_events.services import accounts
+from lunos_events.services.image_fetch import InputUnreachable, fetch_image
 from tests.conftest import auth, create_user
 from tests.helpers import wait_for_status
 from tests.loopback_server import LoopbackServer
