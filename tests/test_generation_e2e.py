@@ -22,7 +22,8 @@ async def test_submit_poll_download(service, client: httpx.AsyncClient) -> None:
     )
     assert submitted.status_code == 200, submitted.text
     body = submitted.json()
-    assert set(body) == {"id", "operation_name", "status", "events_url"}
+    assert set(body) == {"id", "operation_name", "status", "cost", "currency", "events_url"}
+    assert (body["cost"], body["currency"]) == ("3.20", "USD")  # what was charged
     assert re.fullmatch(r"video-op:user123:\d{13}", body["id"])
     assert body["operation_name"].startswith("operations/veo-3.1-generate-001/")
     assert body["status"] == "pending"

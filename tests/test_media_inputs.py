@@ -8,6 +8,7 @@ with a 400 before anything is charged.
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 import httpx
@@ -59,12 +60,18 @@ async def download(client: httpx.AsyncClient, url: str) -> bytes:
 async def test_image_to_video_starts_from_the_image(service, client) -> None:
     key = await create_user(service, "i2v", "10.00")
     first = picture()
-    _, final = await generate(client, key, body({"image": image_data(png(first))}))
+    submitted, final = await generate(client, key, body({"image": image_data(png(first))}))
     assert final["status"] == "completed", final
     frames = frames_rgb(await download(client, final["video_url"]))
     assert difference(first, frames[0]) < CLOSE
     # It moves: later frames are not the still image.
     assert difference(first, frames[len(frames) // 2]) > 1.0
+    # The inputs are kept in storage, not in the row, and never served.
+    op = await service.store.operation(submitted["id"])
+    inputs = op.parameters["inputs"]
+    assert inputs.startswith("i2v/inputs/") and "data" not in json.dumps(op.parameters)
+    assert (service.settings.videos_dir / inputs).is_file()
+    assert (await client.get(f"/media/{inputs}")).status_code == 404
 
 
 async def test_first_and_last_frame(service, client) -> None:
@@ -85,7 +92,8 @@ async def test_first_and_last_frame(service, client) -> None:
 
 async def test_two_samples_two_videos_and_a_poster_at_twice_the_price(service, client) -> None:
     key = await create_user(service, "samples", "10.00")
-    _, final = await generate(client, key, body({"sampleCount": 2, "durationSeconds": 4}))
+    submitted, final = await generate(client, key, body({"sampleCount": 2, "durationSeconds": 4}))
+    assert submitted["cost"] == "3.20"  # shown as charged
     assert final["status"] == "completed", final
     assert final["video_urls"][0] == final["video_url"] and len(final["video_urls"]) == 2
     videos = [await download(client, url) for url in final["video_urls"]]

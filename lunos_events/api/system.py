@@ -98,9 +98,11 @@ async def media(request: Request) -> Response:
         found = path is not None and path.is_file()
     except (OSError, ValueError):  # names too long for the file system, NUL bytes: no such video
         found = False
+    if not found or path is None:
+        return error_response(404, "Video not found")
     # Videos and posters only: an operation's stored inputs are not served.
-    media_type = SERVED_TYPES.get(path.suffix) if path is not None else None
-    if not found or path is None or media_type is None:
+    media_type = SERVED_TYPES.get(path.suffix)
+    if media_type is None:
         return error_response(404, "Video not found")
     # Keys are unguessable and never rewritten with different content, so caches may keep them.
     return FileResponse(

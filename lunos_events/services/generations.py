@@ -31,6 +31,7 @@ from lunos_events.ids import (
     video_key,
 )
 from lunos_events.logs import operation_context
+from lunos_events.money import CURRENCY, format_amount
 from lunos_events.providers.base import GenerationJob, MediaLoader, VideoProvider, no_media
 from lunos_events.services.accounts import Principal
 from lunos_events.services.events import mark_published
@@ -63,6 +64,11 @@ MODEL_OPTIONS = ("resolution", "seed", "personGeneration", "generateAudio", "enh
 # it (after fetching image URLs) rather than the submit.
 INPUTS = "inputs"
 STARTS_IN_WORKER = "startsInWorker"
+
+
+def _charged(op: NewOperation) -> dict[str, str]:
+    """What the submit charged, as its response shows it."""
+    return {"cost": format_amount(op.cost_cents), "currency": CURRENCY}
 
 
 def media_loader(storage: VideoStorage, op: Operation | NewOperation) -> MediaLoader:
@@ -222,7 +228,7 @@ class Generations:
         if op.parameters.get(STARTS_IN_WORKER):
             # Its image URLs are fetched by the worker, which then starts it.
             await mark_published(self.store, published)
-            return {"id": op.id, "status": PENDING}
+            return {"id": op.id, "status": PENDING, **_charged(op)}
         with operation_context(op.id):
             try:
                 name = await self._provider.start(provider_job(op, media_loader(self._storage, op)))
@@ -234,7 +240,7 @@ class Generations:
                 )
                 raise ProviderStartFailed() from None
         await attach_provider_operation(self.store, op.id, name, published)
-        return {"id": op.id, "operation_name": name, "status": PENDING}
+        return {"id": op.id, "operation_name": name, "status": PENDING, **_charged(op)}
 
     async def status(self, principal: Principal, op_id: str) -> dict[str, Any]:
         # Another account's id answers exactly like an unknown one: existence is never revealed.
