@@ -484,6 +484,56 @@ BAD_FILES: list[tuple[str, str, str]] = [
         '"acme/old"',
         'field "accepts_seed": true, but its replacement "acme/clip" accepts no seed',
     ),
+    (
+        catalog_text(model("google/x", inputs=["image", "audio"])),
+        '"google/x"',
+        "field \"inputs\": 'audio' is not one of: image, lastFrame, referenceImages, video",
+    ),
+    (
+        catalog_text(model("google/x", inputs=["referenceImages"])),
+        '"google/x"',
+        'field "reference_types": must list the accepted types exactly when inputs has "referenceImages"',
+    ),
+    (
+        catalog_text(model("google/x", reference_types=["asset"])),
+        '"google/x"',
+        'field "reference_types": must list the accepted types exactly when inputs has "referenceImages"',
+    ),
+    (
+        catalog_text(model("google/x", inputs=["referenceImages"], reference_types=["mood"])),
+        '"google/x"',
+        "field \"reference_types\": 'mood' is not one of: asset, style",
+    ),
+    (
+        catalog_text(model("google/x", options=["generateAudio", "loud"])),
+        '"google/x"',
+        "field \"options\": 'loud' is not one of: generateAudio, enhancePrompt",
+    ),
+    (
+        catalog_text(model("google/x", max_samples=5)),
+        '"google/x"',
+        'field "max_samples": must be an integer from 1 to 4',
+    ),
+    (
+        catalog_text(model("google/x", inputs=["video"])),
+        '"google/x"',
+        'field "extension_durations": must be non-empty exactly when inputs has "video"',
+    ),
+    (
+        catalog_text(model("google/x", extension_durations=[0])),
+        '"google/x"',
+        'field "extension_durations": must be a list of positive integers',
+    ),
+    (
+        catalog_text(_retired(inputs=["lastFrame"]), model("acme/clip", inputs=["image"])),
+        '"acme/old"',
+        'field "inputs": \'lastFrame\' is not served by its replacement "acme/clip", which allows image',
+    ),
+    (
+        catalog_text(_retired(max_samples=4), model("acme/clip", max_samples=2)),
+        '"acme/old"',
+        'field "max_samples": 4, but its replacement "acme/clip" allows 2',
+    ),
 ]
 
 

@@ -132,7 +132,9 @@ async def test_resolution_is_rendered_as_asked(service, client) -> None:
 async def test_reference_images_are_shown(service, client) -> None:
     key = await create_user(service, "refs", "10.00")
     white = np.full((64, 64, 3), 255, np.uint8)
-    references = [{"image": image_data(png(white)), "referenceType": "asset"}]
+    references = [
+        {"image": image_data(encode_image(white, "libwebp"), "image/webp"), "referenceType": "asset"}
+    ]
     _, final = await generate(client, key, body({"referenceImages": references}))
     frames = frames_rgb(await download(client, final["video_url"]))
     # The thumbnail (a fifth of the picture, top-left corner) is white from the second frame on.

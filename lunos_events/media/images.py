@@ -68,8 +68,12 @@ def image_planes(data: bytes, mime_type: str, width: int, height: int) -> np.nda
     return frame.reformat(width=width, height=height, format="yuv420p").to_ndarray()
 
 
+# The pixel format each image encoder takes.
+ENCODER_PIXELS = {"png": "rgb24", "mjpeg": "yuvj420p", "libwebp": "yuv420p"}
+
+
 def encode_image(rgb: np.ndarray, codec: str = "png") -> bytes:
-    """An RGB array (h, w, 3) as PNG (codec "png") or JPEG ("mjpeg") bytes."""
+    """An RGB array (h, w, 3) as PNG (codec "png"), JPEG ("mjpeg") or WebP ("libwebp") bytes."""
     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb, dtype=np.uint8), format="rgb24")
     return encode_frame(frame, codec)
 
@@ -77,7 +81,7 @@ def encode_image(rgb: np.ndarray, codec: str = "png") -> bytes:
 def encode_frame(frame: av.VideoFrame, codec: str) -> bytes:
     context = cast(av.VideoCodecContext, av.CodecContext.create(codec, "w"))
     context.width, context.height = frame.width // 2 * 2, frame.height // 2 * 2
-    context.pix_fmt = "rgb24" if codec == "png" else "yuvj420p"
+    context.pix_fmt = ENCODER_PIXELS[codec]
     context.time_base = Fraction(1, 1)
     picture = frame.reformat(width=context.width, height=context.height, format=context.pix_fmt)
     packets = [*context.encode(picture), *context.encode(None)]
