@@ -10,11 +10,16 @@ from __future__ import annotations
 import base64
 
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from tests import test_veo_provider as veo
 from tests.conftest import auth, create_user
 from tests.fake_google import BLOCK_MARKER, SAFETY_REASON
 from tests.helpers import probe_mp4, wait_for_status
+from tests.loopback_server import LoopbackServer
 from tests.media_support import image_data, picture, png
 
 pytestmark = pytest.mark.anyio
@@ -138,3 +143,22 @@ async def test_an_operation_google_forgot_is_provider_lost(veo_service, veo_clie
     fake_google.fake.forget_all()
     final = await wait_for_status(veo_client, op_id, auth(key))
     assert (final["status"], final["error_code"]) == ("failed", "provider_lost")
+
+
+@pytest.mark.settings(input_url_allow_private=True)
+async def test_an_image_url_is_fetched_then_sent_inline(veo_service, veo_client, fake_google) -> None:
+    image = png(picture(hue=30))
+
+    async def serve(request: Request) -> Response:
+        return Response(image, media_type="image/png")
+
+    with LoopbackServer(Starlette(routes=[Route("/first.png", serve)])) as host:
+        key = await create_user(veo_service, "veo-url", "20.00")
+        body = {"model": VEO31, "prompt": "A kite", "parameters": {"image": {"url": f"{host.url}/first.png"}}}
+        response = await veo_client.post("/v1/video/generations", headers=auth(key), json=body)
+        assert response.status_code == 200, response.text
+        assert "operation_name" not in response.json()
+        final = await wait_for_status(veo_client, response.json()["id"], auth(key))
+    assert final["status"] == "completed", final
+    sent = fake_google.fake.start_requests[-1]["instances"][0]
+    assert sent["image"] == {"bytesBase64Encoded": b64(image), "mimeType": "image/png"}
