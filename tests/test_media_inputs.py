@@ -305,3 +305,18 @@ async def test_the_worker_fetch_refuses_private_addresses_and_follows_redirects(
         f"{image_host.url}/moved", allow_private=True, max_bytes=1 << 20, fetch_timeout_seconds=5
     )
     assert data == image_host.host.image
+
+
+@pytest.mark.settings(simulator_latency_seconds=1.0)
+async def test_inputs_gone_from_storage_fail_at_once_and_refund(service, client) -> None:
+    key = await create_user(service, "vanished", "10.00")
+    response = await client.post(
+        "/v1/video/generations", headers=auth(key), json=body({"image": image_data(png(picture()))})
+    )
+    assert response.status_code == 200, response.text
+    op = await service.store.operation(response.json()["id"])
+    (service.settings.videos_dir / op.parameters["inputs"]).unlink()
+    final = await wait_for_status(client, op.id, auth(key), timeout=10)
+    assert (final["status"], final["error_code"]) == ("failed", "input_invalid"), final
+    assert "inputs are gone" in final["error"]
+    assert await balance(service, "vanished") == 1000

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from lunos_events.errors import DEADLINE_EXCEEDED, START_FAILED_CODE
+from lunos_events.errors import DEADLINE_EXCEEDED, INPUT_INVALID, START_FAILED_CODE
 from lunos_events.ids import now_ms
 from lunos_events.providers.base import Done, Failed, Pending, ProviderTransientError
 from lunos_events.runtime import Runtime
 from lunos_events.services.generations import START_FAILED, STARTS_IN_WORKER, media_loader, provider_job
+from lunos_events.services.input_store import InputsMissing
 from lunos_events.store.models import COMPLETED, FAILED, PENDING, Operation
 from lunos_events.worker.outputs import store_outputs
 from lunos_events.worker.worker_start import start_in_worker
@@ -57,6 +58,16 @@ async def track(rt: Runtime, operation_id: str) -> float | None:
     except ProviderTransientError as exc:
         log.warning("poll of %s failed, will retry: %s", op.id, exc)
         return interval
+    except InputsMissing as exc:
+        # Nothing will bring them back: fail now rather than at the deadline.
+        await rt.generations.lifecycle.finish(
+            op.id,
+            FAILED,
+            error=f"The generation's inputs are gone: {exc}",
+            error_code=INPUT_INVALID,
+            refund=True,
+        )
+        return None
 
     if isinstance(result, Pending):
         return interval

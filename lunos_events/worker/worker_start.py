@@ -14,7 +14,7 @@ from lunos_events.logs import operation_context
 from lunos_events.runtime import Runtime
 from lunos_events.services.generations import INPUTS, START_FAILED, media_loader, provider_job
 from lunos_events.services.image_fetch import InputInvalid, InputUnreachable
-from lunos_events.services.input_store import fetch_inputs
+from lunos_events.services.input_store import InputsMissing, fetch_inputs
 from lunos_events.services.lifecycle import attach_provider_operation
 from lunos_events.store.models import FAILED, Operation
 
@@ -43,7 +43,7 @@ async def start_in_worker(rt: Runtime, op: Operation) -> float | None:
                 refund=True,
             )
             return None
-        except InputInvalid as exc:
+        except (InputInvalid, InputsMissing) as exc:
             await finish(
                 op.id,
                 FAILED,
