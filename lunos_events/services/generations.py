@@ -32,7 +32,7 @@ from lunos_events.ids import (
 )
 from lunos_events.logs import operation_context
 from lunos_events.money import CURRENCY, format_amount
-from lunos_events.providers.base import GenerationJob, MediaLoader, VideoProvider, no_media
+from lunos_events.providers.base import GenerationJob, MediaInputs, MediaLoader, VideoProvider, no_media
 from lunos_events.services.accounts import Principal
 from lunos_events.services.events import mark_published
 from lunos_events.services.generation_request import GenerationRequest
@@ -77,7 +77,7 @@ def media_loader(storage: VideoStorage, op: Operation | NewOperation) -> MediaLo
     if key is None:
         return no_media
 
-    async def load() -> Any:
+    async def load() -> MediaInputs:
         return await load_media(storage, key)
 
     return load

@@ -23,6 +23,10 @@ from lunos_events.storage.base import VideoStorage
 INPUTS_CONTENT_TYPE = "application/json"
 
 
+class InputsMissing(Exception):
+    """The operation's stored inputs (or the video it extends) are no longer in storage."""
+
+
 def inputs_key(account_id: str) -> str:
     return f"{account_id}/inputs/{random_token(16)}.json"
 
@@ -54,7 +58,10 @@ async def save_inputs(storage: VideoStorage, key: str, doc: dict[str, Any]) -> N
 
 
 async def read_inputs(storage: VideoStorage, key: str) -> dict[str, Any]:
-    doc: dict[str, Any] = json.loads(await storage.read(key))
+    try:
+        doc: dict[str, Any] = json.loads(await storage.read(key))
+    except FileNotFoundError:
+        raise InputsMissing(f"the stored inputs {key} are missing") from None
     return doc
 
 
@@ -114,5 +121,12 @@ async def load_media(storage: VideoStorage, key: str) -> MediaInputs:
             ReferenceImage(_input_image(e["image"]), e["referenceType"])
             for e in doc.get("referenceImages", [])
         ),
-        video=await storage.read(video["key"]) if video else None,
+        video=await _read_video(storage, video["key"]) if video else None,
     )
+
+
+async def _read_video(storage: VideoStorage, key: str) -> bytes:
+    try:
+        return await storage.read(key)
+    except FileNotFoundError:
+        raise InputsMissing(f"the video to extend ({key}) is missing") from None
