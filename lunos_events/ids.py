@@ -105,6 +105,16 @@ def video_key(account_id: str, unix_ms: int) -> str:
     return f"{account_id}/{unix_ms}-{random_token(16)}-video.mp4"
 
 
+def sample_key(video_key: str, index: int) -> str:
+    """Where sample `index` of an operation is stored: the first is the video key itself."""
+    return video_key if index == 0 else video_key.removesuffix(".mp4") + f"-{index + 1}.mp4"
+
+
+def poster_key(video_key: str) -> str:
+    """Where the poster (first frame, JPEG) of an operation's first video is stored."""
+    return video_key.removesuffix(".mp4") + "-poster.jpg"
+
+
 def new_api_key() -> str:
     return API_KEY_PREFIX + secrets.token_urlsafe(32)
 

@@ -38,6 +38,17 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = 64 * 1024
     max_prompt_chars: int = 4000
+    max_image_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1024,
+        description="Largest input image (decoded bytes); a submit carrying images may be larger by "
+        "that much per image (base64).",
+    )
+    input_url_allow_private: bool = Field(
+        default=False,
+        description="Let image URLs use http:// and reach loopback/private addresses (development, tests).",
+    )
+    input_fetch_timeout_seconds: float = Field(default=20.0, gt=0)
 
     # Embedded defaults vs. scale-out
     data_dir: Path = Path(".lunos")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -12,9 +12,27 @@ from starlette.types import Message
 from lunos_events.errors import InvalidRequest, PayloadTooLarge
 
 
-async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
-    _check_declared(request.headers.get("content-length"), limit)
-    return _json_object(await _read_chunks(request.stream(), limit))
+async def read_json_object(
+    request: Request,
+    limit: int,
+    *,
+    larger_limit: int | None = None,
+    allows_larger: Callable[[dict[str, Any]], bool] | None = None,
+) -> dict[str, Any]:
+    """The body as a JSON object of at most `limit` bytes, or of at most `larger_limit` bytes when
+    `allows_larger(body)` says it may be (a submit carrying images)."""
+    ceiling = max(limit, larger_limit or limit)
+    _check_declared(request.headers.get("content-length"), ceiling)
+    raw = await _read_chunks(request.stream(), ceiling)
+    if len(raw) <= limit:
+        return _json_object(raw)
+    try:
+        body = _json_object(raw)
+    except InvalidRequest:
+        raise _too_large(limit) from None
+    if allows_larger is None or not allows_larger(body):
+        raise _too_large(limit)
+    return body
 
 
 def _check_declared(content_length: str | None, limit: int) -> None:

@@ -100,10 +100,17 @@ async def media(request: Request) -> Response:
         found = False
     if not found or path is None:
         return error_response(404, "Video not found")
+    # Videos and posters only: an operation's stored inputs are not served.
+    media_type = SERVED_TYPES.get(path.suffix)
+    if media_type is None:
+        return error_response(404, "Video not found")
     # Keys are unguessable and never rewritten with different content, so caches may keep them.
     return FileResponse(
-        path, media_type="video/mp4", headers={"Cache-Control": "public, max-age=31536000, immutable"}
+        path, media_type=media_type, headers={"Cache-Control": "public, max-age=31536000, immutable"}
     )
+
+
+SERVED_TYPES = {".mp4": "video/mp4", ".jpg": "image/jpeg"}
 
 
 routes = [

@@ -88,7 +88,7 @@ def video_object(op: Operation, expected_seconds: float) -> dict[str, Any]:
     shape = (params.get("aspectRatio", "16:9"), params.get("resolution") or "720p")
     error = None
     if status == "failed":
-        code = "cancelled" if op.status == CANCELLED else "generation_failed"
+        code = "cancelled" if op.status == CANCELLED else (op.error_code or "generation_failed")
         error = {"code": code, "message": op.error or ("Cancelled" if op.status == CANCELLED else "Failed")}
     return {
         "id": op.id,

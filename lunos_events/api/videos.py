@@ -118,8 +118,8 @@ async def video_content(request: Request) -> RedirectResponse:
     if op.status != COMPLETED or not op.video_url:
         raise Conflict(f"The video is not ready: it is {video_object(op, 1.0)['status']}")
     if variant == "thumbnail":
-        # Posters come with the image-input work; until a video has one there is nothing to send.
-        url = getattr(op, "thumbnail_url", None)
+        # The status re-signs a poster URL that nears its expiry, as it does the video's.
+        url = (await rt.generations.status(principal, op.id)).get("thumbnail_url")
         if not url:
             raise NotFound("This video has no thumbnail")
     else:

@@ -84,16 +84,13 @@ def iso(ms: int) -> str:
 def listed(op: Any, *, with_account: bool = False) -> dict[str, Any]:
     """A list entry: the status object, plus what tells the operations apart in a list."""
     entry = {
-        **status_object(op.id, op.status, op.video_url, op.error),
+        **status_object(op.id, op.status, op.video_url, op.error, op.error_code, op.outcome),
         "model": op.model,
         "app_id": op.app_id,
         "prompt": op.prompt,
         "cost": format_amount(0 if op.refunded else op.cost_cents),
         "created_at": iso(op.created_at_ms),
     }
-    # Posters come with the image-input work (a `thumbnail_url` column); shown once there is one.
-    if thumbnail := getattr(op, "thumbnail_url", None):
-        entry["thumbnail_url"] = thumbnail
     if with_account:
         entry["account_id"] = op.account_id
     return entry
