@@ -11,6 +11,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from lunos_events.api import account, generations, page, streams, system, usage, webhooks
 from lunos_events.api.errors import EXCEPTION_HANDLERS
+from lunos_events.api.guard import RequestGuard
 from lunos_events.metrics import Metrics, MetricsMiddleware
 from lunos_events.runtime import Runtime, open_runtime
 from lunos_events.settings import Settings
@@ -71,6 +72,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         middleware=[
             Middleware(MetricsMiddleware, metrics=metrics, routes=routes),
             *cors_middleware(settings),
+            Middleware(RequestGuard),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,

@@ -16,6 +16,7 @@ from lunos_events.api.body import read_json_object
 from lunos_events.api.sse import EventStreamResponse
 from lunos_events.errors import InvalidRequest, NotFound, Unauthenticated
 from lunos_events.ids import operation_owner
+from lunos_events.numerals import ascii_int
 from lunos_events.services.generation_request import parse_app_id
 from lunos_events.streams.feed import (
     OPERATION_NOT_FOUND,
@@ -27,7 +28,6 @@ from lunos_events.streams.tokens import OPERATION, StreamGrant, StreamTokenSigne
 log = logging.getLogger(__name__)
 
 MISSING_CREDENTIALS = "Missing credentials: send 'Authorization: Bearer <key>' or a stream token in ?token="
-_MAX_EVENT_ID_DIGITS = 18
 
 
 @dataclass(frozen=True)
@@ -57,10 +57,10 @@ def last_event_id(request: Request) -> int | None:
     value = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
     if value is None or value == "":
         return None
-    value = value.strip()
-    if not value.isdigit() or len(value) > _MAX_EVENT_ID_DIGITS:
+    event_id = ascii_int(value.strip())
+    if event_id is None:
         raise InvalidRequest("Last-Event-ID must be an event id (a non-negative integer)")
-    return int(value)
+    return event_id
 
 
 def requested_app(request: Request) -> str | None:

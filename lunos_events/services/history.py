@@ -13,6 +13,7 @@ from sqlmodel import col
 
 from lunos_events.errors import InvalidRequest
 from lunos_events.money import CURRENCY, format_amount
+from lunos_events.numerals import ascii_int
 from lunos_events.services.status import status_object
 from lunos_events.store.models import PENDING, TERMINAL_STATUSES, Operation
 from lunos_events.store.transactions import Store
@@ -37,10 +38,14 @@ class Cursor:
     def decode(cls, text: str) -> Cursor:
         try:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
-            stamp, _, op_id = raw.partition(":")
-            return cls(int(stamp), op_id) if op_id else _bad_cursor()
-        except (ValueError, binascii.Error, UnicodeDecodeError):
+        except (ValueError, binascii.Error):
             return _bad_cursor()
+        stamp, _, op_id = raw.partition(":")
+        created_at_ms = ascii_int(stamp)
+        # Compared with columns in SQL: a number past 64 bits or a NUL would fail there, not here.
+        if created_at_ms is None or not op_id or not op_id.isprintable():
+            return _bad_cursor()
+        return cls(created_at_ms, op_id)
 
 
 def _bad_cursor() -> Cursor:
@@ -55,12 +60,14 @@ def parse_status(value: str | None) -> str | None:
     return value
 
 
-def parse_limit(value: str | None) -> int:
+def parse_limit(value: str | None, default: int = DEFAULT_PAGE, maximum: int = MAX_PAGE) -> int:
+    """A page size from a query string: `default` when absent, else an integer from 1 to `maximum`."""
     if value is None or value == "":
-        return DEFAULT_PAGE
-    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE:
-        raise InvalidRequest(f"'limit' must be an integer from 1 to {MAX_PAGE}")
-    return int(value)
+        return default
+    limit = ascii_int(value, max_value=maximum)
+    if limit is None or limit < 1:
+        raise InvalidRequest(f"'limit' must be an integer from 1 to {maximum}")
+    return limit
 
 
 def parse_time(value: str | None, name: str) -> int | None:
@@ -73,6 +80,11 @@ def parse_time(value: str | None, name: str) -> int | None:
         raise InvalidRequest(f"'{name}' must be an ISO 8601 date or date-time") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
+    try:
+        # An offset can push a date at either end of the calendar out of years 1-9999.
+        moment = moment.astimezone(UTC)
+    except OverflowError:
+        raise InvalidRequest(f"'{name}' must be between years 1 and 9999 in UTC") from None
     return int(moment.timestamp() * 1000)
 
 

@@ -79,8 +79,15 @@ async def create_endpoint(rt: Runtime, account_id: str, body: dict[str, Any]) ->
     return endpoint_view(endpoint, with_secret=True)
 
 
+def _check_id(row_id: str, not_found: str) -> None:
+    if not row_id.isprintable():
+        # None of ours is, and a NUL (a %00 in the URL) is refused by PostgreSQL as a parameter.
+        raise NotFound(not_found)
+
+
 async def load_owned(rt: Runtime, table: Any, row_id: str, account_id: str, not_found: str) -> Any:
     """The row of `table` with this id if the account owns it; another account's is NotFound too."""
+    _check_id(row_id, not_found)
     async with rt.store.reading() as conn:
         row = (
             await conn.execute(select(table).where(table.id == row_id, table.account_id == account_id))
@@ -139,6 +146,7 @@ async def update_endpoint(
 
 
 async def delete_endpoint(rt: Runtime, account_id: str, endpoint_id: str) -> None:
+    _check_id(endpoint_id, ENDPOINT_NOT_FOUND)
     async with rt.store.transaction() as conn:
         deleted = await conn.execute(
             delete(WebhookEndpoint).where(

@@ -9,10 +9,11 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlmodel import col
 
-from lunos_events.errors import Conflict, InvalidRequest
+from lunos_events.errors import Conflict
 from lunos_events.ids import now_ms
 from lunos_events.json_text import compact_json
 from lunos_events.runtime import Runtime
+from lunos_events.services.history import parse_limit
 from lunos_events.services.webhook_fanout import delivery_row, webhook_payload
 from lunos_events.store.webhook_models import DELIVERY_PENDING, WebhookAttempt, WebhookDelivery
 from lunos_events.webhooks.endpoints import load_endpoint, load_owned
@@ -53,11 +54,7 @@ def delivery_view(row: Any, attempts: Sequence[Any] | None = None) -> dict[str, 
 
 
 def page_limit(value: str | None) -> int:
-    if value is None:
-        return 50
-    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE:
-        raise InvalidRequest(f"'limit' must be an integer from 1 to {MAX_PAGE}")
-    return int(value)
+    return parse_limit(value, default=50, maximum=MAX_PAGE)
 
 
 async def endpoint_deliveries(
