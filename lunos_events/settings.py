@@ -38,6 +38,22 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = 64 * 1024
     max_prompt_chars: int = 4000
+    http_max_head_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="Largest request head (request line and headers): else 431."
+    )
+    http_max_headers: int = Field(default=100, ge=8, description="Most headers in a request: else 431.")
+    http_head_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="A request's head must arrive within this of the connection's start."
+    )
+    http_body_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="A request's body must arrive within this of its head's end."
+    )
+    http_keep_alive_seconds: float = Field(
+        default=5.0, gt=0, description="Idle keep-alive connections close."
+    )
+    http_max_connections: int = Field(
+        default=10_000, ge=1, description="Open connections (streams included); more are closed at once."
+    )
 
     # Embedded defaults vs. scale-out
     data_dir: Path = Path(".lunos")
