@@ -179,6 +179,12 @@ class Settings(BaseSettings):
         description="How long an API process may answer a poll of a pending operation from memory "
         "when it hears no event of it: the most a poll lags if an event is lost.",
     )
+    stream_key_check_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often an API process checks in the database that the keys behind its open "
+        "streams are live: the longest a stream outlives its key if the revocation message is lost.",
+    )
     sse_heartbeat_seconds: float = Field(default=15.0, gt=0)
     sse_retry_ms: int = Field(default=3000, ge=0)
     sse_queue_size: int = Field(default=256, ge=1, description="Events buffered per stream before it is cut.")

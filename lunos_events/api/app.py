@@ -16,6 +16,7 @@ from lunos_events.metrics import Metrics, MetricsMiddleware
 from lunos_events.runtime import Runtime, open_runtime
 from lunos_events.settings import Settings
 from lunos_events.streams.hub import EventHub
+from lunos_events.streams.key_check import checking_keys
 from lunos_events.streams.tokens import signer_from_settings
 
 
@@ -52,9 +53,11 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         async with AsyncExitStack() as stack:
             rt = runtime if runtime is not None else await stack.enter_async_context(open_runtime(settings))
             app.state.rt = rt
+            hub.on_revoked = rt.principals.forget
             await stack.enter_async_context(
                 hub.running(rt.bus.redis, rt.bus.events_channel, rt.store, rt.pending_statuses)
             )
+            await stack.enter_async_context(checking_keys(hub, rt.store, settings.stream_key_check_seconds))
             yield
 
     routes = [
