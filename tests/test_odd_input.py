@@ -92,6 +92,17 @@ async def test_odd_input_is_a_4xx_json_error_on_a_connection_that_stays_open(
         await conn.close()
 
 
+async def test_the_last_moment_of_the_calendar_is_a_valid_bound(service: Runtime) -> None:
+    key = await create_user(service, "odd")
+    conn = await RawConnection.open(service.settings.host, service.settings.port)
+    try:
+        await conn.request("GET", "/v1/usage?until=9999-12-31T23:59:59.999999", bearer(key))
+        response = await conn.response()
+        assert (response.status, response.json()["until"]) == (200, "9999-12-31T23:59:59.999Z")
+    finally:
+        await conn.close()
+
+
 async def test_two_authorization_headers_are_refused(service: Runtime) -> None:
     key = await create_user(service, "odd")
     other = await create_user(service, "other")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select
@@ -21,6 +21,7 @@ from lunos_events.store.transactions import Store
 STATUSES = (PENDING, *sorted(TERMINAL_STATUSES))
 DEFAULT_PAGE = 20
 MAX_PAGE = 100
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -85,11 +86,13 @@ def parse_time(value: str | None, name: str) -> int | None:
         moment = moment.astimezone(UTC)
     except OverflowError:
         raise InvalidRequest(f"'{name}' must be between years 1 and 9999 in UTC") from None
-    return int(moment.timestamp() * 1000)
+    # In whole milliseconds, without a float: one rounded up at the calendar's end is past it.
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
 
 
 def iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    moment = _EPOCH + timedelta(milliseconds=ms)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def listed(op: Any) -> dict[str, Any]:
