@@ -92,6 +92,36 @@ async def test_odd_input_is_a_4xx_json_error_on_a_connection_that_stays_open(
         await conn.close()
 
 
+async def test_requests_the_server_cannot_parse_get_a_json_400(service: Runtime) -> None:
+    conn = await RawConnection.open(service.settings.host, service.settings.port)
+    try:
+        await conn.send(b"GET /v1/video/events HTTP/1.1\r\nHost: test\r\nLast-Event-ID: 1\x01\r\n\r\n")
+        response = await conn.response()
+        assert (response.status, response.json()) == (400, {"error": "Invalid HTTP request"})
+    finally:
+        await conn.close()
+
+
+@pytest.mark.settings(cors_allowed_origins="https://app.example")
+async def test_a_refused_preflight_is_a_json_400(service: Runtime) -> None:
+    conn = await RawConnection.open(service.settings.host, service.settings.port)
+    try:
+        for origin in (b"https://app.example", b"https://evil.example"):
+            await conn.request(
+                "OPTIONS",
+                "/v1/video/events",
+                [("Origin", origin), ("Access-Control-Request-Method", b"GET")],
+            )
+            response = await conn.response()
+            if origin == b"https://app.example":
+                assert response.status == 200
+            else:
+                assert (response.status, response.json()) == (400, {"error": "Disallowed CORS origin"})
+                assert response.headers["content-type"] == "application/json"
+    finally:
+        await conn.close()
+
+
 async def test_the_last_moment_of_the_calendar_is_a_valid_bound(service: Runtime) -> None:
     key = await create_user(service, "odd")
     conn = await RawConnection.open(service.settings.host, service.settings.port)

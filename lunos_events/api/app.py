@@ -6,11 +6,13 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 
 from lunos_events.api import account, generations, page, streams, system, usage, webhooks
-from lunos_events.api.errors import EXCEPTION_HANDLERS
+from lunos_events.api.errors import EXCEPTION_HANDLERS, error_response
 from lunos_events.api.guard import RequestGuard
 from lunos_events.metrics import Metrics, MetricsMiddleware
 from lunos_events.runtime import Runtime, open_runtime
@@ -20,13 +22,24 @@ from lunos_events.streams.key_check import checking_keys
 from lunos_events.streams.tokens import signer_from_settings
 
 
+class JsonCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS middleware, whose refused preflights are `{"error": …}` like every other error."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code < 400:
+            return response
+        headers = {k: v for k, v in response.headers.items() if k not in ("content-type", "content-length")}
+        return error_response(response.status_code, bytes(response.body).decode(), headers)
+
+
 def cors_middleware(settings: Settings) -> list[Middleware]:
     """Lets pages on the allowed origins call the API and open its event streams."""
     if not settings.cors_allowed_origins:
         return []
     return [
         Middleware(
-            CORSMiddleware,
+            JsonCORSMiddleware,
             allow_origins=settings.cors_allowed_origins,
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type", "X-App-ID", "Last-Event-ID", "Idempotency-Key"],
