@@ -122,6 +122,24 @@ async def test_a_refused_preflight_is_a_json_400(service: Runtime) -> None:
         await conn.close()
 
 
+@pytest.mark.settings(webhook_allow_private=True)
+async def test_a_nul_in_a_stored_text_field_is_refused(service: Runtime) -> None:
+    """PostgreSQL refuses a NUL in text: caught as bad input, not met as a database error."""
+    key = await create_user(service, "odd")
+    conn = await RawConnection.open(service.settings.host, service.settings.port)
+    try:
+        for method, target, body in (
+            ("POST", "/v1/webhooks", b'{"url": "http://127.0.0.1:9/h", "description": "a\\u0000b"}'),
+            ("POST", "/v1/video/generations", f'{{"model": "{VEO}", "prompt": "a\\u0000b"}}'.encode()),
+        ):
+            await conn.request(method, target, bearer(key), body)
+            response = await conn.response()
+            assert response.status == 400, response.body
+            assert "NUL" in response.json()["error"]
+    finally:
+        await conn.close()
+
+
 async def test_the_last_moment_of_the_calendar_is_a_valid_bound(service: Runtime) -> None:
     key = await create_user(service, "odd")
     conn = await RawConnection.open(service.settings.host, service.settings.port)

@@ -13,7 +13,7 @@ from sqlmodel import col
 from lunos_events.errors import InvalidRequest, NotFound
 from lunos_events.ids import now_ms
 from lunos_events.runtime import Runtime
-from lunos_events.services.generation_request import parse_app_id
+from lunos_events.services.generation_request import parse_app_id, text_field
 from lunos_events.services.webhook_fanout import bump_webhooks_version, parse_event_filter
 from lunos_events.store.webhook_models import WebhookDefaultSecret, WebhookEndpoint
 from lunos_events.url_guard import check_url_syntax, resolve_target
@@ -34,9 +34,7 @@ async def check_target(rt: Runtime, url: Any) -> str:
 def _description(value: Any) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or len(value) > MAX_DESCRIPTION_CHARS:
-        raise InvalidRequest(f"Field 'description' must be a string of at most {MAX_DESCRIPTION_CHARS} chars")
-    return value
+    return text_field(value, "description", MAX_DESCRIPTION_CHARS)
 
 
 def endpoint_view(row: Any, *, with_secret: bool = False) -> dict[str, Any]:
