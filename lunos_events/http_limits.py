@@ -48,7 +48,7 @@ class HttpLimits:
         )
 
 
-class _TooManyHeaders(Exception):
+class _HeadTooLarge(Exception):
     """Raised from a parser callback: the parser stops, and uvicorn calls send_400_response."""
 
 
@@ -58,7 +58,8 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._reading_head = True  # waiting for, or reading, a request's head
-        self._head_bytes = 0
+        self._head_bytes = 0  # bytes received while reading the head
+        self._head_size = 0  # of the request line's target and the headers parsed so far
         self._header_count = 0
         self._refusal: tuple[int, str] | None = None
         self._deadline: asyncio.TimerHandle | None = None
@@ -80,23 +81,40 @@ class BoundedHttpProtocol(HttpToolsProtocol):
             if self._deadline is None:  # the first byte of a keep-alive connection's next request
                 self._arm(self.limits.head_timeout_seconds, self._head_timed_out)
         super().data_received(data)
-        # Checked after parsing, so a chunk that holds a whole head and the start of its body is
-        # not refused; a head still unfinished past the bound is (the memory held stays bounded).
+        # A head still unfinished past the bound (one huge header still arriving, which the parser
+        # holds until it ends): checked after parsing, so a read that holds a whole head and the
+        # start of its body is not refused here.
         if self._reading_head and self._head_bytes > self.limits.max_head_bytes:
-            self._refuse(431, f"Request head too large (at most {self.limits.max_head_bytes} bytes)")
+            self._refuse(431, self._head_too_large())
 
     def on_message_begin(self) -> None:
         self._header_count = 0
+        self._head_size = 0
         if self._deadline is None:  # a pipelined request's head, or one after idle bytes
             self._arm(self.limits.head_timeout_seconds, self._head_timed_out)
         super().on_message_begin()
+
+    def on_url(self, url: bytes) -> None:
+        self._grow_head(len(url))
+        super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._header_count += 1
         if self._header_count > self.limits.max_headers:
             self._refusal = (431, f"Too many request headers (at most {self.limits.max_headers})")
-            raise _TooManyHeaders
+            raise _HeadTooLarge
+        self._grow_head(len(name) + len(value) + 4)
         super().on_header(name, value)
+
+    def _grow_head(self, size: int) -> None:
+        # Counted as parsed: a head that arrives in one read (up to 256 KiB) is never seen unfinished.
+        self._head_size += size
+        if self._head_size > self.limits.max_head_bytes:
+            self._refusal = (431, self._head_too_large())
+            raise _HeadTooLarge
+
+    def _head_too_large(self) -> str:
+        return f"Request head too large (at most {self.limits.max_head_bytes} bytes)"
 
     def on_headers_complete(self) -> None:
         self._reading_head = False

@@ -114,6 +114,12 @@ async def test_a_huge_header_is_refused_and_leaves_no_memory_behind(server: Serv
     assert response.status == 431 and "too large" in response.json()["error"]
     assert await conn.closed_by_server(timeout=2)
     await conn.close()
+    # Over the bound in a single write (the server reads it in one go): refused all the same.
+    conn = await server.connect()
+    await conn.request("GET", "/healthz", [("X-Big", b"a" * (70 * 1024))])
+    response = await conn.response()
+    assert response.status == 431 and "too large" in response.json()["error"]
+    await conn.close()
     # A head just under the bound is served.
     conn = await server.connect()
     await conn.request("GET", "/healthz", [("X-Big", b"a" * (60 * 1024))])
