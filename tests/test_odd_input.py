@@ -140,6 +140,26 @@ async def test_a_nul_in_a_stored_text_field_is_refused(service: Runtime) -> None
         await conn.close()
 
 
+async def test_a_bad_range_on_a_video_is_a_json_error(service: Runtime) -> None:
+    path = service.storage.path_for("odd/1-abc-video.mp4")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\0" * 1000)
+    conn = await RawConnection.open(service.settings.host, service.settings.port)
+    try:
+        for value, status in ((b"bytes=\xb2-", 400), (b"pages=1-2", 400), (b"bytes=5000-", 416)):
+            await conn.request("GET", "/media/odd/1-abc-video.mp4", [("Range", value)])
+            response = await conn.response()
+            assert response.status == status, response.body
+            assert response.headers["content-type"] == "application/json"
+            assert isinstance(response.json()["error"], str)
+        assert response.headers["content-range"] == "bytes */1000"
+        await conn.request("GET", "/media/odd/1-abc-video.mp4", [("Range", b"bytes=10-19")])
+        part = await conn.response()
+        assert (part.status, part.body) == (206, b"\0" * 10)
+    finally:
+        await conn.close()
+
+
 async def test_the_last_moment_of_the_calendar_is_a_valid_bound(service: Runtime) -> None:
     key = await create_user(service, "odd")
     conn = await RawConnection.open(service.settings.host, service.settings.port)
