@@ -36,6 +36,9 @@ EXAMPLES = settings(
 )
 
 
+MEDIA_KEY = "fuzzed/1-abc-video.mp4"
+
+
 @dataclass
 class App:
     portal: BlockingPortal
@@ -57,6 +60,9 @@ async def running_app(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClie
         app = create_app(settings, rt)
         async with app.router.lifespan_context(app):
             key = await create_user(rt, "fuzzed", balance="100000.00")
+            video = rt.storage.path_for(MEDIA_KEY)
+            video.parent.mkdir(parents=True, exist_ok=True)
+            video.write_bytes(bytes(range(256)) * 4)
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=30) as client:
                 submitted = await client.post(
@@ -186,6 +192,28 @@ def test_the_event_stream_parameters(
         answered(
             app.request("HEAD", f"{url}{'&' if '?' in url else '?'}{query(token=token)}", headers=headers)
         )
+
+
+ranges = st.one_of(
+    header_bytes,
+    st.builds(
+        lambda unit, parts: f"{unit}={','.join(parts)}".encode(),
+        st.sampled_from(["bytes", "BYTES", "pages", ""]),
+        st.lists(
+            st.builds(
+                lambda a, b: f"{a}-{b}", st.one_of(numbers, st.just("")), st.one_of(numbers, st.just(""))
+            ),
+            max_size=4,
+        ),
+    ),
+)
+
+
+@EXAMPLES
+@given(value=ranges, if_range=st.one_of(st.none(), header_bytes))
+def test_ranges_of_a_stored_video(app: App, value: bytes, if_range: bytes | None) -> None:
+    headers = {"Range": value, **({"If-Range": if_range} if if_range is not None else {})}
+    answered(app.request("GET", f"/media/{MEDIA_KEY}", headers=headers))
 
 
 @EXAMPLES
