@@ -210,11 +210,25 @@ def keys_create(user_id: str) -> None:
 @keys.command("revoke")
 @click.argument("key_prefix")
 def keys_revoke(key_prefix: str) -> None:
-    """Revoke a key, named by its first characters (at least 8) or in full."""
-    from lunos_events.services.accounts import revoke_api_key
+    """Revoke a key, named by its first characters (at least 8) or in full; its streams end."""
+    from lunos_events.bus.redis_bus import announce_revocation
+    from lunos_events.services.accounts import RevokedKey, revoke_api_key
 
-    prefix = _operator(lambda store: revoke_api_key(store, key_prefix, audited_by="cli"))
-    click.echo(f"revoked key {prefix}…")
+    settings = Settings()
+
+    async def revoke(store: Store) -> tuple[RevokedKey, bool]:
+        revoked = await revoke_api_key(store, key_prefix, audited_by="cli")
+        return revoked, await announce_revocation(settings, revoked.key_hash)
+
+    revoked, announced = _operator(revoke)
+    click.echo(f"revoked key {revoked.prefix}…")
+    if announced:
+        click.echo("its open event streams end now, on every API process")
+    else:
+        click.echo(
+            f"its open event streams end within {settings.stream_key_check_seconds:g} s "
+            "(LUNOS_STREAM_KEY_CHECK_SECONDS; no Redis to announce it on)"
+        )
 
 
 @main.group()

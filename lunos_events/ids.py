@@ -95,7 +95,7 @@ def operation_owner(op_id: str) -> str | None:
     if not op_id.startswith(OPERATION_ID_PREFIX):
         return None
     owner, _, stamp = op_id[len(OPERATION_ID_PREFIX) :].rpartition(":")
-    if not owner or not stamp.isdigit():
+    if not owner or not stamp.isascii() or not stamp.isdigit():
         return None
     return owner
 

@@ -49,6 +49,22 @@ class Settings(BaseSettings):
         description="Let image URLs use http:// and reach loopback/private addresses (development, tests).",
     )
     input_fetch_timeout_seconds: float = Field(default=20.0, gt=0)
+    http_max_head_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="Largest request head (request line and headers): else 431."
+    )
+    http_max_headers: int = Field(default=100, ge=8, description="Most headers in a request: else 431.")
+    http_head_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="A request's head must arrive within this of the connection's start."
+    )
+    http_body_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="A request's body must arrive within this of its head's end."
+    )
+    http_keep_alive_seconds: float = Field(
+        default=5.0, gt=0, description="Idle keep-alive connections close."
+    )
+    http_max_connections: int = Field(
+        default=10_000, ge=1, description="Open connections (streams included); more are closed at once."
+    )
 
     # Embedded defaults vs. scale-out
     data_dir: Path = Path(".lunos")
@@ -173,6 +189,12 @@ class Settings(BaseSettings):
         ge=0,
         description="How long an API process may answer a poll of a pending operation from memory "
         "when it hears no event of it: the most a poll lags if an event is lost.",
+    )
+    stream_key_check_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often an API process checks in the database that the keys behind its open "
+        "streams are live: the longest a stream outlives its key if the revocation message is lost.",
     )
     sse_heartbeat_seconds: float = Field(default=15.0, gt=0)
     sse_retry_ms: int = Field(default=3000, ge=0)

@@ -130,8 +130,9 @@ async def create_key(request: Request) -> JSONResponse:
 
 async def revoke_key(request: Request) -> JSONResponse:
     actor = admin_actor(request)
+    rt = runtime(request)
     revoked = await operator.revoke_key(
-        runtime(request).store, actor, _account_param(request), request.path_params["prefix"]
+        rt.store, rt.bus, actor, _account_param(request), request.path_params["prefix"]
     )
     return JSONResponse(revoked)
 

@@ -82,14 +82,14 @@ async def admit_body(request: Request, principal: Principal, body: dict[str, Any
 async def create_generation(request: Request) -> JSONResponse:
     principal = await authenticate(request)
     admitted = await admit_body(request, principal, await read_submit_body(request))
-    events_url = operation_events_url(request, principal.account_id, admitted.response["id"])
+    events_url = operation_events_url(request, principal, admitted.response["id"])
     return JSONResponse({**admitted.response, "events_url": events_url}, headers=submit_headers(admitted))
 
 
 async def get_generation(request: Request) -> JSONResponse:
     principal = await authenticate(request)
     status = await runtime(request).generations.status(principal, request.path_params["operation_id"])
-    status["events_url"] = operation_events_url(request, principal.account_id, status["id"])
+    status["events_url"] = operation_events_url(request, principal, status["id"])
     return JSONResponse(status)
 
 

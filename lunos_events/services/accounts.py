@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select, update
@@ -27,10 +28,11 @@ from lunos_events.store.transactions import Store, Tx
 
 @dataclass(frozen=True)
 class Principal:
-    """The authenticated caller."""
+    """The authenticated caller, and the hash of the key it used (what stream tokens are tied to)."""
 
     account_id: str
     tier: str
+    key_hash: str = field(default="", compare=False)
 
 
 async def create_account(
@@ -106,10 +108,16 @@ async def key_exists(store: Store, key: str, account_id: str) -> bool:
     return row is not None and row.account_id == account_id
 
 
+@dataclass(frozen=True)
+class RevokedKey:
+    prefix: str
+    key_hash: str
+
+
 async def revoke_api_key(
     store: Store, key_or_prefix: str, account_id: str | None = None, *, audited_by: str | None = None
-) -> str:
-    """Revoke one live key, named by its full text or by its displayed prefix; returns that prefix.
+) -> RevokedKey:
+    """Revoke one live key, named by its full text or by its displayed prefix; returns it with its hash.
 
     With `account_id`, only that account's keys can match; with `audited_by`, the audit row
     commits with the revocation.
@@ -140,7 +148,25 @@ async def revoke_api_key(
         if audited_by is not None:
             owner = rows[0].account_id
             await audit.record(conn, audited_by, "key.revoke", owner, {"prefix": rows[0].prefix})
-    return str(rows[0].prefix)
+    return RevokedKey(prefix=str(rows[0].prefix), key_hash=str(rows[0].key_hash))
+
+
+async def live_keys(store: Store, key_hashes: Collection[str]) -> set[str]:
+    """Those of `key_hashes` that belong to a key not revoked."""
+    hashes = list(key_hashes)
+    live: set[str] = set()
+    for start in range(0, len(hashes), _LIVE_KEYS_BATCH):
+        rows = await store.all(
+            select(col(ApiKey.key_hash)).where(
+                col(ApiKey.key_hash).in_(hashes[start : start + _LIVE_KEYS_BATCH]),
+                col(ApiKey.revoked_at_ms).is_(None),
+            )
+        )
+        live.update(row.key_hash for row in rows)
+    return live
+
+
+_LIVE_KEYS_BATCH = 500
 
 
 async def add_balance(store: Store, account_id: str, amount_cents: int) -> int:
@@ -179,11 +205,16 @@ async def list_api_keys(store: Store, account_id: str) -> list[dict[str, Any]]:
 
 
 async def authenticate(store: Store, key: str) -> Principal:
-    row = await store.api_key_owner(api_key_hash(key))
+    return await authenticate_hash(store, api_key_hash(key), "Invalid API key")
+
+
+async def authenticate_hash(store: Store, key_hash: str, refusal: str) -> Principal:
+    """The owner of the live key with this hash; Unauthenticated(refusal) if there is none."""
+    row = await store.api_key_owner(key_hash)
     if row is None:
-        raise Unauthenticated("Invalid API key")
+        raise Unauthenticated(refusal)
     account_id, tier = row
-    return Principal(account_id=account_id, tier=tier)
+    return Principal(account_id=account_id, tier=tier, key_hash=key_hash)
 
 
 class PrincipalCache:
@@ -201,15 +232,22 @@ class PrincipalCache:
         self._entries: dict[str, tuple[float, Principal]] = {}
 
     async def authenticate(self, store: Store, key: str) -> Principal:
+        return await self.authenticate_hash(store, api_key_hash(key), "Invalid API key")
+
+    async def authenticate_hash(self, store: Store, key_hash: str, refusal: str) -> Principal:
+        """The owner of the live key with this hash (a stream token's key, say)."""
         if self._ttl <= 0:
-            return await authenticate(store, key)
-        key_hash = api_key_hash(key)
+            return await authenticate_hash(store, key_hash, refusal)
         now = time.monotonic()
         entry = self._entries.get(key_hash)
         if entry is not None and entry[0] > now:
             return entry[1]
-        principal = await authenticate(store, key)
+        principal = await authenticate_hash(store, key_hash, refusal)
         if len(self._entries) >= self.MAX_KEYS:
             self._entries.clear()
         self._entries[key_hash] = (now + self._ttl, principal)
         return principal
+
+    def forget(self, key_hash: str) -> None:
+        """Drop a key's entry at once (it was revoked)."""
+        self._entries.pop(key_hash, None)

@@ -53,7 +53,7 @@ def parse_generation_request(
         raise InvalidRequest(MISSING_FIELDS)
     if not isinstance(model_id, str):
         raise InvalidRequest("Field 'model' must be a string")
-    prompt = _text(prompt, "prompt", max_prompt_chars)
+    prompt = text_field(prompt, "prompt", max_prompt_chars)
     if not prompt.strip():
         raise InvalidRequest("Field 'prompt' must not be empty")
     model = catalog.get(model_id)
@@ -81,7 +81,7 @@ def parse_generation_request(
 
     negative_prompt = parameter("negativePrompt")
     if negative_prompt is not None:
-        negative_prompt = _text(negative_prompt, "negativePrompt", max_prompt_chars) or None
+        negative_prompt = text_field(negative_prompt, "negativePrompt", max_prompt_chars) or None
 
     media = parse_media(model, parameter, max_image_bytes)
     # An extension adds seconds to a video: its own set of durations.
@@ -164,7 +164,8 @@ def parse_app_id(value: Any) -> str | None:
     return value
 
 
-def _text(value: Any, name: str, max_chars: int) -> str:
+def text_field(value: Any, name: str, max_chars: int) -> str:
+    """A string field of a body: at most `max_chars`, and no NUL (which PostgreSQL cannot store)."""
     if not isinstance(value, str):
         raise InvalidRequest(f"Field '{name}' must be a string")
     if len(value) > max_chars:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select
@@ -14,6 +14,7 @@ from sqlmodel import col
 from lunos_events.errors import InvalidRequest
 from lunos_events.ids import now_ms
 from lunos_events.money import CURRENCY, format_amount
+from lunos_events.numerals import ascii_int
 from lunos_events.services.status import status_object
 from lunos_events.store.models import PENDING, TERMINAL_STATUSES, Operation
 from lunos_events.store.transactions import Store
@@ -21,6 +22,7 @@ from lunos_events.store.transactions import Store
 STATUSES = (PENDING, *sorted(TERMINAL_STATUSES))
 DEFAULT_PAGE = 20
 MAX_PAGE = 100
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -38,10 +40,14 @@ class Cursor:
     def decode(cls, text: str) -> Cursor:
         try:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
-            stamp, _, op_id = raw.partition(":")
-            return cls(int(stamp), op_id) if op_id else _bad_cursor()
-        except (ValueError, binascii.Error, UnicodeDecodeError):
+        except (ValueError, binascii.Error):
             return _bad_cursor()
+        stamp, _, op_id = raw.partition(":")
+        created_at_ms = ascii_int(stamp)
+        # Compared with columns in SQL: a number past 64 bits or a NUL would fail there, not here.
+        if created_at_ms is None or not op_id or not op_id.isprintable():
+            return _bad_cursor()
+        return cls(created_at_ms, op_id)
 
 
 def _bad_cursor() -> Cursor:
@@ -56,12 +62,14 @@ def parse_status(value: str | None) -> str | None:
     return value
 
 
-def parse_limit(value: str | None) -> int:
+def parse_limit(value: str | None, default: int = DEFAULT_PAGE, maximum: int = MAX_PAGE) -> int:
+    """A page size from a query string: `default` when absent, else an integer from 1 to `maximum`."""
     if value is None or value == "":
-        return DEFAULT_PAGE
-    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE:
-        raise InvalidRequest(f"'limit' must be an integer from 1 to {MAX_PAGE}")
-    return int(value)
+        return default
+    limit = ascii_int(value, max_value=maximum)
+    if limit is None or limit < 1:
+        raise InvalidRequest(f"'limit' must be an integer from 1 to {maximum}")
+    return limit
 
 
 def parse_time(value: str | None, name: str) -> int | None:
@@ -74,11 +82,18 @@ def parse_time(value: str | None, name: str) -> int | None:
         raise InvalidRequest(f"'{name}' must be an ISO 8601 date or date-time") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
+    try:
+        # An offset can push a date at either end of the calendar out of years 1-9999.
+        moment = moment.astimezone(UTC)
+    except OverflowError:
+        raise InvalidRequest(f"'{name}' must be between years 1 and 9999 in UTC") from None
+    # In whole milliseconds, without a float: one rounded up at the calendar's end is past it.
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
 
 
 def iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    moment = _EPOCH + timedelta(milliseconds=ms)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def listed(op: Any, *, with_account: bool = False) -> dict[str, Any]:

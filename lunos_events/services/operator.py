@@ -6,12 +6,15 @@ transaction as the balance itself, so the ledger always explains the balance.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from redis.exceptions import RedisError
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
+from lunos_events.bus.redis_bus import Bus
 from lunos_events.errors import InvalidRequest, NotFound
 from lunos_events.ids import api_key_display_prefix, now_ms
 from lunos_events.money import CURRENCY, format_amount
@@ -19,6 +22,8 @@ from lunos_events.services import accounts, audit
 from lunos_events.store.admin_models import BalanceLedger
 from lunos_events.store.models import Account, ApiKey
 from lunos_events.store.transactions import Store
+
+log = logging.getLogger(__name__)
 
 MAX_NOTE_CHARS = 500
 MAX_IDEMPOTENCY_KEY_CHARS = 255
@@ -174,6 +179,12 @@ async def create_key(store: Store, actor: str, account_id: str) -> dict[str, Any
     return {"account_id": account_id, "key": key, "prefix": api_key_display_prefix(key)}
 
 
-async def revoke_key(store: Store, actor: str, account_id: str, prefix: str) -> dict[str, Any]:
+async def revoke_key(store: Store, bus: Bus, actor: str, account_id: str, prefix: str) -> dict[str, Any]:
+    """Revoke the key and tell every API process, which end its streams at once."""
     revoked = await accounts.revoke_api_key(store, prefix, account_id, audited_by=actor)
-    return {"account_id": account_id, "prefix": revoked, "revoked": True}
+    try:
+        await bus.publish_revocation(revoked.key_hash)
+    except (OSError, RedisError) as exc:
+        # The API processes still find the revocation at their next key check in the database.
+        log.warning("could not publish the revocation on Redis: %s", exc)
+    return {"account_id": account_id, "prefix": revoked.prefix, "revoked": True}

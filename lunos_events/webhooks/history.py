@@ -13,6 +13,7 @@ from lunos_events.errors import Conflict, InvalidRequest
 from lunos_events.ids import now_ms
 from lunos_events.json_text import compact_json
 from lunos_events.runtime import Runtime
+from lunos_events.services.history import parse_limit
 from lunos_events.services.webhook_fanout import delivery_row, webhook_payload
 from lunos_events.store.webhook_models import (
     DELIVERY_DELIVERED,
@@ -59,11 +60,7 @@ def delivery_view(row: Any, attempts: Sequence[Any] | None = None) -> dict[str, 
 
 
 def page_limit(value: str | None) -> int:
-    if value is None:
-        return 50
-    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE:
-        raise InvalidRequest(f"'limit' must be an integer from 1 to {MAX_PAGE}")
-    return int(value)
+    return parse_limit(value, default=50, maximum=MAX_PAGE)
 
 
 async def endpoint_deliveries(
