@@ -4,6 +4,7 @@ delete, and the money, events and errors behind them."""
 
 from __future__ import annotations
 
+import base64
 import warnings
 from collections.abc import AsyncIterator
 
@@ -14,6 +15,7 @@ import pytest
 from lunos_events.runtime import Runtime
 from tests.conftest import auth, create_user
 from tests.helpers import probe_mp4
+from tests.media_support import difference, frames_rgb, picture, png
 
 pytestmark = pytest.mark.anyio
 # The SDK marks its Videos methods deprecated (OpenAI's own service shut down); they still work.
@@ -106,7 +108,14 @@ async def test_bad_requests_are_clear_400s(
 ) -> None:
     # The SDK hands our `{"error": "..."}` message over as the exception's `body`.
     refusals = [
-        (dict(input_reference=("cat.png", b"\x89PNG...", "image/png")), "'input_reference' is not supported"),
+        (
+            dict(input_reference=("cat.png", b"not an image", "text/plain")),
+            "'input_reference' must be an image",
+        ),
+        (
+            dict(input_reference=("cat.png", b"\x89PNG\r\n\x1a\n...", "image/png")),
+            "Field 'parameters.image' is not a decodable",
+        ),
         (dict(seconds="12"), "Unsupported seconds '12': this model allows 4, 6, 8"),
         (dict(size="1792x1024"), "Unsupported size '1792x1024'"),
     ]
@@ -124,9 +133,13 @@ async def test_bad_requests_are_clear_400s(
     # JSON bodies work too, and every refusal is {"error": "..."}.
     response = await client.post("/v1/videos", headers=auth(key), json={"model": FAST})
     assert response.status_code == 400 and response.json() == {"error": "Missing required field: prompt"}
-    by_url = {"prompt": "x", "input_reference": {"image_url": "https://example.com/a.png"}}
+    by_url = {"prompt": "x", "input_reference": {"image_url": "http://127.0.0.1/a.png"}}
     response = await client.post("/v1/videos", headers=auth(key), json=by_url)
-    assert response.status_code == 400 and "input_reference" in response.json()["error"]
+    assert response.status_code == 400 and "image" in response.json()["error"], response.json()
+    by_file = {"prompt": "x", "input_reference": {"file_id": "file-123"}}
+    response = await client.post("/v1/videos", headers=auth(key), json=by_file)
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("'input_reference.file_id' is not supported")
     # A multipart upload streamed without a Content-Length is cut off at the body limit, not spooled.
     boundary = "b0undary"
 
@@ -136,7 +149,7 @@ async def test_bad_requests_are_clear_400s(
             f'--{boundary}\r\nContent-Disposition: form-data; name="input_reference"; '
             'filename="a.png"\r\nContent-Type: image/png\r\n\r\n'
         ).encode()
-        for _ in range(200):
+        for _ in range(400):  # 6.5 MB: past the body limit with one image in it
             yield b"\0" * 16384
         yield f"\r\n--{boundary}--\r\n".encode()
 
@@ -149,3 +162,37 @@ async def test_bad_requests_are_clear_400s(
     bad_variant = await client.get("/v1/videos/x/content?variant=spritesheet", headers=auth(key))
     assert bad_variant.status_code == 400
     assert (await client.get("/v1/account", headers=auth(key))).json()["balance"] == "20.00"
+
+
+async def test_input_reference_is_the_first_frame(
+    oai: openai.AsyncOpenAI, client: httpx.AsyncClient, key: str
+) -> None:
+    """An uploaded `input_reference` (what the SDK sends) and a data URL in JSON both start the video."""
+    first = picture(1280, 720)
+    uploaded = await oai.videos.create_and_poll(
+        model=FAST,
+        prompt="from a picture",
+        seconds="4",
+        input_reference=("f.png", png(first), "image/png"),
+        poll_interval_ms=50,
+    )
+    assert uploaded.status == "completed", uploaded.error
+    frames = frames_rgb((await oai.videos.download_content(uploaded.id)).content)
+    assert difference(first, frames[0]) < 12
+
+    other = picture(1280, 720, hue=120)
+    data_url = "data:image/png;base64," + base64.b64encode(png(other)).decode()
+    created = await client.post(
+        "/v1/videos",
+        headers=auth(key),
+        json={
+            "model": FAST,
+            "prompt": "from a data URL",
+            "seconds": "4",
+            "input_reference": {"image_url": data_url},
+        },
+    )
+    assert created.status_code == 200, created.json()
+    done = await oai.videos.poll(created.json()["id"], poll_interval_ms=50)
+    frames = frames_rgb((await oai.videos.download_content(done.id)).content)
+    assert difference(other, frames[0]) < 12 < difference(first, frames[0])

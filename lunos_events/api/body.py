@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.types import Message
 
@@ -85,14 +87,22 @@ def _has_lone_surrogate(body: dict[str, Any]) -> bool:
     return False
 
 
-async def read_fields(request: Request, limit: int) -> dict[str, Any]:
+async def read_fields(
+    request: Request,
+    limit: int,
+    *,
+    larger_limit: int | None = None,
+    allows_larger: Callable[[dict[str, Any]], bool] | None = None,
+) -> dict[str, Any]:
     """A JSON object, or the fields of a `multipart/form-data` body (what the `openai` SDK sends).
 
-    Files are handed back as they are, for the caller to refuse or read; the form is bounded in
-    size and in number of parts.
+    A JSON body is read as `read_json_object` reads it. A form may be as large as `larger_limit`
+    (its files cannot be looked at before it is read); files are handed back as they are, for the
+    caller to refuse or use as `Upload`s, and the form is bounded in number of parts.
     """
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        return await read_json_object(request, limit)
+        return await read_json_object(request, limit, larger_limit=larger_limit, allows_larger=allows_larger)
+    limit = max(limit, larger_limit or limit)
     _check_declared(request.headers.get("content-length"), limit)
     # Read (bounded) first: the form parser alone would spool a file part of any size to disk.
     body = await _read_chunks(request.stream(), limit)
@@ -101,6 +111,18 @@ async def read_fields(request: Request, limit: int) -> dict[str, Any]:
         return {"type": "http.request", "body": body, "more_body": False}
 
     form = await Request(request.scope, replay).form(max_files=4, max_fields=32, max_part_size=limit)
-    fields = dict(form.items())
-    await form.close()
-    return fields
+    try:
+        return {
+            name: Upload(await value.read(), value.content_type) if isinstance(value, UploadFile) else value
+            for name, value in form.items()
+        }
+    finally:
+        await form.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """A file part of a form, read (it is within the body's bound)."""
+
+    data: bytes
+    content_type: str | None

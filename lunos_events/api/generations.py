@@ -30,10 +30,10 @@ from lunos_events.settings import Settings
 IMAGE_FIELDS = ("image", "lastFrame", "referenceImages")
 
 
-def image_body_limit(settings: Settings) -> int:
+def image_body_limit(settings: Settings, images: int = 2 + MAX_REFERENCE_IMAGES) -> int:
     """The largest submit body carrying images: larger by a base64 image per image it may carry."""
     per_image = (settings.max_image_bytes + 2) // 3 * 4 + 1024
-    return settings.max_body_bytes + (2 + MAX_REFERENCE_IMAGES) * per_image
+    return settings.max_body_bytes + images * per_image
 
 
 def carries_images(body: dict[str, Any]) -> bool:

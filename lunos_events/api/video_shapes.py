@@ -7,16 +7,18 @@ Status words: a pending operation is `queued` until the provider has accepted it
 
 from __future__ import annotations
 
+import base64
+import re
 import time
 from typing import Any
 
 from lunos_events.catalog import Catalog
 from lunos_events.errors import InvalidRequest, ModelNotFound
+from lunos_events.media.images import IMAGE_FORMATS, sniff_image_type
 from lunos_events.store.models import CANCELLED, COMPLETED, PENDING, Operation
 
-INPUT_REFERENCE_UNSUPPORTED = (
-    "'input_reference' is not supported yet: this service generates from a text prompt only"
-)
+# `input_reference` is the first frame: an upload, or `{"image_url": "https://…" | "data:image/…;base64,…"}`.
+DATA_URL = re.compile(r"data:(image/[a-z]+);base64,(.*)", re.DOTALL)
 MISSING_PROMPT = "Missing required field: prompt"
 # OpenAI sizes are width x height; each is an aspect ratio at a resolution.
 SIZES: dict[str, tuple[str, str]] = {
@@ -35,8 +37,6 @@ def submit_body(fields: dict[str, Any], catalog: Catalog) -> dict[str, Any]:
     The model's rules (durations, aspect ratios, resolutions, prompt length) are then checked by
     the same parser as every submit.
     """
-    if fields.get("input_reference") not in (None, ""):
-        raise InvalidRequest(INPUT_REFERENCE_UNSUPPORTED)
     prompt = fields.get("prompt")
     if prompt is None or prompt == "":
         raise InvalidRequest(MISSING_PROMPT)
@@ -53,6 +53,9 @@ def submit_body(fields: dict[str, Any], catalog: Catalog) -> dict[str, Any]:
         if not isinstance(seconds, str | int) or str(seconds) not in {str(d) for d in model.durations}:
             raise InvalidRequest(f"Unsupported seconds {seconds!r}: this model allows {allowed}")
         parameters["durationSeconds"] = int(seconds)
+    image = first_frame(fields.get("input_reference", fields.get("input_reference[image_url]")))
+    if image is not None:
+        parameters["image"] = image
     size = fields.get("size")
     if size is not None:
         shape = SIZES.get(size) if isinstance(size, str) else None
@@ -63,6 +66,29 @@ def submit_body(fields: dict[str, Any], catalog: Catalog) -> dict[str, Any]:
         if model.resolutions:
             parameters["resolution"] = shape[1]
     return {"model": model_id, "prompt": prompt, "parameters": parameters, "response_format": "mp4"}
+
+
+def uploaded_image(data: bytes, content_type: str | None) -> dict[str, str]:
+    """An uploaded `input_reference` file as OpenAI's reference object, with a data URL. Its type is
+    the upload's when that is an image type taken here, else what its bytes start like."""
+    mime_type = content_type if content_type in IMAGE_FORMATS else sniff_image_type(data)
+    if mime_type is None:
+        raise InvalidRequest(f"'input_reference' must be an image: {', '.join(IMAGE_FORMATS)}")
+    return {"image_url": f"data:{mime_type};base64,{base64.b64encode(data).decode()}"}
+
+
+def first_frame(reference: Any) -> dict[str, str] | None:
+    """`input_reference` as the submit's `image` (checked then like every submitted image)."""
+    if reference is None or reference == "":
+        return None
+    url = reference.get("image_url") if isinstance(reference, dict) else reference
+    if isinstance(reference, dict) and "file_id" in reference and url is None:
+        raise InvalidRequest("'input_reference.file_id' is not supported: upload the image or use image_url")
+    if not isinstance(url, str) or not url:
+        raise InvalidRequest('\'input_reference\' must be an image file or {"image_url": "..."}')
+    if data_url := DATA_URL.fullmatch(url):
+        return {"data": data_url.group(2), "mimeType": data_url.group(1)}
+    return {"url": url}
 
 
 def _offers(model: Any, ratio: str, resolution: str) -> bool:

@@ -5,20 +5,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse
 from starlette.routing import Route
 
 from lunos_events.api.auth import authenticate, runtime
-from lunos_events.api.body import read_fields
-from lunos_events.api.generations import admit_body
+from lunos_events.api.body import Upload, read_fields
+from lunos_events.api.generations import admit_body, image_body_limit
 from lunos_events.api.headers import submit_headers
 from lunos_events.api.video_shapes import (
-    INPUT_REFERENCE_UNSUPPORTED,
     parse_order,
     parse_variant,
     submit_body,
+    uploaded_image,
     video_object,
 )
 from lunos_events.errors import Conflict, InvalidRequest, NotFound
@@ -59,12 +58,17 @@ def _shown(rt: Runtime, op: Operation) -> JSONResponse:
 async def create_video(request: Request) -> JSONResponse:
     rt = runtime(request)
     principal = await authenticate(request)
-    fields = await read_fields(request, rt.settings.max_body_bytes)
-    for name, value in fields.items():
-        if isinstance(value, UploadFile):
-            raise InvalidRequest(
-                INPUT_REFERENCE_UNSUPPORTED if name == "input_reference" else f"Unexpected file '{name}'"
-            )
+    fields = await read_fields(
+        request,
+        rt.settings.max_body_bytes,
+        larger_limit=image_body_limit(rt.settings, images=1),
+        allows_larger=lambda body: body.get("input_reference") is not None,
+    )
+    for name, value in list(fields.items()):
+        if isinstance(value, Upload):
+            if name != "input_reference":
+                raise InvalidRequest(f"Unexpected file '{name}'")
+            fields[name] = uploaded_image(value.data, value.content_type)
     admitted = await admit_body(request, principal, submit_body(fields, rt.catalog))
     op = await owned_video(rt, principal, admitted.response["id"])
     response = _shown(rt, op)
