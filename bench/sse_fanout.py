@@ -51,7 +51,7 @@ from bench.common import (
     rss_kb,
     start_lunos,
 )
-from lunos_events.ids import now_ms
+from lunos_events.ids import api_key_hash, now_ms
 from lunos_events.runtime import open_runtime
 from lunos_events.services import accounts
 from lunos_events.services.events import append_event, last_event_seq
@@ -270,8 +270,9 @@ async def run(args: argparse.Namespace) -> None:
 
         async with open_runtime(settings) as rt:
             await accounts.create_account(rt.store, ACCOUNT, 0, "bench")
+            key = await accounts.create_api_key(rt.store, ACCOUNT)  # a token is worth what its key is
             op_id = await pending_operation(rt, 999_999)
-            token = StreamTokenSigner(secret, 3600).for_account(ACCOUNT)
+            token = StreamTokenSigner(secret, 3600).for_account(ACCOUNT, key_hash=api_key_hash(key))
             path = f"/v1/video/events?token={token}"
 
             server = start_lunos("serve", env, f"{base}/healthz")

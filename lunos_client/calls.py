@@ -16,6 +16,7 @@ from lunos_client.models import VideoGeneration, VideoPage, VideoStatus
 T_co = TypeVar("T_co", covariant=True)
 
 GENERATIONS = "/v1/video/generations"
+ESTIMATES = "/v1/video/estimates"
 ACCOUNT_EVENTS = "/v1/video/events"
 IDEMPOTENCY_KEY = "Idempotency-Key"
 # Methods that may be sent twice with the same effect; anything else needs an Idempotency-Key.
@@ -69,6 +70,13 @@ def submit(body: dict[str, Any], *, idempotency_key: str | None, app_id: str | N
         lambda response: VideoGeneration.from_json(response.json()),
         json=body,
         headers={IDEMPOTENCY_KEY: key, **_app_header(app_id)},
+    )
+
+
+def estimate(body: dict[str, Any], *, app_id: str | None) -> Call[dict[str, Any]]:
+    """POST /v1/video/estimates: charges nothing, so it is safe to send again."""
+    return Call(
+        "POST", ESTIMATES, json=body, headers={IDEMPOTENCY_KEY: new_idempotency_key(), **_app_header(app_id)}
     )
 
 

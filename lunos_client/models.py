@@ -5,6 +5,7 @@ Each keeps the server's JSON in `raw`, so fields added by a newer server are nev
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,12 @@ class VideoStatus:
     error: str | None = None
     events_url: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    # Every sample (the first is video_url) and the poster, when completed.
+    video_urls: tuple[str, ...] = ()
+    thumbnail_url: str | None = None
+    # Why it failed (safety_filtered, provider_error, …); `safety` carries the filter's reasons and count.
+    error_code: str | None = None
+    safety: dict[str, Any] | None = None
 
     @property
     def is_final(self) -> bool:
@@ -48,6 +55,10 @@ class VideoStatus:
             error=body.get("error"),
             events_url=body.get("events_url"),
             raw=body,
+            video_urls=tuple(body.get("video_urls") or ()),
+            thumbnail_url=body.get("thumbnail_url"),
+            error_code=body.get("error_code"),
+            safety=body.get("safety"),
         )
 
 
@@ -104,6 +115,74 @@ class VideoPage:
         )
 
 
+# Image magic numbers: bytes given as an image are sent with the type they start like.
+_IMAGE_TYPES = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"RIFF", "image/webp"))
+
+ImageInput = bytes | str | dict[str, Any]
+
+
+def image_input(image: ImageInput, mime_type: str | None = None) -> dict[str, Any]:
+    """An image as the API takes it: bytes (PNG, JPEG or WebP) as base64 data, a str as a URL, or
+    a dict already in the API's shape (`{"data", "mimeType"}` or `{"url"}`)."""
+    if isinstance(image, dict):
+        return image
+    if isinstance(image, str):
+        return {"url": image}
+    if mime_type is None:
+        found = [kind for magic, kind in _IMAGE_TYPES if image.startswith(magic)]
+        if not found:
+            raise ValueError("image bytes are not PNG, JPEG or WebP: pass mime_type")
+        mime_type = found[0]
+    return {"data": base64.b64encode(image).decode(), "mimeType": mime_type}
+
+
+@dataclass(frozen=True)
+class MediaOptions:
+    """Options beyond the reference document, by their Python names (None: left to the server)."""
+
+    image: ImageInput | None = None
+    last_frame: ImageInput | None = None
+    # Images, or (image, "asset" | "style") pairs.
+    reference_images: list[ImageInput | tuple[ImageInput, str]] | None = None
+    video: str | None = None  # the id of a completed operation to extend
+    sample_count: int | None = None
+    generate_audio: bool | None = None
+    enhance_prompt: bool | None = None
+    resolution: str | None = None
+    seed: int | None = None
+    person_generation: str | None = None
+
+    def parameters(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.image is not None:
+            out["image"] = image_input(self.image)
+        if self.last_frame is not None:
+            out["lastFrame"] = image_input(self.last_frame)
+        if self.reference_images is not None:
+            out["referenceImages"] = [_reference(r) for r in self.reference_images]
+        if self.video is not None:
+            out["video"] = {"operationId": self.video}
+        named = (
+            ("sampleCount", self.sample_count),
+            ("generateAudio", self.generate_audio),
+            ("enhancePrompt", self.enhance_prompt),
+            ("resolution", self.resolution),
+            ("seed", self.seed),
+            ("personGeneration", self.person_generation),
+        )
+        out.update((name, value) for name, value in named if value is not None)
+        return out
+
+
+def _reference(reference: ImageInput | tuple[ImageInput, str]) -> dict[str, Any]:
+    if isinstance(reference, tuple):
+        image, kind = reference
+        return {"image": image_input(image), "referenceType": kind}
+    if isinstance(reference, dict) and "image" in reference:
+        return reference  # already {"image", "referenceType"}
+    return {"image": image_input(reference)}
+
+
 def generation_body(
     prompt: str,
     *,
@@ -114,15 +193,23 @@ def generation_body(
     duration_seconds: int | None = None,
     app_id: str | None = None,
     extra: dict[str, Any] | None = None,
+    parameters: dict[str, Any] | None = None,
+    media: MediaOptions | None = None,
 ) -> dict[str, Any]:
-    """The documented submit body; optional fields are left out so the server's defaults apply."""
-    parameters: dict[str, Any] = {}
+    """The documented submit body; optional fields are left out so the server's defaults apply.
+
+    `parameters` is the REST body's own `parameters` object (as the reference document writes it);
+    the named options are added to it and win over it.
+    """
+    parameters = dict(parameters or {})
     if aspect_ratio is not None:
         parameters["aspectRatio"] = aspect_ratio
     if negative_prompt is not None:
         parameters["negativePrompt"] = negative_prompt
     if duration_seconds is not None:
         parameters["durationSeconds"] = duration_seconds
+    if media is not None:
+        parameters.update(media.parameters())
     body: dict[str, Any] = {"model": model, "prompt": prompt}
     if parameters:
         body["parameters"] = parameters

@@ -11,7 +11,7 @@ from typing import Any
 
 from lunos_client import calls
 from lunos_client.calls import Call
-from lunos_client.models import DEFAULT_MODEL, MP4, WIDESCREEN, generation_body
+from lunos_client.models import DEFAULT_MODEL, MP4, WIDESCREEN, ImageInput, MediaOptions, generation_body
 
 
 class VideoAPI:
@@ -30,9 +30,37 @@ class VideoAPI:
         app_id: str | None = None,
         idempotency_key: str | None = None,
         extra: dict[str, Any] | None = None,
+        parameters: dict[str, Any] | None = None,
+        image: ImageInput | None = None,
+        last_frame: ImageInput | None = None,
+        reference_images: list[ImageInput | tuple[ImageInput, str]] | None = None,
+        video: str | None = None,
+        sample_count: int | None = None,
+        generate_audio: bool | None = None,
+        enhance_prompt: bool | None = None,
+        resolution: str | None = None,
+        seed: int | None = None,
+        person_generation: str | None = None,
     ) -> Any:
         """Submit a generation → `VideoGeneration` (pending). Safe to retry: it always carries an
-        Idempotency-Key (`idempotency_key`, or a fresh one kept across this call's retries)."""
+        Idempotency-Key (`idempotency_key`, or a fresh one kept across this call's retries).
+
+        `parameters` takes the REST body's object as is (`generate_video(model=..., prompt=...,
+        parameters={"aspectRatio": "16:9"})`); the named options are added to it. Images are bytes
+        (sent as base64), a URL string, or the API's dict; `video` is a completed operation's id
+        to extend."""
+        media = MediaOptions(
+            image,
+            last_frame,
+            reference_images,
+            video,
+            sample_count,
+            generate_audio,
+            enhance_prompt,
+            resolution,
+            seed,
+            person_generation,
+        )
         body = generation_body(
             prompt,
             model=model,
@@ -41,8 +69,36 @@ class VideoAPI:
             response_format=response_format,
             duration_seconds=duration_seconds,
             extra=extra,
+            parameters=parameters,
+            media=media,
         )
         return self._send(calls.submit(body, idempotency_key=idempotency_key, app_id=app_id))
+
+    def estimate(
+        self,
+        prompt: str,
+        *,
+        model: str = DEFAULT_MODEL,
+        parameters: dict[str, Any] | None = None,
+        app_id: str | None = None,
+        aspect_ratio: str | None = None,
+        negative_prompt: str | None = None,
+        duration_seconds: int | None = None,
+        **media: Any,
+    ) -> Any:
+        """What `generate_video` with the same arguments would cost, and whether it would be refused
+        (`{"cost", "accepted", "refused", ...}`); nothing is charged. `media`: generate_video's
+        image, last_frame, reference_images, video, sample_count, … options."""
+        body = generation_body(
+            prompt,
+            model=model,
+            aspect_ratio=aspect_ratio,
+            negative_prompt=negative_prompt,
+            duration_seconds=duration_seconds,
+            parameters=parameters,
+            media=MediaOptions(**media),
+        )
+        return self._send(calls.estimate(body, app_id=app_id))
 
     def generate(self, prompt: str, **options: Any) -> Any:
         """Submit with the default model unless `model=` says otherwise (`generate_video`'s options)."""

@@ -24,6 +24,11 @@ from typing import Any, NoReturn, NotRequired, TypedDict
 from lunos_events.money import CURRENCY, format_amount
 
 PROVIDERS = ("google",)
+# What a model may accept beyond the reference document's fields (camelCase, as requests name them).
+INPUTS = ("image", "lastFrame", "referenceImages", "video")
+REFERENCE_TYPES = ("asset", "style")
+OPTIONS = ("generateAudio", "enhancePrompt")
+MAX_SAMPLES = 4
 MAX_ID_CHARS = 128  # the width of the `model` and `provider_model` columns
 _ID = re.compile(r"[!-~]+")  # printable ASCII, no spaces
 _RATIO = re.compile(r"[1-9][0-9]*:[1-9][0-9]*")
@@ -48,6 +53,11 @@ class PublicModel(TypedDict):
     resolutions: list[str]
     person_generation: list[str]
     accepts_seed: bool
+    inputs: list[str]
+    reference_types: list[str]
+    options: list[str]
+    max_samples: int
+    extension_durations: list[int]
     aliases: list[str]
     retired_at: NotRequired[str]
     replaced_by: NotRequired[str]
@@ -66,6 +76,13 @@ class ModelSpec:
     resolutions: tuple[str, ...] = ()
     person_generation: tuple[str, ...] = ()
     accepts_seed: bool = False
+    # Media inputs (INPUTS), reference image types, boolean options (OPTIONS) and samples per request.
+    inputs: tuple[str, ...] = ()
+    reference_types: tuple[str, ...] = ()
+    options: tuple[str, ...] = ()
+    max_samples: int = 1
+    # durationSeconds allowed when `video` is extended (the seconds added).
+    extension_durations: tuple[int, ...] = ()
     provider: str = "google"
     # (resolution, cents per second) where a resolution's price differs from price_per_second_cents.
     price_per_second_by_resolution: tuple[tuple[str, int], ...] = ()
@@ -80,8 +97,9 @@ class ModelSpec:
                 return cents
         return self.price_per_second_cents
 
-    def cost_cents(self, duration_seconds: int, resolution: str | None = None) -> int:
-        return self.price_cents(resolution) * duration_seconds
+    def cost_cents(self, duration_seconds: int, resolution: str | None = None, samples: int = 1) -> int:
+        """Price (of the resolution's tier) x seconds x samples."""
+        return self.price_cents(resolution) * duration_seconds * samples
 
     def public_view(self) -> PublicModel:
         view: PublicModel = {
@@ -96,6 +114,11 @@ class ModelSpec:
             "resolutions": list(self.resolutions),
             "person_generation": list(self.person_generation),
             "accepts_seed": self.accepts_seed,
+            "inputs": list(self.inputs),
+            "reference_types": list(self.reference_types),
+            "options": list(self.options),
+            "max_samples": self.max_samples,
+            "extension_durations": list(self.extension_durations),
             "aliases": list(self.aliases),
         }
         if self.price_per_second_by_resolution:
@@ -145,6 +168,11 @@ _FIELDS = (
     "resolutions",
     "person_generation",
     "accepts_seed",
+    "inputs",
+    "reference_types",
+    "options",
+    "max_samples",
+    "extension_durations",
     "description",
     "aliases",
     "retired_at",
@@ -286,6 +314,23 @@ class _Fields:
         accepts_seed = self.optional("accepts_seed", False)
         if not isinstance(accepts_seed, bool):
             self.fail("accepts_seed", "must be true or false")
+        inputs = self.choices("inputs", INPUTS)
+        reference_types = self.choices("reference_types", REFERENCE_TYPES)
+        if ("referenceImages" in inputs) != bool(reference_types):
+            self.fail(
+                "reference_types", 'must list the accepted types exactly when inputs has "referenceImages"'
+            )
+        max_samples = self.optional("max_samples", 1)
+        if type(max_samples) is not int or not 1 <= max_samples <= MAX_SAMPLES:
+            self.fail("max_samples", f"must be an integer from 1 to {MAX_SAMPLES}")
+        extension_durations = self.optional("extension_durations", [])
+        if not isinstance(extension_durations, list) or not all(
+            type(d) is int and d > 0 for d in extension_durations
+        ):
+            self.fail("extension_durations", "must be a list of positive integers")
+        self.unique("extension_durations", extension_durations)
+        if ("video" in inputs) != bool(extension_durations):
+            self.fail("extension_durations", 'must be non-empty exactly when inputs has "video"')
         aliases = tuple(
             self.public_id("aliases", a) for a in self.texts("aliases", self.optional("aliases", []))
         )
@@ -303,6 +348,11 @@ class _Fields:
             resolutions=resolutions,
             person_generation=self.texts("person_generation", self.optional("person_generation", [])),
             accepts_seed=accepts_seed,
+            inputs=inputs,
+            reference_types=reference_types,
+            options=self.choices("options", OPTIONS),
+            max_samples=max_samples,
+            extension_durations=tuple(extension_durations),
             provider=provider,
             price_per_second_by_resolution=prices,
             aliases=aliases,
@@ -339,6 +389,13 @@ class _Fields:
             self.fail(name, "must be a non-empty list of strings")
         self.unique(name, value)
         return tuple(value)
+
+    def choices(self, name: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+        values = self.texts(name, self.optional(name, []))
+        for value in values:
+            if value not in allowed:
+                self.fail(name, f"{value!r} is not one of: {', '.join(allowed)}")
+        return values
 
     def unique(self, name: str, values: list[Any]) -> None:
         for i, value in enumerate(values):
@@ -420,12 +477,19 @@ def _check_served_by(draft: _Draft, target: _Draft) -> None:
         ("aspect_ratios", old.aspect_ratios, new.aspect_ratios),
         ("resolutions", old.resolutions, new.resolutions),
         ("person_generation", old.person_generation, new.person_generation),
+        ("inputs", old.inputs, new.inputs),
+        ("reference_types", old.reference_types, new.reference_types),
+        ("options", old.options, new.options),
+        ("extension_durations", old.extension_durations, new.extension_durations),
     )
     for name, values, allowed in contract:
         for value in values:
             if value not in allowed:
                 problem = f'{value!r} is not served by its replacement "{new.id}"{where}'
                 draft.fail(name, f"{problem}, which allows {_listing(allowed)}")
+    if old.max_samples > new.max_samples:
+        problem = f'{old.max_samples}, but its replacement "{new.id}"{where} allows {new.max_samples}'
+        draft.fail("max_samples", problem)
 
 
 def _listing(values: Any) -> str:

@@ -223,7 +223,7 @@ def users_create(user_id: str, balance: str, tier: str) -> None:
     from lunos_events.services.accounts import create_account
 
     cents = _amount(balance)
-    account = _operator(lambda store: create_account(store, user_id, cents, tier))
+    account = _operator(lambda store: create_account(store, user_id, cents, tier, audited_by="cli"))
     click.echo(
         f"created account {account.id} (tier {account.tier}, balance {format_amount(account.balance_cents)})"
     )
@@ -240,7 +240,7 @@ def keys_create(user_id: str) -> None:
     """Create an API key; it is printed once, alone on the last line."""
     from lunos_events.services.accounts import create_api_key
 
-    key = _operator(lambda store: create_api_key(store, user_id))
+    key = _operator(lambda store: create_api_key(store, user_id, audited_by="cli"))
     click.echo(f"API key for {user_id} (store it now, it is not shown again):")
     click.echo(key)
 
@@ -248,11 +248,25 @@ def keys_create(user_id: str) -> None:
 @keys.command("revoke")
 @click.argument("key_prefix")
 def keys_revoke(key_prefix: str) -> None:
-    """Revoke a key, named by its first characters (at least 8) or in full."""
-    from lunos_events.services.accounts import revoke_api_key
+    """Revoke a key, named by its first characters (at least 8) or in full; its streams end."""
+    from lunos_events.bus.redis_bus import announce_revocation
+    from lunos_events.services.accounts import RevokedKey, revoke_api_key
 
-    prefix = _operator(lambda store: revoke_api_key(store, key_prefix))
-    click.echo(f"revoked key {prefix}…")
+    settings = Settings()
+
+    async def revoke(store: Store) -> tuple[RevokedKey, bool]:
+        revoked = await revoke_api_key(store, key_prefix, audited_by="cli")
+        return revoked, await announce_revocation(settings, revoked.key_hash)
+
+    revoked, announced = _operator(revoke)
+    click.echo(f"revoked key {revoked.prefix}…")
+    if announced:
+        click.echo("its open event streams end now, on every API process")
+    else:
+        click.echo(
+            f"its open event streams end within {settings.stream_key_check_seconds:g} s "
+            "(LUNOS_STREAM_KEY_CHECK_SECONDS; no Redis to announce it on)"
+        )
 
 
 @main.group()
@@ -263,12 +277,14 @@ def balance() -> None:
 @balance.command("add")
 @click.argument("user_id")
 @click.argument("amount")
-def balance_add(user_id: str, amount: str) -> None:
-    from lunos_events.services.accounts import add_balance
+@click.option("--note", default="added with the CLI", show_default=True, help="Why (kept in the ledger).")
+def balance_add(user_id: str, amount: str, note: str) -> None:
+    """Credit (or with a negative amount, debit) a balance; recorded in the ledger and audit log."""
+    from lunos_events.services.operator import check_note, top_up
 
     cents = _amount(amount)
-    new_balance = _operator(lambda store: add_balance(store, user_id, cents))
-    click.echo(f"balance of {user_id}: {format_amount(new_balance)}")
+    entry = _operator(lambda store: top_up(store, "cli", user_id, cents, check_note(note)))
+    click.echo(f"balance of {user_id}: {entry['balance_after']}")
 
 
 # Client commands: they talk to a running server over HTTP (lunos_events.client).

@@ -67,3 +67,22 @@ class RateLimited(LunosError):
 
 class InFlightLimited(RateLimited):
     """Refused because the tier's generations in flight are all taken (rather than the per-minute rate)."""
+
+
+# Why a failed operation failed: `error_code` of its status, beside the readable `error`.
+SAFETY_FILTERED = "safety_filtered"
+PROVIDER_ERROR = "provider_error"
+PROVIDER_LOST = "provider_lost"
+DEADLINE_EXCEEDED = "deadline_exceeded"
+START_FAILED_CODE = "start_failed"
+INPUT_INVALID = "input_invalid"
+INPUT_UNREACHABLE = "input_unreachable"
+ERROR_CODES = (
+    SAFETY_FILTERED,
+    PROVIDER_ERROR,
+    PROVIDER_LOST,
+    DEADLINE_EXCEEDED,
+    START_FAILED_CODE,
+    INPUT_INVALID,
+    INPUT_UNREACHABLE,
+)

@@ -95,7 +95,7 @@ def operation_owner(op_id: str) -> str | None:
     if not op_id.startswith(OPERATION_ID_PREFIX):
         return None
     owner, _, stamp = op_id[len(OPERATION_ID_PREFIX) :].rpartition(":")
-    if not owner or not stamp.isdigit():
+    if not owner or not stamp.isascii() or not stamp.isdigit():
         return None
     return owner
 
@@ -103,6 +103,16 @@ def operation_owner(op_id: str) -> str | None:
 def video_key(account_id: str, unix_ms: int) -> str:
     # The random part keeps object URLs unguessable from the (non-secret) operation id.
     return f"{account_id}/{unix_ms}-{random_token(16)}-video.mp4"
+
+
+def sample_key(video_key: str, index: int) -> str:
+    """Where sample `index` of an operation is stored: the first is the video key itself."""
+    return video_key if index == 0 else video_key.removesuffix(".mp4") + f"-{index + 1}.mp4"
+
+
+def poster_key(video_key: str) -> str:
+    """Where the poster (first frame, JPEG) of an operation's first video is stored."""
+    return video_key.removesuffix(".mp4") + "-poster.jpg"
 
 
 def new_api_key() -> str:

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import uvicorn
 
 from lunos_events.api.app import create_app
+from lunos_events.http_limits import HttpLimits, bounded_protocol
 from lunos_events.runtime import Runtime, open_runtime
 from lunos_events.settings import Settings
 from lunos_events.worker.supervisor import SupervisedWorker
@@ -51,6 +52,8 @@ async def running_api(settings: Settings, rt: Runtime | None = None) -> AsyncIte
         log_level="warning",
         lifespan="on",
         timeout_graceful_shutdown=5,
+        http=bounded_protocol(HttpLimits.from_settings(settings)),
+        timeout_keep_alive=settings.http_keep_alive_seconds,  # type: ignore[arg-type]  # a float works
     )
     server = ApiServer(config, on_shutdown=app.state.hub.close)
     task = asyncio.create_task(server.serve())

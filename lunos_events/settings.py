@@ -38,6 +38,33 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = 64 * 1024
     max_prompt_chars: int = 4000
+    max_image_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1024,
+        description="Largest input image (decoded bytes); a submit carrying images may be larger by "
+        "that much per image (base64).",
+    )
+    input_url_allow_private: bool = Field(
+        default=False,
+        description="Let image URLs use http:// and reach loopback/private addresses (development, tests).",
+    )
+    input_fetch_timeout_seconds: float = Field(default=20.0, gt=0)
+    http_max_head_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="Largest request head (request line and headers): else 431."
+    )
+    http_max_headers: int = Field(default=100, ge=8, description="Most headers in a request: else 431.")
+    http_head_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="A request's head must arrive within this of the connection's start."
+    )
+    http_body_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="A request's body must arrive within this of its head's end."
+    )
+    http_keep_alive_seconds: float = Field(
+        default=5.0, gt=0, description="Idle keep-alive connections close."
+    )
+    http_max_connections: int = Field(
+        default=10_000, ge=1, description="Open connections (streams included); more are closed at once."
+    )
 
     # Embedded defaults vs. scale-out
     data_dir: Path = Path(".lunos")
@@ -168,12 +195,26 @@ class Settings(BaseSettings):
         description="How long an API process may answer a poll of a pending operation from memory "
         "when it hears no event of it: the most a poll lags if an event is lost.",
     )
+    stream_key_check_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often an API process checks in the database that the keys behind its open "
+        "streams are live: the longest a stream outlives its key if the revocation message is lost.",
+    )
     sse_heartbeat_seconds: float = Field(default=15.0, gt=0)
     sse_retry_ms: int = Field(default=3000, ge=0)
     sse_queue_size: int = Field(default=256, ge=1, description="Events buffered per stream before it is cut.")
     sse_send_timeout_seconds: float = Field(default=10.0, gt=0)
     cors_allowed_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Origins allowed to call the API from a browser (comma-separated)."
+    )
+
+    # Operators: the admin API (/v1/admin/...) and the console (/admin)
+    admin_token: str | None = Field(
+        default=None,
+        repr=False,
+        min_length=16,
+        description="Bearer token of the admin API and console; unset, both are switched off (404).",
     )
 
     # Development account created by `lunos-events dev`

@@ -32,23 +32,28 @@ class ResolvedTarget:
     tls_hostname: str | None  # the name to present and check in TLS, for https
 
 
-def check_url_syntax(url: object) -> str:
-    """The URL if it is an absolute http(s) URL with a host; InvalidRequest otherwise."""
+def check_url_syntax(
+    url: object, what: str = "webhook url", schemes: tuple[str, ...] = ALLOWED_SCHEMES
+) -> str:
+    """The URL if it is an absolute URL of `schemes` with a host; InvalidRequest otherwise.
+
+    `what` names the URL in messages ("webhook url", "parameters.image.url").
+    """
     if not isinstance(url, str) or not url:
-        raise InvalidRequest("The webhook url must be a non-empty string")
+        raise InvalidRequest(f"The {what} must be a non-empty string")
     if len(url) > MAX_URL_CHARS or not url.isprintable() or " " in url:
-        raise InvalidRequest(f"The webhook url must be at most {MAX_URL_CHARS} printable characters")
+        raise InvalidRequest(f"The {what} must be at most {MAX_URL_CHARS} printable characters")
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018  (raises ValueError on a malformed port)
     except ValueError:
-        raise InvalidRequest("The webhook url is malformed") from None
-    if parts.scheme.lower() not in ALLOWED_SCHEMES:
-        raise UnsafeTarget("The webhook url must use http or https")
+        raise InvalidRequest(f"The {what} is malformed") from None
+    if parts.scheme.lower() not in schemes:
+        raise UnsafeTarget(f"The {what} must use {' or '.join(schemes)}")
     if not parts.hostname:
-        raise InvalidRequest("The webhook url must have a host")
+        raise InvalidRequest(f"The {what} must have a host")
     if parts.username or parts.password:
-        raise InvalidRequest("The webhook url must not carry credentials")
+        raise InvalidRequest(f"The {what} must not carry credentials")
     return url
 
 
@@ -64,7 +69,7 @@ def address_allowed(address: IPAddress, allow_private: bool) -> bool:
     )
 
 
-async def resolve_addresses(host: str, port: int) -> list[IPAddress]:
+async def resolve_addresses(host: str, port: int, what: str = "webhook host") -> list[IPAddress]:
     try:
         return [ipaddress.ip_address(host)]
     except ValueError:
@@ -72,26 +77,39 @@ async def resolve_addresses(host: str, port: int) -> list[IPAddress]:
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as exc:
-        raise UnsafeTarget(f"The webhook host {host!r} does not resolve: {exc}") from None
+        raise UnsafeTarget(f"The {what} {host!r} does not resolve: {exc}") from None
     # Scope ids (fe80::1%eth0) are dropped: such addresses are refused anyway unless private is allowed.
     return [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
 
 
-async def resolve_target(url: str, allow_private: bool) -> ResolvedTarget:
+@dataclass(frozen=True)
+class Guard:
+    """What a kind of URL may reach: its name in messages, its schemes, the setting allowing private."""
+
+    what: str = "webhook url"
+    schemes: tuple[str, ...] = ALLOWED_SCHEMES
+    allow_private_setting: str = "LUNOS_WEBHOOK_ALLOW_PRIVATE"
+
+
+WEBHOOKS = Guard()
+
+
+async def resolve_target(url: str, allow_private: bool, guard: Guard = WEBHOOKS) -> ResolvedTarget:
     """Resolve the URL's host and refuse it unless every address it resolves to is allowed."""
-    check_url_syntax(url)
+    check_url_syntax(url, guard.what, guard.schemes)
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     host = parts.hostname or ""
     port = parts.port or (443 if scheme == "https" else 80)
-    addresses = await resolve_addresses(host, port)
+    host_name = guard.what.removesuffix(" url") + " host"
+    addresses = await resolve_addresses(host, port, host_name)
     if not addresses:
-        raise UnsafeTarget(f"The webhook host {host!r} does not resolve")
+        raise UnsafeTarget(f"The {host_name} {host!r} does not resolve")
     refused = [a for a in addresses if not address_allowed(a, allow_private)]
     if refused:
         raise UnsafeTarget(
-            f"The webhook url resolves to a non-public address ({refused[0]}); "
-            "set LUNOS_WEBHOOK_ALLOW_PRIVATE=true to allow private targets in development"
+            f"The {guard.what} resolves to a non-public address ({refused[0]}); "
+            f"set {guard.allow_private_setting}=true to allow private targets in development"
         )
     pinned = addresses[0]
     literal = f"[{pinned}]" if pinned.version == 6 else str(pinned)

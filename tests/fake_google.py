@@ -36,6 +36,7 @@ START = re.compile(
 )
 FETCH = re.compile(r"^v1beta1/(.+/models/[^/:]+):fetchPredictOperation$")
 BLOCK_MARKER = "#fake-google-blocked"
+SAFETY_REASON = "The prompt could not be submitted: it may violate our usage guidelines. Code 58061214"
 STATUS_NAMES = {
     400: "INVALID_ARGUMENT",
     404: "NOT_FOUND",
@@ -68,7 +69,8 @@ class FakeGoogle:
     operations: dict[str, FakeOperation] = field(default_factory=dict)
     start_requests: list[dict[str, Any]] = field(default_factory=list)
     poll_requests: int = 0
-    videos: dict[str, bytes] = field(default_factory=dict)  # operation name -> bytes handed out
+    # The bytes handed out: the first sample under the operation's id, the others under `{id}-{n}`.
+    videos: dict[str, bytes] = field(default_factory=dict)
     paths: list[str] = field(default_factory=list)  # every API path called, in order
     token_requests: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -165,21 +167,21 @@ class FakeGoogle:
         op.polls += 1
         if time.monotonic() - op.created < self.latency_seconds:
             return JSONResponse({"name": name, "done": False})
+        samples = op.parameters.get("sampleCount", 1)
         if BLOCK_MARKER in op.prompt:
-            reason = "The prompt could not be submitted: it may violate our usage guidelines. Code 58061214"
-            response = {"raiMediaFilteredCount": 1, "raiMediaFilteredReasons": [reason]}
+            response = {"raiMediaFilteredCount": samples, "raiMediaFilteredReasons": [SAFETY_REASON]}
             return JSONResponse({"name": name, "done": True, "response": response})
-        key = name.rsplit("/", 1)[-1]
-        if key not in self.videos:
-            self.videos[key] = await anyio.to_thread.run_sync(self.video_for, op.prompt)
-        if self.output == "uri":
-            video = {"gcsUri": f"{self.base_url}/files/{key}", "mimeType": "video/mp4"}
-        else:
-            video = {
-                "bytesBase64Encoded": base64.b64encode(self.videos[key]).decode(),
-                "mimeType": "video/mp4",
-            }
-        response = {"@type": "type.googleapis.com/GenerateVideoResponse", "videos": [video]}
+        videos = []
+        for index in range(samples):
+            key = name.rsplit("/", 1)[-1] + (f"-{index + 1}" if index else "")
+            if key not in self.videos:
+                self.videos[key] = await anyio.to_thread.run_sync(self.video_for, f"{op.prompt}#{index}")
+            if self.output == "uri":
+                videos.append({"gcsUri": f"{self.base_url}/files/{key}", "mimeType": "video/mp4"})
+            else:
+                encoded = base64.b64encode(self.videos[key]).decode()
+                videos.append({"bytesBase64Encoded": encoded, "mimeType": "video/mp4"})
+        response = {"@type": "type.googleapis.com/GenerateVideoResponse", "videos": videos}
         return JSONResponse({"name": name, "done": True, "response": response})
 
 

@@ -72,7 +72,12 @@ async def test_provider_start_failure_is_502_and_refunded(service, client) -> No
     assert (op.status, op.refunded, op.error) == ("failed", True, "Failed to start video generation")
     status = (await client.get(f"/v1/video/generations/{op.id}", headers=auth(key))).json()
     assert status.pop("events_url")
-    assert status == {"id": op.id, "status": "failed", "error": "Failed to start video generation"}
+    assert status == {
+        "id": op.id,
+        "status": "failed",
+        "error": "Failed to start video generation",
+        "error_code": "start_failed",
+    }
 
 
 @pytest.mark.parametrize(

@@ -219,6 +219,11 @@ async def test_models_lists_capabilities_aliases_and_retirement(service, client)
         "resolutions": ["720p"],
         "person_generation": list(PEOPLE),
         "accepts_seed": True,
+        "inputs": ["image"],
+        "reference_types": [],
+        "options": ["generateAudio", "enhancePrompt"],
+        "max_samples": 4,
+        "extension_durations": [],
         "aliases": [],
         "retired_at": "2026-04-02",
         "replaced_by": "google/veo-3.1-generate-001",
@@ -227,6 +232,8 @@ async def test_models_lists_capabilities_aliases_and_retirement(service, client)
     live = models["google/veo-3.1-generate-001"]
     assert "retired_at" not in live and "replaced_by" not in live and live["aliases"] == []
     assert "upstream" not in live and "provider_model" not in live  # upstream ids are not public
+    assert live["inputs"] == ["image", "lastFrame", "referenceImages", "video"]
+    assert (live["reference_types"], live["extension_durations"]) == (["asset"], [7])
 
 
 # -- LUNOS_CATALOG -----------------------------------------------------------------------------------
@@ -261,6 +268,10 @@ async def test_an_operator_catalog_extends_the_default_by_id(settings, tmp_path)
         resolutions=["720p", "1080p"],
         person_generation=list(PEOPLE),
         accepts_seed=True,
+        # What the retired 3.0 ids it serves accept, it must accept too.
+        inputs=["image"],
+        options=["generateAudio", "enhancePrompt"],
+        max_samples=4,
         aliases=["acme/house", "acme/default"],
     )
     path = write_catalog(tmp_path, house, model("acme/new", aliases=["acme/newest"]), extends_default=True)
@@ -472,6 +483,56 @@ BAD_FILES: list[tuple[str, str, str]] = [
         catalog_text(_retired(accepts_seed=True), model("acme/clip")),
         '"acme/old"',
         'field "accepts_seed": true, but its replacement "acme/clip" accepts no seed',
+    ),
+    (
+        catalog_text(model("google/x", inputs=["image", "audio"])),
+        '"google/x"',
+        "field \"inputs\": 'audio' is not one of: image, lastFrame, referenceImages, video",
+    ),
+    (
+        catalog_text(model("google/x", inputs=["referenceImages"])),
+        '"google/x"',
+        'field "reference_types": must list the accepted types exactly when inputs has "referenceImages"',
+    ),
+    (
+        catalog_text(model("google/x", reference_types=["asset"])),
+        '"google/x"',
+        'field "reference_types": must list the accepted types exactly when inputs has "referenceImages"',
+    ),
+    (
+        catalog_text(model("google/x", inputs=["referenceImages"], reference_types=["mood"])),
+        '"google/x"',
+        "field \"reference_types\": 'mood' is not one of: asset, style",
+    ),
+    (
+        catalog_text(model("google/x", options=["generateAudio", "loud"])),
+        '"google/x"',
+        "field \"options\": 'loud' is not one of: generateAudio, enhancePrompt",
+    ),
+    (
+        catalog_text(model("google/x", max_samples=5)),
+        '"google/x"',
+        'field "max_samples": must be an integer from 1 to 4',
+    ),
+    (
+        catalog_text(model("google/x", inputs=["video"])),
+        '"google/x"',
+        'field "extension_durations": must be non-empty exactly when inputs has "video"',
+    ),
+    (
+        catalog_text(model("google/x", extension_durations=[0])),
+        '"google/x"',
+        'field "extension_durations": must be a list of positive integers',
+    ),
+    (
+        catalog_text(_retired(inputs=["lastFrame"]), model("acme/clip", inputs=["image"])),
+        '"acme/old"',
+        'field "inputs": \'lastFrame\' is not served by its replacement "acme/clip", which allows image',
+    ),
+    (
+        catalog_text(_retired(max_samples=4), model("acme/clip", max_samples=2)),
+        '"acme/old"',
+        'field "max_samples": 4, but its replacement "acme/clip" allows 2',
     ),
 ]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from lunos_events.services import audit, operator
 from lunos_events.serving import running_service
 from tests.conftest import auth
 from tests.processes import run, settings_env
@@ -40,14 +41,28 @@ async def test_operator_commands(settings) -> None:
     assert topped.returncode == 0, topped.stderr
     assert "20.00" in topped.stdout
     assert run("balance", "add", "user123", "0.001", env=env).returncode != 0
+    assert run("balance", "add", "user123", "-100", env=env).returncode != 0  # never below zero
 
     async with running_service(settings) as rt:
         async with httpx.AsyncClient(base_url=rt.settings.resolved_public_base_url()) as client:
             account = (await client.get("/v1/account", headers=auth(key))).json()
             assert account == {"id": "user123", "balance": "20.00", "currency": "USD", "tier": "pro"}
+            # The CLI's top-up is in the ledger, as the admin API's are.
+            ledger = await operator.ledger(rt.store, "user123", 10)
+            assert [(e["amount"], e["note"], e["actor"]) for e in ledger] == [
+                ("7.50", "added with the CLI", "cli")
+            ]
 
             assert run("keys", "revoke", "lun_", env=env).returncode != 0  # too short to be safe
             revoked = run("keys", "revoke", key[:12], env=env)
             assert revoked.returncode == 0, revoked.stderr
             assert (await client.get("/v1/account", headers=auth(key))).status_code == 401
             assert run("keys", "revoke", key, env=env).returncode != 0  # already revoked
+            # Every operator change made with the CLI is in the audit log, as the admin API's are.
+            log = await audit.recent(rt.store, 10, target="user123")
+            assert [(e["actor"], e["action"]) for e in log] == [
+                ("cli", "key.revoke"),
+                ("cli", "balance.adjust"),
+                ("cli", "key.create"),
+                ("cli", "account.create"),
+            ]

@@ -55,7 +55,26 @@ def test_api_and_worker_scale(compose: dict) -> None:
         assert "container_name" not in services[name]  # a fixed name forbids replicas
         assert "ports" not in services[name]  # a fixed host port forbids replicas; the proxy publishes
     assert services["proxy"]["ports"] == ["8787:8787"]
-    assert "api:8787" in services["proxy"]["command"]
+    assert "reverse_proxy api:8787" in caddyfile(compose)
+
+
+def caddyfile(compose: dict) -> str:
+    (mounted,) = compose["services"]["proxy"]["configs"]
+    assert mounted["target"] in compose["services"]["proxy"]["command"]
+    return compose["configs"][mounted["source"]]["content"]
+
+
+def test_the_proxy_bounds_requests_like_the_api(compose: dict) -> None:
+    """Slow and oversized requests are refused at the edge too, and event streams are not cut."""
+    text = caddyfile(compose)
+    defaults = Settings(_env_file=None)
+    assert re.search(rf"read_header {defaults.http_head_timeout_seconds:g}s\n", text)
+    assert f"max_header_size {defaults.http_max_head_bytes // 1024}KiB" in text
+    assert f"max_size {defaults.max_body_bytes // 1024}KiB" in text
+    assert re.search(r"\bidle \d+s\n", text)
+    # Go's ReadTimeout (read_body) and WriteTimeout (write) end requests still running: streams.
+    assert "read_body" not in text and not re.search(r"\bwrite \d", text)
+    assert "flush_interval -1" in text
 
 
 def test_health_checks_and_start_order(compose: dict) -> None:

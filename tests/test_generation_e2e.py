@@ -22,7 +22,8 @@ async def test_submit_poll_download(service, client: httpx.AsyncClient) -> None:
     )
     assert submitted.status_code == 200, submitted.text
     body = submitted.json()
-    assert set(body) == {"id", "operation_name", "status", "events_url"}
+    assert set(body) == {"id", "operation_name", "status", "cost", "currency", "events_url"}
+    assert (body["cost"], body["currency"]) == ("3.20", "USD")  # what was charged
     assert re.fullmatch(r"video-op:user123:\d{13}", body["id"])
     assert body["operation_name"].startswith("operations/veo-3.1-generate-001/")
     assert body["status"] == "pending"
@@ -35,7 +36,10 @@ async def test_submit_poll_download(service, client: httpx.AsyncClient) -> None:
 
     final = await wait_for_status(client, body["id"], auth(key))
     assert final["status"] == "completed", final
-    assert set(final) == {"id", "status", "video_url", "events_url"}
+    # The reference document's video_url, plus every sample's URL and the poster.
+    assert set(final) == {"id", "status", "video_url", "video_urls", "thumbnail_url", "events_url"}
+    assert final["video_urls"] == [final["video_url"]]
+    assert final["thumbnail_url"].endswith("-video-poster.jpg")
     # The object key keeps the documented shape but adds an unguessable part.
     assert re.fullmatch(
         r"http://127\.0\.0\.1:\d+/media/user123/\d{13}-[A-Za-z0-9_-]{16,}-video\.mp4", final["video_url"]

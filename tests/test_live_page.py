@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
 from sqlalchemy import select
 
 from lunos_events.runtime import Runtime
 from lunos_events.store.models import Operation
+from tests.browser import chromium_or_skip
 from tests.conftest import create_user
 
 pytestmark = pytest.mark.anyio
-
-CHROMIUM = os.environ.get("LUNOS_CHROMIUM", "/usr/bin/chromium")
-
-
-def chromium_or_skip() -> str:
-    """Locally a missing browser skips; in CI (LUNOS_CI=1, where .ci/run installs it) it fails."""
-    if shutil.which(CHROMIUM) is None:
-        if os.environ.get("LUNOS_CI"):
-            pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium")
-        pytest.skip(f"{CHROMIUM} is not installed")
-    return CHROMIUM
 
 
 async def test_the_page_submits_and_plays_the_finished_video(service: Runtime) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from lunos_events.ids import now_ms
 from lunos_events.money import format_amount, parse_amount
-from lunos_events.providers.local import SAFETY_BLOCK_MARKER
+from lunos_events.providers.local import SAFETY_BLOCK_MARKER, SAFETY_REASON
 from lunos_events.services import accounts
 from lunos_events.services.lifecycle import create_operation
 from lunos_events.store.models import Event, Operation
@@ -56,6 +56,8 @@ async def test_safety_block_fails_and_refunds_once(service, client: httpx.AsyncC
         "id": op_id,
         "status": "failed",
         "error": "The video was blocked by the provider's safety filters.",
+        "error_code": "safety_filtered",
+        "safety": {"reasons": [SAFETY_REASON], "filtered_count": 1},
     }
     assert await balance_cents(service, "blocked") == 500
 
@@ -76,7 +78,7 @@ async def test_deadline_fails_and_refunds(service, client: httpx.AsyncClient) ->
     ]
     final = await wait_for_status(client, op_id, auth(key), timeout=10)
     assert final.pop("events_url")
-    assert final == {"id": op_id, "status": "failed", "error": TIMED_OUT}
+    assert final == {"id": op_id, "status": "failed", "error": TIMED_OUT, "error_code": "deadline_exceeded"}
     assert await balance_cents(service, "slow") == 500
 
 

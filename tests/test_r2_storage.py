@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,10 +16,11 @@ from lunos_events.settings import Settings
 from lunos_events.storage import build_storage
 from lunos_events.storage.r2 import R2Storage, presigned_expiry
 from lunos_events.store.models import Operation
-from tests.conftest import auth
+from tests.conftest import auth, create_user
 from tests.fake_google import FakeGoogle, FakeGoogleServer
 from tests.fake_r2 import FlakyS3Proxy, create_bucket, moto_server, r2_overrides, s3_client
-from tests.helpers import probe_mp4
+from tests.helpers import probe_mp4, wait_for_status
+from tests.media_support import image_data, picture, png
 from tests.test_veo_provider import google_settings, submit_and_wait
 
 pytestmark = pytest.mark.anyio
@@ -176,3 +178,47 @@ async def test_google_and_r2_end_to_end(settings, s3_endpoint, r2_bucket) -> Non
                     await conn.execute(select(Operation.video_url).where(Operation.id == submitted["id"]))
                 ).scalar_one()
             assert stored == again["video_url"]
+
+
+async def test_inputs_are_put_read_and_deleted(settings, s3_endpoint, r2_bucket) -> None:
+    storage = r2_storage(settings, s3_endpoint, r2_bucket)
+    try:
+        await storage.put("acct/inputs/x.json", b'{"image": 1}', "application/json")
+        assert await storage.read("acct/inputs/x.json") == b'{"image": 1}'
+        head = s3_client(s3_endpoint).head_object(Bucket=r2_bucket, Key="acct/inputs/x.json")
+        assert head["ContentType"] == "application/json"
+        await storage.delete("acct/inputs/x.json")
+        with pytest.raises(FileNotFoundError):
+            await storage.read("acct/inputs/x.json")
+    finally:
+        await storage.aclose()
+
+
+async def test_samples_poster_and_inputs_on_r2_with_google(settings, s3_endpoint, r2_bucket) -> None:
+    with FakeGoogleServer(FakeGoogle()) as google:
+        configured = google_settings(settings, google, **r2_overrides(s3_endpoint, r2_bucket))
+        async with (
+            running_service(configured) as rt,
+            httpx.AsyncClient(base_url=configured.resolved_public_base_url(), timeout=30) as client,
+        ):
+            key = await create_user(rt, "r2-media", "20.00")
+            first = png(picture())
+            body = {
+                "model": "google/veo-3.1-generate-001",
+                "prompt": "A paper boat",
+                "parameters": {"image": image_data(first), "sampleCount": 2},
+            }
+            response = await client.post("/v1/video/generations", headers=auth(key), json=body)
+            assert response.status_code == 200, response.text
+            final = await wait_for_status(client, response.json()["id"], auth(key))
+            assert final["status"] == "completed", final
+            async with httpx.AsyncClient() as http:
+                videos = [await http.get(url) for url in final["video_urls"]]
+                poster = await http.get(final["thumbnail_url"])
+            assert [v.headers["content-type"] for v in videos] == ["video/mp4", "video/mp4"]
+            assert videos[0].content != videos[1].content
+            assert poster.headers["content-type"] == "image/jpeg"
+            op = await rt.store.operation(response.json()["id"])
+            stored = s3_client(s3_endpoint).get_object(Bucket=r2_bucket, Key=op.parameters["inputs"])
+            assert stored["ContentType"] == "application/json"
+            assert json.loads(stored["Body"].read())["image"] == image_data(first)

@@ -8,6 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from lunos_events.ids import api_key_hash
 from lunos_events.streams.tokens import StreamTokenSigner
 from tests.conftest import auth, create_user
 from tests.helpers import generation_body
@@ -84,10 +85,12 @@ async def test_expired_tampered_and_foreign_tokens_are_refused(service, client: 
     op_id = (await submit(client, key))["id"]
     settings = service.settings
     signer = StreamTokenSigner(settings.stream_token_secret, settings.stream_token_ttl_seconds)
-    expired = signer.for_operation("victim", op_id, expires_at=int(time.time()) - 1)
-    valid = signer.for_operation("victim", op_id)
+    expired = signer.for_operation(
+        "victim", op_id, key_hash=api_key_hash(key), expires_at=int(time.time()) - 1
+    )
+    valid = signer.for_operation("victim", op_id, key_hash=api_key_hash(key))
     payload, _, signature = valid.partition(".")
-    forged = StreamTokenSigner("f" * 64, 60).for_operation("victim", op_id)
+    forged = StreamTokenSigner("f" * 64, 60).for_operation("victim", op_id, key_hash=api_key_hash(key))
     # A token for the intruder's own account stream must not reach the victim's operation.
     intruders = (await client.post("/v1/video/stream-tokens", headers=auth(intruder))).json()["token"]
 

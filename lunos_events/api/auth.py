@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from lunos_events.errors import Unauthenticated
+from lunos_events.errors import InvalidRequest, Unauthenticated
 from lunos_events.runtime import Runtime
 from lunos_events.services.accounts import Principal
 
@@ -14,8 +14,16 @@ def runtime(request: Request) -> Runtime:
     return rt
 
 
+def authorization(request: Request) -> str | None:
+    """The one `Authorization` header; two of them are refused rather than one silently chosen."""
+    values = request.headers.getlist("authorization")
+    if len(values) > 1:
+        raise InvalidRequest("Send one Authorization header, not several")
+    return values[0] if values else None
+
+
 def bearer_token(request: Request) -> str | None:
-    return bearer_key(request.headers.get("authorization"))
+    return bearer_key(authorization(request))
 
 
 def bearer_key(authorization: str | None) -> str | None:
@@ -26,7 +34,7 @@ def bearer_key(authorization: str | None) -> str | None:
 
 
 async def authenticate(request: Request) -> Principal:
-    return await authenticate_header(runtime(request), request.headers.get("authorization"))
+    return await authenticate_header(runtime(request), authorization(request))
 
 
 async def authenticate_header(rt: Runtime, authorization: str | None) -> Principal:

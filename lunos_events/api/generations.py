@@ -2,45 +2,94 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from lunos_events.api.auth import authenticate, runtime
 from lunos_events.api.body import read_json_object
+from lunos_events.api.errors import status_for
 from lunos_events.api.headers import submit_headers
 from lunos_events.api.streams import operation_events_url
+from lunos_events.errors import InsufficientBalance, InvalidRequest, NotFound
+from lunos_events.money import CURRENCY
 from lunos_events.services import history, idempotency
-from lunos_events.services.admission import admit_submit
-from lunos_events.services.generation_request import parse_app_id, parse_generation_request
+from lunos_events.services.accounts import Principal
+from lunos_events.services.admission import Admitted, admit_submit
+from lunos_events.services.estimates import estimate
+from lunos_events.services.generation_request import (
+    GenerationRequest,
+    parse_app_id,
+    parse_generation_request,
+)
+from lunos_events.services.media_request import MAX_REFERENCE_IMAGES
+from lunos_events.settings import Settings
+
+IMAGE_FIELDS = ("image", "lastFrame", "referenceImages")
 
 
-async def create_generation(request: Request) -> JSONResponse:
+def image_body_limit(settings: Settings, images: int = 2 + MAX_REFERENCE_IMAGES) -> int:
+    """The largest submit body carrying images: larger by a base64 image per image it may carry."""
+    per_image = (settings.max_image_bytes + 2) // 3 * 4 + 1024
+    return settings.max_body_bytes + images * per_image
+
+
+def carries_images(body: dict[str, Any]) -> bool:
+    parameters = body.get("parameters")
+    return isinstance(parameters, dict) and any(parameters.get(f) is not None for f in IMAGE_FIELDS)
+
+
+async def read_submit_body(request: Request) -> dict[str, Any]:
+    """A submit's JSON body, allowed to be larger when it carries images."""
+    settings = runtime(request).settings
+    return await read_json_object(
+        request,
+        settings.max_body_bytes,
+        larger_limit=image_body_limit(settings),
+        allows_larger=carries_images,
+    )
+
+
+def parse_generation(request: Request, body: dict[str, Any]) -> GenerationRequest:
     rt = runtime(request)
-    principal = await authenticate(request)
-    key = idempotency.parse_key(request.headers.get("idempotency-key"))
-    body = await read_json_object(request, rt.settings.max_body_bytes)
-    generation = parse_generation_request(
+    return parse_generation_request(
         body,
         rt.catalog,
         max_prompt_chars=rt.settings.max_prompt_chars,
         header_app_id=request.headers.get("x-app-id"),
+        max_image_bytes=rt.settings.max_image_bytes,
     )
-    admitted = await admit_submit(
+
+
+async def admit_body(request: Request, principal: Principal, body: dict[str, Any]) -> Admitted:
+    """Validate a submit body and admit it (idempotency, limits, charge, start): every submit route."""
+    rt = runtime(request)
+    key = idempotency.parse_key(request.headers.get("idempotency-key"))
+    generation = parse_generation(request, body)
+    if not generation.media.empty:
+        await rt.generations.check_inputs(principal, generation)
+    return await admit_submit(
         rt.generations,
         principal,
         generation,
         idempotency_key=key,
         fingerprint=idempotency.request_hash(body, generation.app_id) if key is not None else None,
     )
-    events_url = operation_events_url(request, principal.account_id, admitted.response["id"])
+
+
+async def create_generation(request: Request) -> JSONResponse:
+    principal = await authenticate(request)
+    admitted = await admit_body(request, principal, await read_submit_body(request))
+    events_url = operation_events_url(request, principal, admitted.response["id"])
     return JSONResponse({**admitted.response, "events_url": events_url}, headers=submit_headers(admitted))
 
 
 async def get_generation(request: Request) -> JSONResponse:
     principal = await authenticate(request)
     status = await runtime(request).generations.status(principal, request.path_params["operation_id"])
-    status["events_url"] = operation_events_url(request, principal.account_id, status["id"])
+    status["events_url"] = operation_events_url(request, principal, status["id"])
     return JSONResponse(status)
 
 
@@ -65,10 +114,31 @@ async def list_generations(request: Request) -> JSONResponse:
     return JSONResponse(page)
 
 
+async def create_estimate(request: Request) -> JSONResponse:
+    """The submit's body, checked as a submit checks it, answered with its cost; nothing is charged.
+
+    A request the submit would refuse answers 200 as well, with `accepted: false` and `refused`:
+    the status and error the submit would answer.
+    """
+    rt = runtime(request)
+    principal = await authenticate(request)
+    refused: dict[str, Any] | None = None
+    result: dict[str, Any] = {"cost": None, "currency": CURRENCY}
+    try:
+        generation = parse_generation(request, await read_submit_body(request))
+        result = await estimate(rt.generations, principal, generation)
+        if not result["affordable"]:
+            refused = {"status": status_for(InsufficientBalance()), "error": InsufficientBalance().message}
+    except (InvalidRequest, NotFound) as exc:
+        refused = {"status": status_for(exc), "error": exc.message}
+    return JSONResponse({**result, "accepted": refused is None, "refused": refused})
+
+
 # The status poll comes first: the router tries routes in order, and it is the busiest one.
 routes = [
     Route("/v1/video/generations/{operation_id}", get_generation, methods=["GET"], name="get_generation"),
     Route("/v1/video/generations", create_generation, methods=["POST"], name="create_generation"),
     Route("/v1/video/generations", list_generations, methods=["GET"]),
     Route("/v1/video/generations/{operation_id}/cancel", cancel_generation, methods=["POST"]),
+    Route("/v1/video/estimates", create_estimate, methods=["POST"]),
 ]

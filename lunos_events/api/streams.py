@@ -16,35 +16,43 @@ from lunos_events.api.body import read_json_object
 from lunos_events.api.sse import EventStreamResponse
 from lunos_events.errors import InvalidRequest, NotFound, Unauthenticated
 from lunos_events.ids import operation_owner
+from lunos_events.numerals import ascii_int
+from lunos_events.services.accounts import Principal
 from lunos_events.services.generation_request import parse_app_id
 from lunos_events.streams.feed import (
     OPERATION_NOT_FOUND,
     open_account_feed,
     open_operation_feed,
 )
-from lunos_events.streams.tokens import OPERATION, StreamGrant, StreamTokenSigner
+from lunos_events.streams.tokens import INVALID_TOKEN, OPERATION, StreamGrant, StreamTokenSigner
 
 log = logging.getLogger(__name__)
 
 MISSING_CREDENTIALS = "Missing credentials: send 'Authorization: Bearer <key>' or a stream token in ?token="
-_MAX_EVENT_ID_DIGITS = 18
 
 
 @dataclass(frozen=True)
 class StreamAccess:
     account_id: str
     grant: StreamGrant | None  # None: an API key, which may read every stream of its account
+    key_hash: str  # the API key's, or that of the key that minted the token: revoking it ends the stream
 
 
 async def stream_access(request: Request) -> StreamAccess:
     """An API key (services) or a stream token in ?token= (browsers); never an API key in the URL."""
     if bearer_token(request) is not None:
-        return StreamAccess((await authenticate(request)).account_id, None)
+        principal = await authenticate(request)
+        return StreamAccess(principal.account_id, None, principal.key_hash)
     token = request.query_params.get("token")
     if not token:
         raise Unauthenticated(MISSING_CREDENTIALS)
     grant = signer(request).verify(token)
-    return StreamAccess(grant.account_id, grant)
+    # A token is worth no more than the key that minted it: a revoked key's tokens fail.
+    rt = runtime(request)
+    minter = await rt.principals.authenticate_hash(rt.store, grant.key_hash, INVALID_TOKEN)
+    if minter.account_id != grant.account_id:
+        raise Unauthenticated(INVALID_TOKEN)
+    return StreamAccess(grant.account_id, grant, grant.key_hash)
 
 
 def signer(request: Request) -> StreamTokenSigner:
@@ -57,10 +65,10 @@ def last_event_id(request: Request) -> int | None:
     value = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
     if value is None or value == "":
         return None
-    value = value.strip()
-    if not value.isdigit() or len(value) > _MAX_EVENT_ID_DIGITS:
+    event_id = ascii_int(value.strip())
+    if event_id is None:
         raise InvalidRequest("Last-Event-ID must be an event id (a non-negative integer)")
-    return int(value)
+    return event_id
 
 
 def requested_app(request: Request) -> str | None:
@@ -77,7 +85,9 @@ async def operation_events(request: Request) -> Response:
         raise NotFound(OPERATION_NOT_FOUND)
     rt = runtime(request)
     resume = last_event_id(request)
-    feed = await open_operation_feed(request.app.state.hub, rt.store, access.account_id, op_id, resume)
+    feed = await open_operation_feed(
+        request.app.state.hub, rt.store, access.account_id, op_id, resume, key_hash=access.key_hash
+    )
     if feed is None:
         # The client already has the final status: 204 tells EventSource not to reconnect.
         return Response(status_code=204)
@@ -97,7 +107,12 @@ async def account_events(request: Request) -> Response:
         app_id = access.grant.account_stream_app(app_id)
     rt = runtime(request)
     feed = await open_account_feed(
-        request.app.state.hub, rt.store, access.account_id, app_id, last_event_id(request)
+        request.app.state.hub,
+        rt.store,
+        access.account_id,
+        app_id,
+        last_event_id(request),
+        key_hash=access.key_hash,
     )
     return EventStreamResponse(feed, rt.settings)
 
@@ -114,7 +129,9 @@ async def create_stream_token(request: Request) -> JSONResponse:
     app_id = parse_app_id(header_app if header_app is not None else body.get("app_id"))
     tokens = signer(request)
     expires_at = int(time.time()) + tokens.ttl_seconds
-    token = tokens.for_account(principal.account_id, app_id, expires_at=expires_at)
+    token = tokens.for_account(
+        principal.account_id, app_id, key_hash=principal.key_hash, expires_at=expires_at
+    )
     return JSONResponse(
         {
             "token": token,
@@ -125,9 +142,9 @@ async def create_stream_token(request: Request) -> JSONResponse:
     )
 
 
-def operation_events_url(request: Request, account_id: str, op_id: str) -> str:
+def operation_events_url(request: Request, principal: Principal, op_id: str) -> str:
     """The `events_url` of submit and status responses: the operation's stream, with a fresh token."""
-    token = signer(request).for_operation(account_id, op_id)
+    token = signer(request).for_operation(principal.account_id, op_id, key_hash=principal.key_hash)
     base = runtime(request).settings.resolved_public_base_url()
     return f"{base}/v1/video/generations/{op_id}/events?token={token}"
 

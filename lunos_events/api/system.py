@@ -11,6 +11,7 @@ from sqlmodel import col
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Message, Receive, Scope, Send
 
 from lunos_events.api.auth import runtime
 from lunos_events.api.errors import error_response
@@ -91,6 +92,31 @@ async def metrics(request: Request) -> Response:
     return Response(request.app.state.metrics.render(state), media_type=PROMETHEUS_TEXT)
 
 
+class MediaFileResponse(FileResponse):
+    """A stored video or poster, whose refusals (a malformed or unsatisfiable Range) are `{"error": …}` JSON
+    like every other error: Starlette answers them in plain text."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        refusal: Message | None = None
+
+        async def json_refusals(message: Message) -> None:
+            nonlocal refusal
+            if message["type"] == "http.response.start" and message["status"] >= 400:
+                refusal = message  # sent with the body, once the message is known
+                return
+            if refusal is None:
+                await send(message)
+                return
+            status = refusal["status"]
+            text = bytes(message.get("body", b"")).decode(errors="replace") or "Range not satisfiable"
+            kept = [(k, v) for k, v in refusal["headers"] if k not in (b"content-type", b"content-length")]
+            answer = error_response(status, text)
+            await send({**refusal, "headers": [*kept, *answer.raw_headers]})
+            await send({"type": "http.response.body", "body": answer.body})
+
+        await super().__call__(scope, receive, json_refusals)
+
+
 async def media(request: Request) -> Response:
     storage = runtime(request).storage
     try:
@@ -100,10 +126,17 @@ async def media(request: Request) -> Response:
         found = False
     if not found or path is None:
         return error_response(404, "Video not found")
+    # Videos and posters only: an operation's stored inputs are not served.
+    media_type = SERVED_TYPES.get(path.suffix)
+    if media_type is None:
+        return error_response(404, "Video not found")
     # Keys are unguessable and never rewritten with different content, so caches may keep them.
-    return FileResponse(
-        path, media_type="video/mp4", headers={"Cache-Control": "public, max-age=31536000, immutable"}
+    return MediaFileResponse(
+        path, media_type=media_type, headers={"Cache-Control": "public, max-age=31536000, immutable"}
     )
+
+
+SERVED_TYPES = {".mp4": "video/mp4", ".jpg": "image/jpeg"}
 
 
 routes = [

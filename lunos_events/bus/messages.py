@@ -8,6 +8,10 @@ Message: a JSON object
 with `type` first (see `type_prefix`). `seq` is the account's strictly increasing event number (the
 SSE event id). The database holds the same event before it is published, so a subscriber that missed
 a message replays it from the store.
+
+Revoked keys: the hash of a revoked API key, as the whole message, on `revocations_channel`. The
+event hubs end the streams opened with that key (or with a token it minted); a lost message only
+delays that until their next check of the database.
 """
 
 from __future__ import annotations
@@ -32,6 +36,10 @@ def encode_event(event: StoredEvent) -> str:
         }
     )
     return f'{head[:-1]},"data":{event.data}}}'
+
+
+def revocations_channel(events_channel: str) -> str:
+    return f"{events_channel}:revoked-keys"
 
 
 def type_prefix(type: str) -> bytes:

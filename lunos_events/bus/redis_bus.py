@@ -13,10 +13,12 @@ tracking and restores in-flight slots after Redis lost its data.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
+from redis.exceptions import RedisError
 
 from lunos_events.bus.jobs import (
     DELIVER_WEBHOOK,
@@ -28,9 +30,11 @@ from lunos_events.bus.jobs import (
     tracking_job_id,
 )
 from lunos_events.bus.limits import LimitScripts
-from lunos_events.bus.messages import encode_event
+from lunos_events.bus.messages import encode_event, revocations_channel
 from lunos_events.settings import Settings
 from lunos_events.store.records import StoredEvent
+
+log = logging.getLogger(__name__)
 
 
 class Bus:
@@ -41,6 +45,10 @@ class Bus:
 
     async def publish(self, event: StoredEvent) -> None:
         await self.redis.publish(self.events_channel, encode_event(event))
+
+    async def publish_revocation(self, key_hash: str) -> None:
+        """Tell every API process a key was revoked: its streams end at once."""
+        await self.redis.publish(revocations_channel(self.events_channel), key_hash)
 
     async def enqueue(
         self, function: str, *args: Any, job_id: str | None = None, defer_seconds: float = 0
@@ -87,6 +95,23 @@ def redis_settings(settings: Settings) -> RedisSettings:
 async def connect_redis(settings: Settings) -> ArqRedis:
     """A connection pool to the settings' Redis, as arq's workers and enqueuers use it."""
     return await create_pool(redis_settings(settings), default_queue_name=settings.queue_name)
+
+
+async def announce_revocation(settings: Settings, key_hash: str) -> bool:
+    """Publish a revoked key on the settings' Redis; False when there is none or it cannot be reached
+    (the API processes then find the revocation in the database at their next key check)."""
+    if not settings.redis_url:
+        return False
+    try:
+        bus = await connect_bus(settings)
+        try:
+            await bus.publish_revocation(key_hash)
+        finally:
+            await bus.aclose()
+    except (OSError, RedisError) as exc:
+        log.warning("could not publish the revocation on Redis: %s", exc)
+        return False
+    return True
 
 
 async def connect_bus(settings: Settings) -> Bus:

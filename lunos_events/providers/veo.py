@@ -20,10 +20,12 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
+from lunos_events.errors import PROVIDER_LOST, SAFETY_FILTERED
 from lunos_events.providers.base import (
     Done,
     Failed,
     GenerationJob,
+    InputImage,
     Pending,
     ProviderResult,
     ProviderStartError,
@@ -81,19 +83,37 @@ class VeoProvider:
             http_status_codes=RETRYABLE_STATUS_CODES,
         )
         options = job.options
+        media = await job.load_media()
+        references = [
+            types.VideoGenerationReferenceImage(
+                image=_image(r.image),
+                reference_type=types.VideoGenerationReferenceType(r.reference_type.upper()),
+            )
+            for r in media.reference_images
+        ]
         config = types.GenerateVideosConfig(
-            number_of_videos=1,
+            number_of_videos=job.sample_count,
             aspect_ratio=job.aspect_ratio,
             duration_seconds=job.duration_seconds,
             negative_prompt=job.negative_prompt,
             resolution=options.get("resolution"),
             seed=options.get("seed"),
             person_generation=options.get("personGeneration"),
+            generate_audio=options.get("generateAudio"),
+            enhance_prompt=options.get("enhancePrompt"),
+            last_frame=_image(media.last_frame) if media.last_frame else None,
+            reference_images=references or None,
             http_options=types.HttpOptions(retry_options=retry),
+        )
+        source = types.GenerateVideosSource(
+            prompt=job.prompt,
+            image=_image(media.image) if media.image else None,
+            # An extension: the video to continue, sent inline like the images.
+            video=types.Video(video_bytes=media.video, mime_type="video/mp4") if media.video else None,
         )
         try:
             operation = await self._client.aio.models.generate_videos(
-                model=job.provider_model, source=types.GenerateVideosSource(prompt=job.prompt), config=config
+                model=job.provider_model, source=source, config=config
             )
         except Exception as exc:  # any SDK, HTTP or network failure means "not started"
             raise ProviderStartError(f"Veo refused to start: {_describe(exc)}") from exc
@@ -114,7 +134,7 @@ class VeoProvider:
             )
         except genai_errors.APIError as exc:
             if exc.code == 404:
-                return Failed(UNKNOWN_OPERATION)
+                return Failed(UNKNOWN_OPERATION, code=PROVIDER_LOST)
             raise ProviderTransientError(_describe(exc)) from exc
         except Exception as exc:
             raise ProviderTransientError(_describe(exc)) from exc
@@ -127,19 +147,34 @@ class VeoProvider:
         return await self._finished(operation.response)
 
     async def _finished(self, response: types.GenerateVideosResponse | None) -> ProviderResult:
+        """Every returned sample, in order; a safety failure when Google filtered all of them."""
         videos = [v.video for v in (response.generated_videos or []) if v.video] if response else []
         if not videos:
             if response and response.rai_media_filtered_count:
-                reasons = "; ".join(response.rai_media_filtered_reasons or [])
-                return Failed(f"{SAFETY_BLOCKED}: {reasons}" if reasons else f"{SAFETY_BLOCKED}.")
+                reasons = tuple(response.rai_media_filtered_reasons or [])
+                return Failed(
+                    f"{SAFETY_BLOCKED}: {'; '.join(reasons)}" if reasons else f"{SAFETY_BLOCKED}.",
+                    code=SAFETY_FILTERED,
+                    safety_reasons=reasons,
+                    filtered_count=response.rai_media_filtered_count,
+                )
             return Failed(NO_VIDEO)
-        video = videos[0]
-        if video.video_bytes:
-            return Done(await anyio.to_thread.run_sync(self._write, video.video_bytes))
-        if video.uri and video.uri.startswith(("https://", "http://")):
-            return Done(await self._download(video.uri))
-        # gs:// output only appears when a storageUri is requested, which this provider never does.
-        return Failed(f"The provider returned the video at an unsupported location ({video.uri})")
+        for video in videos:
+            # gs:// output only appears when a storageUri is requested, which this provider never does.
+            if not video.video_bytes and not (video.uri and video.uri.startswith(("https://", "http://"))):
+                return Failed(f"The provider returned the video at an unsupported location ({video.uri})")
+        paths: list[Path] = []
+        try:
+            for video in videos:
+                if video.video_bytes:
+                    paths.append(await anyio.to_thread.run_sync(self._write, video.video_bytes))
+                else:
+                    paths.append(await self._download(video.uri or ""))
+        except BaseException:
+            for path in paths:
+                path.unlink(missing_ok=True)
+            raise
+        return Done(tuple(paths))
 
     def _temp_file(self) -> Path:
         self._work_dir.mkdir(parents=True, exist_ok=True)
@@ -171,6 +206,10 @@ class VeoProvider:
     async def aclose(self) -> None:
         await self._downloads.aclose()
         await self._client.aio.aclose()
+
+
+def _image(image: InputImage) -> types.Image:
+    return types.Image(image_bytes=image.data, mime_type=image.mime_type)
 
 
 def _describe(exc: Exception) -> str:

@@ -7,12 +7,14 @@ from typing import Any
 
 from lunos_events.catalog import Catalog, ModelSpec
 from lunos_events.errors import InvalidRequest, ModelNotFound
+from lunos_events.services.media_request import NO_MEDIA, MediaRequest, parse_media
 from lunos_events.services.webhook_fanout import RequestWebhook, parse_request_webhook
 
 MISSING_FIELDS = "Missing required fields: model and prompt"
 SUPPORTED_FORMATS = ("mp4",)
 MAX_APP_ID_CHARS = 128
 MAX_SEED = 2**32 - 1
+DEFAULT_MAX_IMAGE_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -25,12 +27,25 @@ class GenerationRequest:
     response_format: str
     app_id: str | None
     webhook: RequestWebhook | None = None
-    # Optional model parameters beyond the reference document (resolution, seed, personGeneration).
+    # Optional model parameters beyond the reference document (resolution, seed, personGeneration,
+    # generateAudio, enhancePrompt).
     options: dict[str, Any] = field(default_factory=dict)
+    sample_count: int = 1
+    media: MediaRequest = NO_MEDIA
+
+    @property
+    def cost_cents(self) -> int:
+        """What the request costs: price (of its resolution's tier) x seconds x samples."""
+        return self.model.cost_cents(self.duration_seconds, self.options.get("resolution"), self.sample_count)
 
 
 def parse_generation_request(
-    body: dict[str, Any], catalog: Catalog, *, max_prompt_chars: int, header_app_id: str | None
+    body: dict[str, Any],
+    catalog: Catalog,
+    *,
+    max_prompt_chars: int,
+    header_app_id: str | None,
+    max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
 ) -> GenerationRequest:
     """Check the fields in the order the reference document lists its errors: 400, then 404, then 400."""
     model_id, prompt = body.get("model"), body.get("prompt")
@@ -38,7 +53,7 @@ def parse_generation_request(
         raise InvalidRequest(MISSING_FIELDS)
     if not isinstance(model_id, str):
         raise InvalidRequest("Field 'model' must be a string")
-    prompt = _text(prompt, "prompt", max_prompt_chars)
+    prompt = text_field(prompt, "prompt", max_prompt_chars)
     if not prompt.strip():
         raise InvalidRequest("Field 'prompt' must not be empty")
     model = catalog.get(model_id)
@@ -66,14 +81,26 @@ def parse_generation_request(
 
     negative_prompt = parameter("negativePrompt")
     if negative_prompt is not None:
-        negative_prompt = _text(negative_prompt, "negativePrompt", max_prompt_chars) or None
+        negative_prompt = text_field(negative_prompt, "negativePrompt", max_prompt_chars) or None
 
+    media = parse_media(model, parameter, max_image_bytes)
+    # An extension adds seconds to a video: its own set of durations.
+    durations = model.extension_durations if media.video_operation else model.durations
     duration = parameter("durationSeconds")
     if duration is None:
-        duration = model.default_duration_seconds
-    elif type(duration) is not int or duration not in model.durations:
-        allowed = ", ".join(str(d) for d in model.durations)
-        raise InvalidRequest(f"Unsupported durationSeconds {duration!r}: this model allows {allowed}")
+        duration = durations[0] if media.video_operation else model.default_duration_seconds
+    elif type(duration) is not int or duration not in durations:
+        allowed = ", ".join(str(d) for d in durations)
+        what = "an extension by this model adds" if media.video_operation else "this model allows"
+        raise InvalidRequest(f"Unsupported durationSeconds {duration!r}: {what} {allowed}")
+
+    sample_count = parameter("sampleCount")
+    if sample_count is None:
+        sample_count = 1
+    elif type(sample_count) is not int or not 1 <= sample_count <= model.max_samples:
+        raise InvalidRequest(
+            f"Field 'sampleCount' must be an integer from 1 to {model.max_samples} for this model"
+        )
 
     response_format = body.get("response_format")
     if response_format is None:
@@ -91,6 +118,8 @@ def parse_generation_request(
         app_id=parse_app_id(header_app_id if header_app_id is not None else body.get("appId")),
         webhook=parse_request_webhook(body),
         options=parse_model_options(model, parameter),
+        sample_count=sample_count,
+        media=media,
     )
 
 
@@ -113,6 +142,15 @@ def parse_model_options(model: ModelSpec, parameter: Any) -> dict[str, Any]:
         if type(seed) is not int or not 0 <= seed <= MAX_SEED:
             raise InvalidRequest(f"Field 'seed' must be an integer from 0 to {MAX_SEED}")
         options["seed"] = seed
+    for name in ("generateAudio", "enhancePrompt"):
+        flag = parameter(name)
+        if flag is None:
+            continue
+        if name not in model.options:
+            raise InvalidRequest(f"Model {model.id} does not accept '{name}'")
+        if not isinstance(flag, bool):
+            raise InvalidRequest(f"Field '{name}' must be true or false")
+        options[name] = flag
     return options
 
 
@@ -126,7 +164,8 @@ def parse_app_id(value: Any) -> str | None:
     return value
 
 
-def _text(value: Any, name: str, max_chars: int) -> str:
+def text_field(value: Any, name: str, max_chars: int) -> str:
+    """A string field of a body: at most `max_chars`, and no NUL (which PostgreSQL cannot store)."""
     if not isinstance(value, str):
         raise InvalidRequest(f"Field '{name}' must be a string")
     if len(value) > max_chars:

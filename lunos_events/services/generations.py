@@ -14,20 +14,37 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
 from lunos_events.bus.redis_bus import Bus
-from lunos_events.errors import Conflict, NotFound, ProviderStartFailed
-from lunos_events.ids import OperationStamps, now_ms, operation_id, operation_owner, video_key
+from lunos_events.errors import (
+    START_FAILED_CODE,
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    ProviderStartFailed,
+)
+from lunos_events.ids import (
+    OperationStamps,
+    now_ms,
+    operation_id,
+    operation_owner,
+    poster_key,
+    sample_key,
+    video_key,
+)
 from lunos_events.logs import operation_context
-from lunos_events.providers.base import GenerationJob, VideoProvider
+from lunos_events.money import CURRENCY, format_amount
+from lunos_events.providers.base import GenerationJob, MediaInputs, MediaLoader, VideoProvider, no_media
 from lunos_events.services import idempotency
 from lunos_events.services.accounts import Principal
 from lunos_events.services.events import mark_published
 from lunos_events.services.generation_request import GenerationRequest
+from lunos_events.services.input_store import inputs_document, inputs_key, load_media, save_inputs
 from lunos_events.services.lifecycle import (
     Lifecycle,
     NewOperation,
     attach_provider_operation,
     create_operation,
 )
+from lunos_events.services.media_request import check_media
 from lunos_events.services.outbox import Outbox
 from lunos_events.services.pending_statuses import PendingStatuses
 from lunos_events.services.status import status_object
@@ -43,12 +60,35 @@ log = logging.getLogger(__name__)
 START_FAILED = "Failed to start video generation"
 _ID_ATTEMPTS = 64
 # Stored in `parameters` next to the documented fields and handed to the provider as options.
-MODEL_OPTIONS = ("resolution", "seed", "personGeneration")
+MODEL_OPTIONS = ("resolution", "seed", "personGeneration", "generateAudio", "enhancePrompt")
+# In `parameters`: the storage key of the operation's media inputs, and whether the worker starts
+# it (after fetching image URLs) rather than the submit.
+INPUTS = "inputs"
+STARTS_IN_WORKER = "startsInWorker"
 
 
-def provider_job(op: Operation | NewOperation) -> GenerationJob:
+def _charged(op: NewOperation) -> dict[str, str]:
+    """What the submit charged, as its response shows it."""
+    return {"cost": format_amount(op.cost_cents), "currency": CURRENCY}
+
+
+def media_loader(storage: VideoStorage, op: Operation | NewOperation) -> MediaLoader:
+    """Loads the operation's stored media inputs when a provider asks for them."""
+    key = op.parameters.get(INPUTS)
+    if key is None:
+        return no_media
+
+    async def load() -> MediaInputs:
+        return await load_media(storage, key)
+
+    return load
+
+
+def provider_job(op: Operation | NewOperation, load_media: MediaLoader = no_media) -> GenerationJob:
     params = op.parameters
     return GenerationJob(
+        sample_count=params.get("sampleCount", 1),
+        load_media=load_media,
         operation_id=op.id,
         provider_model=op.provider_model,
         prompt=op.prompt,
@@ -60,9 +100,20 @@ def provider_job(op: Operation | NewOperation) -> GenerationJob:
 
 
 def new_operation(
-    principal: Principal, request: GenerationRequest, stamp_ms: int, deadline_seconds: float
+    principal: Principal,
+    request: GenerationRequest,
+    stamp_ms: int,
+    deadline_seconds: float,
+    inputs: str | None = None,
 ) -> NewOperation:
     created = now_ms()
+    extra: dict[str, Any] = {}
+    if request.sample_count != 1:
+        extra["sampleCount"] = request.sample_count
+    if inputs is not None:
+        extra[INPUTS] = inputs
+        if request.media.fetches:
+            extra[STARTS_IN_WORKER] = True
     return NewOperation(
         id=operation_id(principal.account_id, stamp_ms),
         account_id=principal.account_id,
@@ -76,9 +127,10 @@ def new_operation(
             "durationSeconds": request.duration_seconds,
             "response_format": request.response_format,
             **request.options,
+            **extra,
         },
         video_key=video_key(principal.account_id, stamp_ms),
-        cost_cents=request.model.cost_cents(request.duration_seconds, request.options.get("resolution")),
+        cost_cents=request.cost_cents,
         created_at_ms=created,
         deadline_at_ms=created + int(deadline_seconds * 1000),
     )
@@ -104,16 +156,57 @@ class Generations:
         self.outbox = Outbox(store, bus)
         self.lifecycle = Lifecycle(store, bus, self.outbox, pending, settings)
 
+    async def check_inputs(self, principal: Principal, request: GenerationRequest) -> None:
+        """Refuse unusable media inputs (400, or 404 for a video to extend that is not the
+        account's); run before anything is taken or charged."""
+        await check_media(request.media, allow_private=self.settings.input_url_allow_private)
+        if request.media.video_operation is not None:
+            await self._video_to_extend(principal, request.media.video_operation)
+
+    async def _video_to_extend(self, principal: Principal, op_id: str) -> str:
+        """The stored video key of the account's completed operation `op_id`."""
+        row = None
+        if operation_owner(op_id) == principal.account_id:
+            row = await self.store.operation_status(op_id, principal.account_id)
+        if row is None:
+            raise NotFound("Operation not found")
+        if row.status != COMPLETED:
+            raise InvalidRequest(f"Operation {op_id} is {row.status}: only a completed video can be extended")
+        return row.video_key
+
     async def create(
         self, principal: Principal, request: GenerationRequest, claim: idempotency.Claim | None = None
     ) -> tuple[NewOperation, StoredEvent]:
         """Charge and record the pending operation and its event; nothing is published or started yet.
-        With an Idempotency-Key's claim, the operation is recorded on it in the same transaction."""
+
+        Media inputs are stored first, so that the operation never exists without them. With an
+        Idempotency-Key's claim, the operation is recorded on it in the same transaction.
+        """
         if request.webhook is not None:
             await resolve_target(request.webhook.url, self.settings.webhook_allow_private)
+        inputs = None
+        if not request.media.empty:
+            extended = request.media.video_operation
+            video = await self._video_to_extend(principal, extended) if extended else None
+            inputs = inputs_key(principal.account_id)
+            await save_inputs(self._storage, inputs, inputs_document(request.media, video))
+        try:
+            return await self._create(principal, request, inputs, claim)
+        except BaseException:
+            if inputs is not None:
+                await self._storage.delete(inputs)
+            raise
+
+    async def _create(
+        self,
+        principal: Principal,
+        request: GenerationRequest,
+        inputs: str | None,
+        claim: idempotency.Claim | None,
+    ) -> tuple[NewOperation, StoredEvent]:
         deadline = self.settings.operation_deadline_seconds
         for _ in range(_ID_ATTEMPTS):
-            op = new_operation(principal, request, self._stamps.next(principal.account_id), deadline)
+            op = new_operation(principal, request, self._stamps.next(principal.account_id), deadline, inputs)
             try:
                 async with self.store.transaction() as tx:
                     event = await create_operation(tx, op, request.webhook)
@@ -141,16 +234,22 @@ class Generations:
         `published` is the operation's event, released with the launch: it is marked published in
         the same commit that records the provider's operation name.
         """
+        if op.parameters.get(STARTS_IN_WORKER):
+            # Its image URLs are fetched by the worker, which then starts it.
+            await mark_published(self.store, published)
+            return {"id": op.id, "status": PENDING, **_charged(op)}
         with operation_context(op.id):
             try:
-                name = await self._provider.start(provider_job(op))
+                name = await self._provider.start(provider_job(op, media_loader(self._storage, op)))
             except Exception:
                 log.exception("provider refused to start %s", op.id)
                 await mark_published(self.store, published)
-                await self.lifecycle.finish(op.id, FAILED, error=START_FAILED, refund=True)
+                await self.lifecycle.finish(
+                    op.id, FAILED, error=START_FAILED, error_code=START_FAILED_CODE, refund=True
+                )
                 raise ProviderStartFailed() from None
         await attach_provider_operation(self.store, op.id, name, published)
-        return {"id": op.id, "operation_name": name, "status": PENDING}
+        return {"id": op.id, "operation_name": name, "status": PENDING, **_charged(op)}
 
     async def status(self, principal: Principal, op_id: str) -> dict[str, Any]:
         # Another account's id answers exactly like an unknown one: existence is never revealed.
@@ -165,10 +264,28 @@ class Generations:
             raise NotFound("Operation not found")
         if row.status == PENDING and row.error is None:  # what the answer from memory says
             pending.remember(op_id, version)
-        video_url = row.video_url
+        video_url, outcome = row.video_url, row.outcome
         if video_url and row.status == COMPLETED:
             video_url = await self.refreshed_video_url(op_id, row.video_key, video_url)
-        return status_object(op_id, row.status, video_url, row.error)
+            if outcome:
+                outcome = await self._refreshed_outcome(row.video_key, video_url, outcome)
+        return status_object(op_id, row.status, video_url, row.error, row.error_code, outcome)
+
+    async def _refreshed_outcome(self, key: str, video_url: str, outcome: dict[str, Any]) -> dict[str, Any]:
+        """The outcome's URLs, re-signed where they are about to expire (not stored: they are cheap)."""
+        fresh = dict(outcome)
+        urls = outcome.get("video_urls") or []
+        if urls:
+            fresh["video_urls"] = [video_url] + [
+                await self._storage.refresh_url(sample_key(key, i), url) or url
+                for i, url in enumerate(urls)
+                if i > 0
+            ]
+        if outcome.get("thumbnail_url"):
+            poster = poster_key(key)
+            thumbnail = outcome["thumbnail_url"]
+            fresh["thumbnail_url"] = await self._storage.refresh_url(poster, thumbnail) or thumbnail
+        return fresh
 
     async def refreshed_video_url(self, op_id: str, key: str, url: str) -> str:
         """Re-sign a presigned video URL that is close to expiry, and keep the new one."""

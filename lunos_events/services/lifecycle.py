@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import JSON, bindparam, insert, update
 from sqlmodel import col
 
 from lunos_events.bus.redis_bus import Bus
@@ -52,6 +52,8 @@ _FINISH = (
         status=bindparam("new_status"),
         video_url=bindparam("new_video_url"),
         error=bindparam("new_error"),
+        error_code=bindparam("new_error_code"),
+        outcome=bindparam("new_outcome", type_=JSON()),
         refunded=bindparam("new_refunded"),
         updated_at_ms=bindparam("now"),
         completed_at_ms=bindparam("now"),
@@ -95,6 +97,8 @@ class NewOperation:
             "video_key": self.video_key,
             "video_url": None,
             "error": None,
+            "error_code": None,
+            "outcome": None,
             "cost_cents": self.cost_cents,
             "refunded": False,
             "created_at_ms": self.created_at_ms,
@@ -144,32 +148,46 @@ async def attach_provider_operation(
         await mark_published(store, published)
 
 
-async def finish_transition(
-    tx: Tx, operation_id: str, status: str, video_url: str | None, error: str | None, refund: bool
-) -> StoredEvent | None:
+@dataclass(frozen=True, slots=True)
+class Ending:
+    """How an operation ends: its status, and what its final status object shows."""
+
+    status: str
+    video_url: str | None = None
+    error: str | None = None
+    error_code: str | None = None
+    outcome: dict[str, Any] | None = None
+    refund: bool = False
+
+
+async def finish_transition(tx: Tx, operation_id: str, ending: Ending) -> StoredEvent | None:
     """Move a pending operation to `status` (refunding it if asked) with its event; None when it
     was no longer pending."""
     changed = await tx.first(
         _FINISH,
         operation_id=operation_id,
-        new_status=status,
-        new_video_url=video_url,
-        new_error=error,
-        new_refunded=refund,
+        new_status=ending.status,
+        new_video_url=ending.video_url,
+        new_error=ending.error,
+        new_error_code=ending.error_code,
+        new_outcome=ending.outcome,
+        new_refunded=ending.refund,
         now=now_ms(),
     )
     if changed is None:
         return None
     account_id, app_id, cost_cents = changed
-    if refund:
+    if ending.refund:
         await tx.execute(_CREDIT, {"account_id": account_id, "amount": cost_cents})
     return await append_event(
         tx,
         account_id=account_id,
         operation_id=operation_id,
         app_id=app_id,
-        type=event_type(status),
-        data=status_object(operation_id, status, video_url, error),
+        type=event_type(ending.status),
+        data=status_object(
+            operation_id, ending.status, ending.video_url, ending.error, ending.error_code, ending.outcome
+        ),
     )
 
 
@@ -192,11 +210,14 @@ class Lifecycle:
         *,
         video_url: str | None = None,
         error: str | None = None,
+        error_code: str | None = None,
+        outcome: dict[str, Any] | None = None,
         refund: bool = False,
     ) -> StoredEvent | None:
         """Move a pending operation to `status`. Returns its event, or None if it was no longer pending."""
+        ending = Ending(status, video_url, error, error_code, outcome, refund)
         async with self._store.transaction() as tx:
-            event = await finish_transition(tx, operation_id, status, video_url, error, refund)
+            event = await finish_transition(tx, operation_id, ending)
         self._pending.forget(operation_id)  # it is no longer pending, whoever changed it
         if event is None:
             return None

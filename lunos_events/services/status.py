@@ -7,12 +7,25 @@ from typing import Any
 from lunos_events.store.models import COMPLETED, FAILED
 
 
-def status_object(op_id: str, status: str, video_url: str | None, error: str | None) -> dict[str, Any]:
+def status_object(
+    op_id: str,
+    status: str,
+    video_url: str | None,
+    error: str | None,
+    error_code: str | None = None,
+    outcome: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """`outcome` adds video_urls and thumbnail_url to a completed status, the safety details to a
+    failed one; `video_url` and `error` keep the reference document's shape."""
     body: dict[str, Any] = {"id": op_id, "status": status}
     if status == COMPLETED:
         body["video_url"] = video_url
     elif status == FAILED or error:
         body["error"] = error
+        if error_code is not None:
+            body["error_code"] = error_code
+    if outcome:
+        body.update(outcome)
     return body
 
 

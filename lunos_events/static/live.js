@@ -104,6 +104,7 @@ async function resume() {
 async function submit(event) {
   event.preventDefault();
   showError("");
+  if (!$("api-key").value.trim()) { showError("Enter your API key first"); $("api-key").focus(); return; }
   if (state.source) state.source.close();
   Object.assign(state, { source: null, operationId: null, lastEventId: null, finished: false });
   $("submit").disabled = true;
@@ -128,6 +129,7 @@ async function submit(event) {
     $("status").textContent = body.status;
     $("job").hidden = false;
     watch(body.events_url);
+    if (window.lunosGallery) window.lunosGallery.ensureConnected();
   } catch (error) {
     showError(`Request failed: ${error}`);
     $("submit").disabled = false;

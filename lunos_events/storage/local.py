@@ -9,6 +9,8 @@ from urllib.parse import quote
 
 import anyio
 
+from lunos_events.storage.base import VIDEO_CONTENT_TYPE
+
 MEDIA_PREFIX = "/media/"
 
 
@@ -17,17 +19,37 @@ class LocalStorage:
         self.root = root.resolve()
         self._base = public_base_url.rstrip("/") + MEDIA_PREFIX
 
-    async def save(self, key: str, source: Path) -> None:
+    async def save(self, key: str, source: Path, content_type: str = VIDEO_CONTENT_TYPE) -> None:
         await anyio.to_thread.run_sync(self._copy, key, source)
 
-    def _copy(self, key: str, source: Path) -> None:
+    async def put(self, key: str, data: bytes, content_type: str) -> None:
+        await anyio.to_thread.run_sync(self._write, key, data)
+
+    async def read(self, key: str) -> bytes:
+        return await anyio.to_thread.run_sync(self._target(key).read_bytes)
+
+    async def delete(self, key: str) -> None:
+        self._target(key).unlink(missing_ok=True)
+
+    def _target(self, key: str) -> Path:
         target = self.path_for(key)
         if target is None:
             raise ValueError(f"invalid storage key {key!r}")
+        return target
+
+    def _copy(self, key: str, source: Path) -> None:
+        target = self._target(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + ".part")
         shutil.copyfile(source, partial)
         os.replace(partial, target)  # readers never see a half-written video
+
+    def _write(self, key: str, data: bytes) -> None:
+        target = self._target(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".part")
+        partial.write_bytes(data)
+        os.replace(partial, target)
 
     async def url_for(self, key: str) -> str:
         return self._base + quote(key)

@@ -22,7 +22,7 @@ from boto3.s3.transfer import TransferConfig
 if TYPE_CHECKING:  # the stub package (types-aioboto3[s3], a dev dependency) has no runtime module
     from types_aiobotocore_s3.client import S3Client
 
-VIDEO_CONTENT_TYPE = "video/mp4"
+from lunos_events.storage.base import VIDEO_CONTENT_TYPE
 
 
 @dataclass(frozen=True)
@@ -76,15 +76,32 @@ class R2Storage:
                     )
         return self._client
 
-    async def save(self, key: str, source: Path) -> None:
+    async def save(self, key: str, source: Path, content_type: str = VIDEO_CONTENT_TYPE) -> None:
         s3 = await self._s3()
         await s3.upload_file(
             str(source),
             self._config.bucket,
             key,
-            ExtraArgs={"ContentType": VIDEO_CONTENT_TYPE},
+            ExtraArgs={"ContentType": content_type},
             Config=self._transfer,
         )
+
+    async def put(self, key: str, data: bytes, content_type: str) -> None:
+        s3 = await self._s3()
+        await s3.put_object(Bucket=self._config.bucket, Key=key, Body=data, ContentType=content_type)
+
+    async def read(self, key: str) -> bytes:
+        s3 = await self._s3()
+        try:
+            response = await s3.get_object(Bucket=self._config.bucket, Key=key)
+        except s3.exceptions.NoSuchKey:
+            raise FileNotFoundError(key) from None
+        async with response["Body"] as body:
+            return await body.read()
+
+    async def delete(self, key: str) -> None:
+        s3 = await self._s3()
+        await s3.delete_object(Bucket=self._config.bucket, Key=key)
 
     async def url_for(self, key: str) -> str:
         if self._config.public_base_url:

@@ -54,6 +54,10 @@ class Operation(SQLModel, table=True):
     video_key: str = Field(max_length=512)
     video_url: str | None = Field(default=None, sa_type=Text)
     error: str | None = Field(default=None, sa_type=Text)
+    # Why it failed (lunos_events.errors.ERROR_CODES), next to the readable `error`.
+    error_code: str | None = Field(default=None, max_length=32)
+    # What the status adds to video_url/error: video_urls and thumbnail_url, or the safety details.
+    outcome: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     cost_cents: int = Field(sa_type=BigInteger)
     refunded: bool = Field(default=False)
     created_at_ms: int = Field(sa_type=BigInteger)
@@ -106,4 +110,4 @@ class IdempotencyKey(SQLModel, table=True):
 
 
 # Registered on the same metadata, so `ensure_schema` creates them too.
-from lunos_events.store import webhook_models  # noqa: E402, F401
+from lunos_events.store import admin_models, webhook_models  # noqa: E402, F401

@@ -42,3 +42,5 @@ class OperationStatus:
     video_url: str | None
     error: str | None
     video_key: str
+    error_code: str | None = None
+    outcome: dict[str, Any] | None = None

@@ -68,7 +68,12 @@ _API_KEY_OWNER = (
     .where(col(ApiKey.key_hash) == bindparam("key_hash"), col(ApiKey.revoked_at_ms).is_(None))
 )
 _OPERATION_STATUS = select(
-    col(Operation.status), col(Operation.video_url), col(Operation.error), col(Operation.video_key)
+    col(Operation.status),
+    col(Operation.video_url),
+    col(Operation.error),
+    col(Operation.video_key),
+    col(Operation.error_code),
+    col(Operation.outcome),
 ).where(col(Operation.id) == bindparam("operation_id"), col(Operation.account_id) == bindparam("account_id"))
 _OPERATION_ROW = select(*Operation.__table__.columns).where(  # type: ignore[attr-defined]
     col(Operation.id) == bindparam("operation_id")
@@ -146,7 +151,7 @@ class Store:
 
     async def operation_status(self, operation_id: str, account_id: str) -> OperationStatus | None:
         row = await self.first(_OPERATION_STATUS, operation_id=operation_id, account_id=account_id)
-        return None if row is None else OperationStatus(row[0], row[1], row[2], row[3])
+        return None if row is None else OperationStatus(row[0], row[1], row[2], row[3], row[4], row[5])
 
     async def operation(self, operation_id: str) -> Operation | None:
         """The whole operation row (what a tracking poll needs)."""

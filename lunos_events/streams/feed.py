@@ -84,13 +84,20 @@ class EventFeed:
 
 
 async def open_operation_feed(
-    hub: EventHub, store: Store, account_id: str, operation_id: str, last_event_id: int | None
+    hub: EventHub,
+    store: Store,
+    account_id: str,
+    operation_id: str,
+    last_event_id: int | None,
+    *,
+    key_hash: str | None = None,
 ) -> EventFeed | None:
     """The operation's feed, or None when the client already has its final status (nothing to send).
 
     Without `last_event_id` the first event is the current state; with it, the missed events follow.
+    `key_hash`: the key the stream is opened with; revoking it ends the feed.
     """
-    sub = await hub.subscribe(account_id, operation_id=operation_id)
+    sub = await hub.subscribe(account_id, operation_id=operation_id, key_hash=key_hash)
     try:
         latest = await latest_event_of_operation(store, account_id, operation_id)
     except BaseException:
@@ -108,10 +115,16 @@ async def open_operation_feed(
 
 
 async def open_account_feed(
-    hub: EventHub, store: Store, account_id: str, app_id: str | None, last_event_id: int | None
+    hub: EventHub,
+    store: Store,
+    account_id: str,
+    app_id: str | None,
+    last_event_id: int | None,
+    *,
+    key_hash: str | None = None,
 ) -> EventFeed:
     """Every event of the account (or of one app): the missed ones after `last_event_id`, then live."""
-    sub = await hub.subscribe(account_id, app_id=app_id)
+    sub = await hub.subscribe(account_id, app_id=app_id, key_hash=key_hash)
     if last_event_id is None:
         return EventFeed(sub, store, sent=0, app_id=app_id)
     return EventFeed(sub, store, sent=last_event_id, replay=True, app_id=app_id)

@@ -11,6 +11,9 @@ process's known-pending operations of every event (services/pending_statuses.py)
 
 Each subscriber has a bounded queue. The hub never waits for a subscriber: one whose queue
 overflows is cut off (its client resumes with Last-Event-ID) and nobody else is delayed.
+
+The same subscription hears of revoked API keys (bus/messages.py): the streams opened with one, or
+with a stream token it minted, end at once (streams/key_check.py also finds them in the database).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +32,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import ConnectionError
 
-from lunos_events.bus.messages import event_from_message, type_prefix
+from lunos_events.bus.messages import event_from_message, revocations_channel, type_prefix
 from lunos_events.services.events import StoredEvent, events_after, last_event_seq
 from lunos_events.services.pending_statuses import CREATION_EVENT, PendingStatuses
 from lunos_events.store.transactions import Store
@@ -76,6 +79,9 @@ class EventHub:
         self.reconnects = 0
         self._inbox: deque[bytes] = deque()  # messages for the streams, in order
         self._wakeup: asyncio.Future[None] | None = None
+        self._revocations: bytes = b""  # the channel revoked keys arrive on
+        # Told of every revoked key (the process's cache of key lookups forgets it at once).
+        self.on_revoked: Callable[[str], None] | None = None
 
     @property
     def subscriber_count(self) -> int:
@@ -121,12 +127,41 @@ class EventHub:
             for sub in list(feed.subscribers):
                 sub.end(Subscription.CLOSED)
 
+    def key_hashes(self) -> set[str]:
+        """The keys the open streams were opened with (or whose tokens they were opened with)."""
+        return {sub.key_hash for feed in self._feeds.values() for sub in feed.subscribers if sub.key_hash}
+
+    def revoke(self, key_hash: str) -> int:
+        """End every stream opened with this key or a token it minted; how many there were."""
+        if self.on_revoked is not None:
+            self.on_revoked(key_hash)
+        ended = [sub for feed in self._feeds.values() for sub in feed.subscribers if sub.key_hash == key_hash]
+        for sub in ended:
+            sub.end(Subscription.REVOKED)
+        if ended:
+            log.info("ended %d event stream(s) opened with a revoked key", len(ended))
+        return len(ended)
+
     async def subscribe(
-        self, account_id: str, *, operation_id: str | None = None, app_id: str | None = None
+        self,
+        account_id: str,
+        *,
+        operation_id: str | None = None,
+        app_id: str | None = None,
+        key_hash: str | None = None,
     ) -> Subscription:
-        """Register a stream first, then read the store: nothing published meanwhile is missed."""
+        """Register a stream first, then read the store: nothing published meanwhile is missed.
+
+        `key_hash`: the key the stream was opened with (or that minted its token): revoking it ends
+        the stream.
+        """
         sub = Subscription(
-            account_id, operation_id=operation_id, app_id=app_id, limit=self.queue_size, on_end=self._forget
+            account_id,
+            operation_id=operation_id,
+            app_id=app_id,
+            limit=self.queue_size,
+            on_end=self._forget,
+            key_hash=key_hash,
         )
         if self._closed or self._store is None:
             sub.end(Subscription.CLOSED)
@@ -202,15 +237,20 @@ class EventHub:
     async def _subscribe(self, pubsub: PubSub, channel: str) -> None:
         """Subscribe, and return once Redis confirms it: from then on nothing published is missed."""
         self._inbox.clear()  # what a lost subscription left here, the catch-up reads from the store
+        revocations = revocations_channel(channel)
+        self._revocations = revocations.encode()
         try:
             # Bounded as a whole: connecting includes a handshake, which a half-open connection
             # would never answer.
             async with asyncio.timeout(self.liveness_seconds):
-                await pubsub.subscribe(channel)
+                await pubsub.subscribe(channel, revocations)
+                confirmed = 0
                 while True:
                     message = await pubsub.get_message(timeout=self.liveness_seconds)
                     if message is not None and message["type"] == "subscribe":
-                        return
+                        confirmed += 1
+                        if confirmed == 2:
+                            return
         except TimeoutError:
             raise ConnectionError(f"Redis did not confirm the subscription to {channel}") from None
 
@@ -239,7 +279,10 @@ class EventHub:
                 pinged = False
                 kind = message["type"]
                 if kind == "message":
-                    self._arrived(message["data"])
+                    if message["channel"] == self._revocations:
+                        self.revoke(message["data"].decode(errors="replace"))
+                    else:
+                        self._arrived(message["data"])
                 elif kind == "subscribe":
                     # The client reconnected by itself: what was published meanwhile was missed.
                     raise ConnectionError("the subscription was renewed behind the hub's back")

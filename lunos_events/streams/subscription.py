@@ -38,6 +38,7 @@ class Subscription:
         "account_id",
         "app_id",
         "ended",
+        "key_hash",
         "last_active",
         "on_overflow",
         "operation_id",
@@ -45,6 +46,7 @@ class Subscription:
 
     OVERFLOWED = "overflowed"
     CLOSED = "closed"
+    REVOKED = "revoked"  # the key it was opened with (or that minted its token) was revoked
 
     def __init__(
         self,
@@ -54,8 +56,10 @@ class Subscription:
         app_id: str | None,
         limit: int,
         on_end: Callable[[Subscription], None],
+        key_hash: str | None = None,
     ) -> None:
         self.account_id = account_id
+        self.key_hash = key_hash
         self.operation_id = operation_id
         self.app_id = app_id
         self._limit = limit

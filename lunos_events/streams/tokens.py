@@ -1,13 +1,16 @@
 """Stream tokens: short-lived, HMAC-signed grants to read one event stream from a browser.
 
 `EventSource` cannot send an `Authorization` header, and an API key must never travel in a URL, so
-browsers present one of these in `?token=` instead. A token names the account and either one
-operation or the account stream (optionally narrowed to one app). It is checked without any database
-or Redis work: minting one on every status response costs a few microseconds.
+browsers present one of these in `?token=` instead. A token names the account, either one
+operation or the account stream (optionally narrowed to one app), and the API key that minted it
+(by its SHA-256, which is what the database keeps): revoking that key makes its tokens fail, and
+ends the streams opened with them (api/streams.py checks the key, like an API key's, through the
+process's cache of key lookups). Minting one on every status response costs a few microseconds.
 
 Format: `<payload>.<signature>`, both unpadded base64url; payload = JSON
-`[version, expires_at (unix s), account_id, kind, target]` with kind `op` (target = operation id) or
-`account` (target = app id or null); signature = HMAC-SHA256(secret, payload text).
+`[version, expires_at (unix s), account_id, kind, target, key_hash]` with kind `op` (target =
+operation id) or `account` (target = app id or null); signature = HMAC-SHA256(secret, payload
+text). Version 1 tokens (without the key) are refused.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from lunos_events.errors import Forbidden, Unauthenticated
 from lunos_events.json_text import compact_json
 from lunos_events.settings import Settings
 
-_VERSION = 1
+_VERSION = 2
 OPERATION = "op"
 ACCOUNT = "account"
 MIN_SECRET_CHARS = 32
@@ -44,6 +47,7 @@ class StreamGrant:
     kind: str
     target: str | None
     expires_at: int
+    key_hash: str  # of the API key that minted the token
 
     def allow_operation(self, operation_id: str, app_id: str | None) -> None:
         if self.kind == OPERATION and self.target == operation_id:
@@ -84,28 +88,34 @@ class StreamTokenSigner:
         mac.update(payload.encode("ascii"))
         return _b64(mac.digest())
 
-    def mint(self, account_id: str, kind: str, target: str | None, *, expires_at: int | None = None) -> str:
+    def mint(
+        self, account_id: str, kind: str, target: str | None, *, key_hash: str, expires_at: int | None = None
+    ) -> str:
         expires = expires_at if expires_at is not None else int(time.time()) + self.ttl_seconds
-        payload = _b64(compact_json([_VERSION, expires, account_id, kind, target]).encode())
+        payload = _b64(compact_json([_VERSION, expires, account_id, kind, target, key_hash]).encode())
         return f"{payload}.{self._sign(payload)}"
 
-    def for_operation(self, account_id: str, operation_id: str, *, expires_at: int | None = None) -> str:
+    def for_operation(
+        self, account_id: str, operation_id: str, *, key_hash: str, expires_at: int | None = None
+    ) -> str:
         if expires_at is not None:
-            return self.mint(account_id, OPERATION, operation_id, expires_at=expires_at)
+            return self.mint(account_id, OPERATION, operation_id, key_hash=key_hash, expires_at=expires_at)
         now = int(time.time())
-        recent = self._recent.get((account_id, operation_id))
+        recent = self._recent.get((key_hash, operation_id))
         if recent is not None and now - recent[0] < min(REUSE_SECONDS, self.ttl_seconds // 2):
             return recent[1]
-        token = self.mint(account_id, OPERATION, operation_id, expires_at=now + self.ttl_seconds)
+        token = self.mint(
+            account_id, OPERATION, operation_id, key_hash=key_hash, expires_at=now + self.ttl_seconds
+        )
         if len(self._recent) >= _MAX_REUSED:
             self._recent.clear()
-        self._recent[account_id, operation_id] = (now, token)
+        self._recent[key_hash, operation_id] = (now, token)
         return token
 
     def for_account(
-        self, account_id: str, app_id: str | None = None, *, expires_at: int | None = None
+        self, account_id: str, app_id: str | None = None, *, key_hash: str, expires_at: int | None = None
     ) -> str:
-        return self.mint(account_id, ACCOUNT, app_id, expires_at=expires_at)
+        return self.mint(account_id, ACCOUNT, app_id, key_hash=key_hash, expires_at=expires_at)
 
     def verify(self, token: str) -> StreamGrant:
         """The grant of a genuine, unexpired token; Unauthenticated otherwise."""
@@ -115,14 +125,16 @@ class StreamTokenSigner:
         if not hmac.compare_digest(self._sign(payload), signature):
             raise Unauthenticated(INVALID_TOKEN)
         try:
-            version, expires, account_id, kind, target = json.loads(_unb64(payload))
+            version, expires, account_id, kind, target, key_hash = json.loads(_unb64(payload))
         except (ValueError, TypeError, binascii.Error):
             raise Unauthenticated(INVALID_TOKEN) from None
         if version != _VERSION or kind not in (OPERATION, ACCOUNT) or not isinstance(expires, int):
             raise Unauthenticated(INVALID_TOKEN)
-        if expires <= time.time():
+        if not isinstance(key_hash, str) or expires <= time.time():
             raise Unauthenticated(INVALID_TOKEN)
-        return StreamGrant(account_id=account_id, kind=kind, target=target, expires_at=expires)
+        return StreamGrant(
+            account_id=account_id, kind=kind, target=target, expires_at=expires, key_hash=key_hash
+        )
 
 
 MISSING_SECRET = (

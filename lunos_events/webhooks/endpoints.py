@@ -13,7 +13,7 @@ from sqlmodel import col
 from lunos_events.errors import InvalidRequest, NotFound
 from lunos_events.ids import now_ms
 from lunos_events.runtime import Runtime
-from lunos_events.services.generation_request import parse_app_id
+from lunos_events.services.generation_request import parse_app_id, text_field
 from lunos_events.services.webhook_fanout import bump_webhooks_version, parse_event_filter
 from lunos_events.store.webhook_models import WebhookDefaultSecret, WebhookEndpoint
 from lunos_events.url_guard import check_url_syntax, resolve_target
@@ -34,9 +34,7 @@ async def check_target(rt: Runtime, url: Any) -> str:
 def _description(value: Any) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or len(value) > MAX_DESCRIPTION_CHARS:
-        raise InvalidRequest(f"Field 'description' must be a string of at most {MAX_DESCRIPTION_CHARS} chars")
-    return value
+    return text_field(value, "description", MAX_DESCRIPTION_CHARS)
 
 
 def endpoint_view(row: Any, *, with_secret: bool = False) -> dict[str, Any]:
@@ -79,8 +77,15 @@ async def create_endpoint(rt: Runtime, account_id: str, body: dict[str, Any]) ->
     return endpoint_view(endpoint, with_secret=True)
 
 
+def _check_id(row_id: str, not_found: str) -> None:
+    if not row_id.isprintable():
+        # None of ours is, and a NUL (a %00 in the URL) is refused by PostgreSQL as a parameter.
+        raise NotFound(not_found)
+
+
 async def load_owned(rt: Runtime, table: Any, row_id: str, account_id: str, not_found: str) -> Any:
     """The row of `table` with this id if the account owns it; another account's is NotFound too."""
+    _check_id(row_id, not_found)
     async with rt.store.reading() as conn:
         row = (
             await conn.execute(select(table).where(table.id == row_id, table.account_id == account_id))
@@ -139,6 +144,7 @@ async def update_endpoint(
 
 
 async def delete_endpoint(rt: Runtime, account_id: str, endpoint_id: str) -> None:
+    _check_id(endpoint_id, ENDPOINT_NOT_FOUND)
     async with rt.store.transaction() as conn:
         deleted = await conn.execute(
             delete(WebhookEndpoint).where(

@@ -13,8 +13,15 @@ from lunos_events.errors import Conflict, InvalidRequest
 from lunos_events.ids import now_ms
 from lunos_events.json_text import compact_json
 from lunos_events.runtime import Runtime
+from lunos_events.services.history import parse_limit
 from lunos_events.services.webhook_fanout import delivery_row, webhook_payload
-from lunos_events.store.webhook_models import DELIVERY_PENDING, WebhookAttempt, WebhookDelivery
+from lunos_events.store.webhook_models import (
+    DELIVERY_DELIVERED,
+    DELIVERY_FAILED,
+    DELIVERY_PENDING,
+    WebhookAttempt,
+    WebhookDelivery,
+)
 from lunos_events.webhooks.endpoints import load_endpoint, load_owned
 
 TEST_EVENT_TYPE = "webhook.test"
@@ -53,11 +60,7 @@ def delivery_view(row: Any, attempts: Sequence[Any] | None = None) -> dict[str, 
 
 
 def page_limit(value: str | None) -> int:
-    if value is None:
-        return 50
-    if not value.isdigit() or not 1 <= int(value) <= MAX_PAGE:
-        raise InvalidRequest(f"'limit' must be an integer from 1 to {MAX_PAGE}")
-    return int(value)
+    return parse_limit(value, default=50, maximum=MAX_PAGE)
 
 
 async def endpoint_deliveries(
@@ -78,6 +81,32 @@ async def endpoint_deliveries(
             )
         ).all()
     return [delivery_view(r) for r in rows]
+
+
+DELIVERY_STATUSES = (DELIVERY_PENDING, DELIVERY_DELIVERED, DELIVERY_FAILED)
+
+
+def parse_delivery_status(value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    if value not in DELIVERY_STATUSES:
+        raise InvalidRequest(f"'status' must be one of: {', '.join(DELIVERY_STATUSES)}")
+    return value
+
+
+async def recent_deliveries(
+    rt: Runtime, *, account_id: str | None, status: str | None, limit: int = 50
+) -> list[dict[str, Any]]:
+    """Deliveries of every account (or one), most recent first: what an operator scans for failures."""
+    query = select(WebhookDelivery).order_by(
+        col(WebhookDelivery.created_at_ms).desc(), col(WebhookDelivery.id)
+    )
+    if account_id is not None:
+        query = query.where(col(WebhookDelivery.account_id) == account_id)
+    if status is not None:
+        query = query.where(col(WebhookDelivery.status) == status)
+    rows = await rt.store.all(query.limit(limit))
+    return [{**delivery_view(r), "account_id": r.account_id} for r in rows]
 
 
 async def _delivery_row(rt: Runtime, account_id: str, delivery_id: str) -> Any:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from lunos_events.faults import crash_point
+from lunos_events.errors import DEADLINE_EXCEEDED, INPUT_INVALID, START_FAILED_CODE
 from lunos_events.ids import now_ms
 from lunos_events.providers.base import Done, Failed, Pending, ProviderTransientError
 from lunos_events.runtime import Runtime
-from lunos_events.services.generations import START_FAILED, provider_job
+from lunos_events.services.generations import START_FAILED, STARTS_IN_WORKER, media_loader, provider_job
+from lunos_events.services.input_store import InputsMissing
 from lunos_events.store.models import COMPLETED, FAILED, PENDING, Operation
+from lunos_events.worker.outputs import store_outputs
+from lunos_events.worker.worker_start import start_in_worker
 
 log = logging.getLogger(__name__)
 
@@ -33,34 +37,59 @@ async def track(rt: Runtime, operation_id: str) -> float | None:
     interval = rt.settings.poll_interval_seconds
     now = now_ms()
 
+    if now > op.deadline_at_ms:
+        await rt.generations.lifecycle.finish(
+            op.id, FAILED, error=TIMED_OUT, error_code=DEADLINE_EXCEEDED, refund=True
+        )
+        return None
     if op.provider_operation is None:
+        if op.parameters.get(STARTS_IN_WORKER):
+            return await start_in_worker(rt, op)
         # Start is in flight in the API process, or that process died before recording it.
         if now - op.created_at_ms > rt.settings.start_grace_seconds * 1000:
-            await rt.generations.lifecycle.finish(op.id, FAILED, error=START_FAILED, refund=True)
+            await rt.generations.lifecycle.finish(
+                op.id, FAILED, error=START_FAILED, error_code=START_FAILED_CODE, refund=True
+            )
             return None
         return interval
-    if now > op.deadline_at_ms:
-        await rt.generations.lifecycle.finish(op.id, FAILED, error=TIMED_OUT, refund=True)
-        return None
 
     try:
-        result = await rt.provider.poll(op.provider_operation, provider_job(op))
+        result = await rt.provider.poll(op.provider_operation, provider_job(op, media_loader(rt.storage, op)))
     except ProviderTransientError as exc:
         log.warning("poll of %s failed, will retry: %s", op.id, exc)
         return interval
+    except InputsMissing as exc:
+        # Nothing will bring them back: fail now rather than at the deadline.
+        await rt.generations.lifecycle.finish(
+            op.id,
+            FAILED,
+            error=f"The generation's inputs are gone: {exc}",
+            error_code=INPUT_INVALID,
+            refund=True,
+        )
+        return None
 
     if isinstance(result, Pending):
         return interval
     if isinstance(result, Failed):
-        await rt.generations.lifecycle.finish(op.id, FAILED, error=result.reason, refund=True)
+        await rt.generations.lifecycle.finish(
+            op.id,
+            FAILED,
+            error=result.reason,
+            error_code=result.code,
+            outcome=_safety(result),
+            refund=True,
+        )
         return None
     assert isinstance(result, Done)
-    try:
-        crash_point(rt.settings, "provider_done")
-        await rt.storage.save(op.video_key, result.video_path)
-    finally:
-        result.video_path.unlink(missing_ok=True)
-    crash_point(rt.settings, "stored")
-    url = await rt.storage.url_for(op.video_key)
-    await rt.generations.lifecycle.finish(op.id, COMPLETED, video_url=url)
+    urls, thumbnail = await store_outputs(rt, op.video_key, result)
+    await rt.generations.lifecycle.finish(
+        op.id, COMPLETED, video_url=urls[0], outcome={"video_urls": urls, "thumbnail_url": thumbnail}
+    )
     return None
+
+
+def _safety(result: Failed) -> dict[str, Any] | None:
+    if not result.safety_reasons and result.filtered_count is None:
+        return None
+    return {"safety": {"reasons": list(result.safety_reasons), "filtered_count": result.filtered_count}}
