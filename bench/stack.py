@@ -29,6 +29,7 @@ from collections import Counter
 from bench.common import bench_workdir, free_port, percentile, raise_fd_limit
 from bench.http import SUBMIT_BODY, bench_accounts, measure, one_operation_per_key, request_bytes, show
 from bench.sse_fanout import ACCOUNT, last_event_seq, pending_operation, start_client_processes
+from lunos_events.ids import api_key_hash
 from lunos_events.runtime import open_runtime
 from lunos_events.services import accounts
 from lunos_events.settings import Settings
@@ -89,8 +90,11 @@ async def fanout(stack: ProductionStack, subscribers: int, client_processes: int
     settings = runtime_settings(stack)
     async with open_runtime(settings) as rt:
         await accounts.create_account(rt.store, ACCOUNT, 0, "bench")
+        key = await accounts.create_api_key(rt.store, ACCOUNT)  # a token is worth what its key is
         op_id: str = await pending_operation(rt, 999_999)
-        token = StreamTokenSigner(settings.stream_token_secret or "", 3600).for_account(ACCOUNT)
+        token = StreamTokenSigner(settings.stream_token_secret or "", 3600).for_account(
+            ACCOUNT, key_hash=api_key_hash(key)
+        )
         path = f"/v1/video/events?token={token}"
         pipes, children = start_client_processes(
             subscribers, client_processes, "127.0.0.1", stack.options.port, path
