@@ -96,6 +96,8 @@ def test_stack_serves_through_nginx_and_ctrl_c_leaves_nothing_running() -> None:
             assert video.status_code == 200 and video.content[4:8] == b"ftyp"
             too_big = client.post("/v1/video/generations", content=b"x" * 100_000, headers=headers)
             assert too_big.status_code == 413 and too_big.json()["error"]  # refused by nginx, as JSON
+            huge_head = client.get("/v1/account", headers=headers | {"X-Padding": "x" * 70_000})
+            assert huge_head.status_code == 431 and huge_head.json()["error"]
 
         started |= descendants(stack.pid)
         stack.send_signal(signal.SIGINT)

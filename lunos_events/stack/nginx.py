@@ -81,9 +81,11 @@ http {{
     client_max_body_size {max_body_bytes};
     client_body_buffer_size {max_body_bytes};
     client_header_buffer_size 4k;
-    large_client_header_buffers 4 16k;
-    client_header_timeout 10s;
-    client_body_timeout 10s;
+    # The same bounds as the API's own (lunos_events/http_limits.py): a 64 KiB head, 5 s to send it,
+    # 30 s for a body.
+    large_client_header_buffers 4 64k;
+    client_header_timeout 5s;
+    client_body_timeout 30s;
     send_timeout 30s;
     keepalive_timeout 65s;
     keepalive_requests 100000;
@@ -98,7 +100,8 @@ http {{
 
         error_page 502 504 =503 @unavailable;
         error_page 413 @too_large;
-        error_page 400 494 @bad_request;
+        error_page 400 @bad_request;
+        error_page 494 @head_too_large;
         error_page 408 @timeout;
 
         location / {{{proxied}
@@ -118,7 +121,8 @@ http {{
             {_json_error(503, "Service temporarily unavailable, retry shortly")}
         }}
         location @too_large {{ {_json_error(413, "Request body too large")} }}
-        location @bad_request {{ {_json_error(400, "Bad request: malformed or oversized headers")} }}
+        location @bad_request {{ {_json_error(400, "Bad request: malformed headers")} }}
+        location @head_too_large {{ {_json_error(431, "Request header fields too large")} }}
         location @timeout {{ {_json_error(408, "Request timed out")} }}
     }}
 }}
