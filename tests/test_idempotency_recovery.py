@@ -72,3 +72,23 @@ async def test_a_request_that_died_before_charging_lets_a_repeat_go_ahead(servic
     with pytest.raises(Conflict):
         async with service.store.transaction() as tx:
             await idempotency.record_operation(tx, "orphan", claimed, "video-op:orphan:1")
+
+
+async def test_a_request_that_failed_after_charging_leaves_its_operation_on_the_key(service, client) -> None:
+    """The operation goes on (its tracker ends it), so a repeat gets it at once, never a second one
+    (found by the chaos test: a submit cut by a PostgreSQL restart after its charge released its key,
+    and the client's resend made a second operation)."""
+    await create_user(service, "cut-off", "100.00")
+    body = generation_body()
+    claimed = await idempotency.claim(
+        service.store, "cut-off", "order-3", idempotency.request_hash(body, None), 60
+    )
+    assert isinstance(claimed, idempotency.Claim)
+    async with service.store.transaction() as tx:
+        await idempotency.record_operation(tx, "cut-off", claimed, "video-op:cut-off:1")
+    await idempotency.answer_with_operation(service.store, "cut-off", claimed, "video-op:cut-off:1")
+
+    repeat = await idempotency.claim(
+        service.store, "cut-off", "order-3", idempotency.request_hash(body, None), 60
+    )
+    assert repeat == {"id": "video-op:cut-off:1", "operation_name": None, "status": "pending"}

@@ -7,13 +7,14 @@ never costs the caller money; a slot reserved for a submit that then fails is gi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 from sqlmodel import col
 
-from lunos_events.errors import InFlightLimited
+from lunos_events.errors import InFlightLimited, ProviderStartFailed
 from lunos_events.services import idempotency, limits
 from lunos_events.services.accounts import Principal
 from lunos_events.services.generation_request import GenerationRequest
@@ -54,6 +55,7 @@ async def admit_submit(
         if not isinstance(first, idempotency.Claim):
             return Admitted(first, None)
         claim = first
+    op = None
     try:
         quota = await _take_submit(generations, principal)
         try:
@@ -67,9 +69,18 @@ async def admit_submit(
             generations.launch(op, event),
         )
         response = await generations.start(op, event)
-    except BaseException:
-        if claim is not None:
+    except BaseException as exc:
+        if claim is None:
+            raise
+        if op is None or isinstance(exc, ProviderStartFailed):
+            # Nothing was made, or the provider refused and the operation failed and was refunded
+            # (the client is told so): a repeat may try again.
             await idempotency.release(store, account_id, claim)
+        else:
+            # Charged, and the operation goes on (its tracker finishes it): a repeat gets it. If the
+            # database is what failed, the claim's lease runs out instead and the repeat gets it then.
+            with contextlib.suppress(Exception):
+                await idempotency.answer_with_operation(store, account_id, claim, op.id)
         raise
     if claim is not None:
         await idempotency.complete(store, account_id, claim, response)

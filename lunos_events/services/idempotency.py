@@ -123,11 +123,19 @@ async def _recover(
         async with store.transaction() as conn:
             await conn.execute(_claim_row(account_id, Claim(key, claimed_at_ms), delete(IdempotencyKey)))
         return None
+    return await answer_with_operation(store, account_id, Claim(key, claimed_at_ms), operation_id)
+
+
+async def answer_with_operation(
+    store: Store, account_id: str, claim: Claim, operation_id: str
+) -> dict[str, Any]:
+    """Store, as the claim's response, the operation its request created: for a request that failed
+    after the charge (the operation goes on, and a repeat must get it, never make another)."""
     name = await store.scalar(
         select(col(Operation.provider_operation)).where(col(Operation.id) == operation_id)
     )
     response: dict[str, Any] = {"id": operation_id, "operation_name": name, "status": PENDING}
-    await complete(store, account_id, Claim(key, claimed_at_ms), response)
+    await complete(store, account_id, claim, response)
     return response
 
 
