@@ -101,7 +101,7 @@ http {{
         error_page 502 504 =503 @unavailable;
         error_page 413 @too_large;
         error_page 400 @bad_request;
-        error_page 494 @head_too_large;
+        error_page 494 =431 @head_too_large;
         error_page 408 @timeout;
 
         location / {{{proxied}
