@@ -37,6 +37,14 @@ class Settings(BaseSettings):
         default=None, description="Base URL for links handed to clients; defaults to the listen address."
     )
     max_body_bytes: int = 64 * 1024
+    metrics_token: str | None = Field(
+        default=None,
+        repr=False,
+        description="Bearer token `GET /metrics` requires; unset: /metrics is off (`dev` leaves it open).",
+    )
+    metrics_open: bool = Field(
+        default=False, description="Serve /metrics without a token (`dev` sets it when no token is set)."
+    )
     max_prompt_chars: int = 4000
 
     # Embedded defaults vs. scale-out
