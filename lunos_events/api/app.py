@@ -13,6 +13,7 @@ from lunos_events.api import account, generations, page, streams, system, usage,
 from lunos_events.api.errors import EXCEPTION_HANDLERS
 from lunos_events.metrics import Metrics, MetricsMiddleware
 from lunos_events.runtime import Runtime, open_runtime
+from lunos_events.services.stream_slots import StreamSlots
 from lunos_events.settings import Settings
 from lunos_events.streams.hub import EventHub
 from lunos_events.streams.tokens import signer_from_settings
@@ -54,6 +55,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             await stack.enter_async_context(
                 hub.running(rt.bus.redis, rt.bus.events_channel, rt.store, rt.pending_statuses)
             )
+            app.state.stream_slots = await stack.enter_async_context(StreamSlots(rt.bus).running())
             yield
 
     routes = [

@@ -8,6 +8,7 @@ from starlette.routing import Route
 
 from lunos_events.api.auth import authenticate, runtime
 from lunos_events.api.body import read_json_object
+from lunos_events.api.caps import authenticate_read
 from lunos_events.api.headers import submit_headers
 from lunos_events.api.streams import operation_events_url
 from lunos_events.services import history, idempotency
@@ -51,7 +52,7 @@ async def cancel_generation(request: Request) -> JSONResponse:
 
 
 async def list_generations(request: Request) -> JSONResponse:
-    principal = await authenticate(request)
+    principal = await authenticate_read(request)
     query = request.query_params
     after = query.get("after")
     page = await history.list_operations(

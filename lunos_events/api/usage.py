@@ -6,14 +6,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from lunos_events.api.auth import authenticate, runtime
+from lunos_events.api.auth import runtime
+from lunos_events.api.caps import authenticate_read
 from lunos_events.errors import InvalidRequest
 from lunos_events.services import history
 from lunos_events.services.generation_request import parse_app_id
 
 
 async def usage(request: Request) -> JSONResponse:
-    principal = await authenticate(request)
+    principal = await authenticate_read(request)
     query = request.query_params
     since = history.parse_time(query.get("since"), "since")
     until = history.parse_time(query.get("until"), "until")
