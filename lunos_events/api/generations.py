@@ -11,7 +11,7 @@ from lunos_events.api.body import read_json_object
 from lunos_events.api.caps import authenticate_read
 from lunos_events.api.headers import submit_headers
 from lunos_events.api.streams import operation_events_url
-from lunos_events.services import history, idempotency
+from lunos_events.services import deletion, history, idempotency
 from lunos_events.services.admission import admit_submit
 from lunos_events.services.generation_request import parse_app_id, parse_generation_request
 
@@ -51,6 +51,15 @@ async def cancel_generation(request: Request) -> JSONResponse:
     return JSONResponse(status)
 
 
+async def delete_generation(request: Request) -> JSONResponse:
+    principal = await authenticate(request)
+    rt = runtime(request)
+    status = await deletion.delete_generation(
+        rt.store, rt.storage, principal.account_id, request.path_params["operation_id"]
+    )
+    return JSONResponse(status)
+
+
 async def list_generations(request: Request) -> JSONResponse:
     principal = await authenticate_read(request)
     query = request.query_params
@@ -72,4 +81,5 @@ routes = [
     Route("/v1/video/generations", create_generation, methods=["POST"], name="create_generation"),
     Route("/v1/video/generations", list_generations, methods=["GET"]),
     Route("/v1/video/generations/{operation_id}/cancel", cancel_generation, methods=["POST"]),
+    Route("/v1/video/generations/{operation_id}", delete_generation, methods=["DELETE"]),
 ]

@@ -29,6 +29,11 @@ class LocalStorage:
         shutil.copyfile(source, partial)
         os.replace(partial, target)  # readers never see a half-written video
 
+    async def delete(self, key: str) -> None:
+        path = self.path_for(key)
+        if path is not None:
+            await anyio.to_thread.run_sync(lambda: path.unlink(missing_ok=True))
+
     async def url_for(self, key: str) -> str:
         return self._base + quote(key)
 

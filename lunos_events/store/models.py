@@ -12,6 +12,8 @@ COMPLETED = "completed"
 FAILED = "failed"
 CANCELLED = "cancelled"
 TERMINAL_STATUSES = frozenset({COMPLETED, FAILED, CANCELLED})
+# Not a step of the generation: an ended operation whose video its owner (or retention) removed.
+DELETED = "deleted"
 
 
 class Account(SQLModel, table=True):
