@@ -184,6 +184,23 @@ class Settings(BaseSettings):
     )
     idempotency_ttl_seconds: int = Field(default=24 * 3600, ge=1)
 
+    # Retention (the worker prunes hourly, in batches; 0 keeps for ever)
+    retention_webhook_days: float = Field(
+        default=30.0, ge=0, description="Finished webhook deliveries and their attempts are kept this long."
+    )
+    retention_events_days: float = Field(
+        default=30.0,
+        ge=0,
+        description="Events are kept this long past their operation's end (each operation's last one "
+        "for ever).",
+    )
+    retention_batch_size: int = Field(default=500, ge=1, description="Rows removed per transaction.")
+    video_retention_days: float = Field(
+        default=0.0,
+        ge=0,
+        description="Videos of completed generations are deleted this long after; 0: never.",
+    )
+
     # Live status: SSE streams, stream tokens, CORS
     stream_token_secret: str | None = Field(
         default=None,
