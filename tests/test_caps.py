@@ -59,11 +59,12 @@ async def test_open_streams_are_capped_per_account_and_freed_when_closed(service
         async with client.stream("GET", "/v1/video/events", headers=auth(other)) as theirs:
             assert theirs.status_code == 200
     # Both closed: their slots come back (the release runs just after the stream ends).
-    with anyio.fail_after(10):
-        while True:
-            async with client.stream("GET", "/v1/video/events", headers=auth(key)) as again:
-                if again.status_code == 200:
-                    break
+    await until_a_stream_opens(client, auth(key))
+
+
+async def until_a_stream_opens(client, headers, timeout: float = 10) -> None:
+    with anyio.fail_after(timeout):
+        while await stream_status(client, "/v1/video/events", headers) != 200:
             await anyio.sleep(0.05)
 
 
@@ -83,12 +84,7 @@ async def test_slots_of_another_process_count_and_expire_when_it_stops_refreshin
             await crashed.take("shared", CAPPED)
         refused = await stream_status(client, "/v1/video/events", auth(key))
         assert_429(refused, "Too many open event streams")
-        with anyio.fail_after(10):
-            while True:
-                async with client.stream("GET", "/v1/video/events", headers=auth(key)) as freed:
-                    if freed.status_code == 200:
-                        break
-                await anyio.sleep(0.2)
+        await until_a_stream_opens(client, auth(key))
 
         # A live process keeps its slots past their TTL by refreshing them.
         live = StreamSlots(bus, ttl_seconds=1.0)
