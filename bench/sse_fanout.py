@@ -56,7 +56,7 @@ from lunos_events.runtime import open_runtime
 from lunos_events.services import accounts
 from lunos_events.services.events import append_event, last_event_seq
 from lunos_events.services.lifecycle import NewOperation, create_operation
-from lunos_events.settings import Settings
+from lunos_events.settings import Settings, TierLimits
 from lunos_events.store.models import COMPLETED
 from lunos_events.streams.tokens import StreamTokenSigner
 
@@ -265,6 +265,8 @@ async def run(args: argparse.Namespace) -> None:
             redis_url=redis_url,
             stream_token_secret=secret,
             sse_heartbeat_seconds=args.heartbeat,
+            # Thousands of streams of one account: the per-account stream cap is not what is measured.
+            tiers={"bench": TierLimits(submits_per_minute=0, max_in_flight=0, max_streams=10**9)},
         )
         env = child_env(settings.as_env())
 

@@ -43,7 +43,16 @@ STACK_SETTINGS = {
     "LUNOS_SIMULATOR_LATENCY_SECONDS": "3600",
     "LUNOS_POLL_INTERVAL_SECONDS": "60",
     "LUNOS_DATABASE_POOL_SIZE": "40",
-    "LUNOS_TIERS": json.dumps({"bench": {"submits_per_minute": 10**9, "max_in_flight": 10**9}}),
+    "LUNOS_TIERS": json.dumps(
+        {
+            "bench": {
+                "submits_per_minute": 10**9,
+                "max_in_flight": 10**9,
+                "max_streams": 10**9,
+                "reads_per_minute": 10**9,
+            }
+        }
+    ),
 }
 
 

@@ -249,7 +249,8 @@ async def run(
         )
         async with open_runtime(settings) as rt:
             await accounts.create_account(rt.store, "bench", 0, "free")
-            await endpoints.create_endpoint(rt, "bench", {"url": f"{base}/hook"})
+            cap = rt.settings.tier_limits("free").max_webhook_endpoints
+            await endpoints.create_endpoint(rt, "bench", {"url": f"{base}/hook"}, cap)
 
             # Throughput: queue everything first, then start one worker process.
             events = await store_events(rt, "bench", args.deliveries, 0)

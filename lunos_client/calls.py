@@ -89,6 +89,11 @@ def cancel(operation_id: str, *, idempotency_key: str | None = None) -> Call[Vid
     return Call("POST", f"{operation_path(operation_id)}/cancel", _status, headers={IDEMPOTENCY_KEY: key})
 
 
+def delete(operation_id: str) -> Call[VideoStatus]:
+    """DELETE is idempotent: a retry after a lost answer gets the same `deleted` status."""
+    return Call("DELETE", operation_path(operation_id), _status)
+
+
 def list_generations(
     *, status: str | None, app_id: str | None, limit: int | None, after: str | None
 ) -> Call[VideoPage]:

@@ -18,7 +18,7 @@ PENDING = "pending"
 COMPLETED = "completed"
 # Statuses after which nothing changes any more. Anything else (today `pending`) is in progress,
 # so a server that adds an intermediate status does not end a wait early.
-FINAL_STATUSES = frozenset({COMPLETED, "failed", "cancelled"})
+FINAL_STATUSES = frozenset({COMPLETED, "failed", "cancelled", "deleted"})
 
 
 @dataclass(frozen=True)

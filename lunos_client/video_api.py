@@ -120,6 +120,13 @@ class VideoAPI:
         """Cancel a pending generation → its `VideoStatus` (`POST …/{id}/cancel`)."""
         return self._send(calls.cancel(operation_id, idempotency_key=idempotency_key))
 
+    def delete(self, operation_id: str) -> Any:
+        """Delete an ended generation's video → its `VideoStatus` (`deleted`, no `video_url`).
+
+        `DELETE /v1/video/generations/{id}`; a pending one raises ConflictError (cancel it first).
+        """
+        return self._send(calls.delete(operation_id))
+
     def list(
         self,
         *,

@@ -60,19 +60,24 @@ def _check_catalog(settings: Settings) -> None:
 def dev(host: str | None, port: int | None) -> None:
     """Run API, worker and an embedded Redis in one process, on SQLite and local storage."""
     from lunos_events.dev import (
+        dev_metrics_settings,
         dev_settings_with_redis,
         dev_settings_with_stream_secret,
         dev_webhook_settings,
         serve_dev,
     )
+    from lunos_events.dev_hardening import make_private, weak_key_reason
 
     chosen = _settings(host=host, port=port)
     _check_catalog(chosen)
+    if chosen.dev_api_key and (reason := weak_key_reason(chosen.dev_api_key)):
+        raise click.ClickException(reason)
+    make_private(chosen.data_dir)
     settings, embedded = dev_settings_with_redis(
-        dev_webhook_settings(dev_settings_with_stream_secret(chosen))
+        dev_metrics_settings(dev_webhook_settings(dev_settings_with_stream_secret(chosen)))
     )
     configure_logging(settings.log_format)
-    note = f"embedded redis-server at {settings.redis_url}" if embedded else settings.redis_url
+    note = f"embedded redis-server at {embedded.display_url}" if embedded else settings.redis_url
     if embedded:
         embedded.start()
     try:

@@ -62,6 +62,12 @@ def banner(settings: Settings, key: str, redis_note: str) -> str:
                 if settings.webhook_allow_private
                 else "public targets only"
             ),
+            "  metrics:  "
+            + (
+                "/metrics open to anyone (development only; set LUNOS_METRICS_TOKEN to protect it)"
+                if settings.metrics_open and not settings.metrics_token
+                else "/metrics needs the LUNOS_METRICS_TOKEN bearer token"
+            ),
             "",
             f"Development account {settings.dev_account_id!r}, API key:",
             f"  {key}",
@@ -97,6 +103,13 @@ def dev_webhook_settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"webhook_allow_private": True})
 
 
+def dev_metrics_settings(settings: Settings) -> Settings:
+    """`dev` serves /metrics to anyone unless LUNOS_METRICS_TOKEN is set; the banner says so."""
+    if settings.metrics_token or "metrics_open" in settings.model_fields_set:
+        return settings
+    return settings.model_copy(update={"metrics_open": True})
+
+
 def dev_settings_with_stream_secret(settings: Settings) -> Settings:
     """Settings with a stream token secret: LUNOS_STREAM_TOKEN_SECRET, or one kept in the data dir.
 
@@ -117,5 +130,6 @@ def dev_settings_with_stream_secret(settings: Settings) -> Settings:
 def dev_settings_with_redis(settings: Settings) -> tuple[Settings, EmbeddedRedis | None]:
     if settings.redis_url:
         return settings, None
-    embedded = EmbeddedRedis(settings.data_dir / "redis")
+    # Random per start: only this process (given the URL) needs it.
+    embedded = EmbeddedRedis(settings.data_dir / "redis", password=secrets.token_urlsafe(24))
     return settings.model_copy(update={"redis_url": embedded.url}), embedded

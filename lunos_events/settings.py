@@ -13,17 +13,48 @@ from lunos_events.durations import parse_schedule
 
 
 class TierLimits(BaseModel):
-    """How much one account of a tier may do: submits per minute and generations in flight at once."""
+    """How much one account of a tier may do at once and per minute.
+
+    Fields added after the first two have defaults, so a LUNOS_TIERS written before them still
+    reads (and gets the `standard` figures for them).
+    """
 
     submits_per_minute: int = Field(ge=0)
     max_in_flight: int = Field(ge=0)
+    max_streams: int = Field(default=20, ge=0, description="open SSE streams, across API processes")
+    max_webhook_endpoints: int = Field(default=10, ge=0)
+    webhook_sends_per_minute: int = Field(default=20, ge=0, description="/test and /redeliver")
+    reads_per_minute: int = Field(
+        default=600, ge=0, description="list, usage and stream-token requests, per API key"
+    )
 
 
 DEFAULT_TIERS = {
-    "free": TierLimits(submits_per_minute=10, max_in_flight=2),
+    "free": TierLimits(
+        submits_per_minute=10,
+        max_in_flight=2,
+        max_streams=5,
+        max_webhook_endpoints=3,
+        webhook_sends_per_minute=5,
+        reads_per_minute=120,
+    ),
     "standard": TierLimits(submits_per_minute=60, max_in_flight=10),
-    "pro": TierLimits(submits_per_minute=300, max_in_flight=50),
-    "dev": TierLimits(submits_per_minute=1000, max_in_flight=500),
+    "pro": TierLimits(
+        submits_per_minute=300,
+        max_in_flight=50,
+        max_streams=100,
+        max_webhook_endpoints=25,
+        webhook_sends_per_minute=60,
+        reads_per_minute=3000,
+    ),
+    "dev": TierLimits(
+        submits_per_minute=1000,
+        max_in_flight=500,
+        max_streams=1000,
+        max_webhook_endpoints=100,
+        webhook_sends_per_minute=600,
+        reads_per_minute=10000,
+    ),
 }
 
 
@@ -37,6 +68,14 @@ class Settings(BaseSettings):
         default=None, description="Base URL for links handed to clients; defaults to the listen address."
     )
     max_body_bytes: int = 64 * 1024
+    metrics_token: str | None = Field(
+        default=None,
+        repr=False,
+        description="Bearer token `GET /metrics` requires; unset: /metrics is off (`dev` leaves it open).",
+    )
+    metrics_open: bool = Field(
+        default=False, description="Serve /metrics without a token (`dev` sets it when no token is set)."
+    )
     max_prompt_chars: int = 4000
     max_image_bytes: int = Field(
         default=4 * 1024 * 1024,
@@ -175,6 +214,23 @@ class Settings(BaseSettings):
         default=120.0,
         gt=0,
         description="After this, a key whose request died holding it answers with its operation, or is free.",
+    )
+
+    # Retention (the worker prunes hourly, in batches; 0 keeps for ever)
+    retention_webhook_days: float = Field(
+        default=30.0, ge=0, description="Finished webhook deliveries and their attempts are kept this long."
+    )
+    retention_events_days: float = Field(
+        default=30.0,
+        ge=0,
+        description="Events are kept this long past their operation's end (each operation's last one "
+        "for ever).",
+    )
+    retention_batch_size: int = Field(default=500, ge=1, description="Rows removed per transaction.")
+    video_retention_days: float = Field(
+        default=0.0,
+        ge=0,
+        description="Videos of completed generations are deleted this long after; 0: never.",
     )
 
     # Live status: SSE streams, stream tokens, CORS

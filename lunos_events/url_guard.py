@@ -22,7 +22,16 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class UnsafeTarget(InvalidRequest):
-    """The URL points at an address webhooks may not reach (loopback, private, ...)."""
+    """The URL points at an address it may not reach (loopback, private, ...)."""
+
+
+class TargetNotAllowed(UnsafeTarget):
+    """The host resolved, to an address the URL may not reach: retrying will not change that."""
+
+
+# Which address a refusal was about is not said: it would let any user map internal names.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052 well-known prefix
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")  # RFC 8215 local-use prefix
 
 
 @dataclass(frozen=True)
@@ -57,13 +66,39 @@ def check_url_syntax(
     return url
 
 
+def embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address] | None:
+    """The IPv4 addresses an IPv6 address carries to (mapped, 6to4, Teredo, NAT64), or None.
+
+    A relay or translator on the path would connect to them, so they are what must be checked.
+    """
+    if address.ipv4_mapped is not None:
+        return [address.ipv4_mapped]
+    if address.sixtofour is not None:
+        return [address.sixtofour]
+    if address.teredo is not None:
+        return [address.teredo[1]]  # the client, de-obfuscated by the ipaddress module
+    value = int(address)
+    if address in _NAT64:
+        return [ipaddress.IPv4Address(value & 0xFFFFFFFF)]
+    if address in _NAT64_LOCAL:
+        # The operator picks the prefix length inside the /48; the two usual layouts are the /96
+        # (IPv4 last) and the /48 itself (IPv4 in bits 48-63 and 72-87): both must be allowed.
+        as_48 = ((value >> 64) & 0xFFFF) << 16 | (value >> 40) & 0xFFFF
+        return [ipaddress.IPv4Address(value & 0xFFFFFFFF), ipaddress.IPv4Address(as_48)]
+    return None
+
+
 def address_allowed(address: IPAddress, allow_private: bool) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        inner = embedded_ipv4(address)
+        if inner is not None:
+            return all(address_allowed(v4, allow_private) for v4 in inner)
     if address.is_multicast or address.is_unspecified:
         return False
     if allow_private:
         return True
+    if isinstance(address, ipaddress.IPv6Address) and address.is_site_local:
+        return False  # fec0::/10: deprecated, but routed inside some networks
     return address.is_global and not (
         address.is_loopback or address.is_private or address.is_link_local or address.is_reserved
     )
@@ -105,12 +140,9 @@ async def resolve_target(url: str, allow_private: bool, guard: Guard = WEBHOOKS)
     addresses = await resolve_addresses(host, port, host_name)
     if not addresses:
         raise UnsafeTarget(f"The {host_name} {host!r} does not resolve")
-    refused = [a for a in addresses if not address_allowed(a, allow_private)]
-    if refused:
-        raise UnsafeTarget(
-            f"The {guard.what} resolves to a non-public address ({refused[0]}); "
-            f"set {guard.allow_private_setting}=true to allow private targets in development"
-        )
+    if not all(address_allowed(a, allow_private) for a in addresses):
+        # The address is not named: the answer would let any user map internal names.
+        raise TargetNotAllowed(f"The {guard.what}'s target is not allowed: only public addresses are reached")
     pinned = addresses[0]
     literal = f"[{pinned}]" if pinned.version == 6 else str(pinned)
     netloc = f"{literal}:{parts.port}" if parts.port else literal

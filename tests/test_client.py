@@ -207,6 +207,29 @@ async def test_cancel(service) -> None:
             await lunos.video.wait(created, poll_interval=0.2, max_wait=10)
 
 
+async def test_delete(service) -> None:
+    key = await create_user(service, "py-delete", "100.00")
+    async with AsyncLunosClient(key, base_url=base_url(service)) as lunos:
+        done = await lunos.video.wait(
+            await lunos.video.generate("Short-lived"), poll_interval=0.1, max_wait=30
+        )
+        assert done.is_completed and done.video_url
+        deleted = await lunos.video.delete(done.id)
+        assert (deleted.id, deleted.status, deleted.video_url) == (done.id, "deleted", None)
+        assert deleted.is_final
+        assert (await lunos.video.delete(done.id)).status == "deleted"  # idempotent
+        status = await lunos.video.get_video_status(done.id)
+        assert status.status == "deleted" and status.video_url is None
+        with pytest.raises(NotFoundError):
+            await lunos.video.delete("video-op:py-delete:1")
+
+    def sync_side() -> None:
+        with LunosClient(key, base_url=base_url(service)) as lunos:
+            assert lunos.video.delete(done.id).status == "deleted"
+
+    await in_thread(sync_side)
+
+
 async def test_list_newest_first_with_a_cursor(service) -> None:
     key = await create_user(service, "py-list", "100.00")
     async with AsyncLunosClient(key, base_url=base_url(service)) as lunos:

@@ -123,7 +123,7 @@ async def test_usage_counts_and_spend_per_app(service, client) -> None:
     assert apps["ios"] == {
         "app_id": "ios",
         "operations": 1,
-        "by_status": {"pending": 0, "cancelled": 0, "completed": 1, "failed": 0},
+        "by_status": {"pending": 0, "cancelled": 0, "completed": 1, "failed": 0, "deleted": 0},
         "spend": "3.20",
     }
     assert report["total"]["operations"] == 5 and report["total"]["spend"] == "12.80"

@@ -58,6 +58,7 @@ async def frozen_objects(base_url: str) -> float:
                 await anyio.sleep(0.1)
 
 
+@pytest.mark.settings(metrics_open=True)
 async def test_a_subscriber_on_one_process_sees_jobs_submitted_through_another(settings: Settings) -> None:
     async with open_runtime(settings) as rt:
         key = await create_user(rt, "roamer")

@@ -94,13 +94,31 @@ async def test_delete_cancels_and_refunds_a_queued_video(
     created = await oai.videos.create(model=FAST, prompt="to be deleted", seconds="8")
     deleted = await oai.videos.delete(created.id)
     assert (deleted.id, deleted.deleted, deleted.object) == (created.id, True, "video.deleted")
-    gone = await oai.videos.retrieve(created.id)
-    assert gone.status == "failed" and gone.error is not None and gone.error.code == "cancelled"
     assert (await client.get("/v1/account", headers=auth(key))).json()["balance"] == "20.00"
-    with pytest.raises(openai.ConflictError):
-        await oai.videos.delete(created.id)  # it has ended
-    with pytest.raises(openai.ConflictError):
-        await oai.videos.download_content(created.id)
+    # Gone for the OpenAI surface; the native API still shows the operation, which was cancelled.
+    for gone in (oai.videos.retrieve, oai.videos.delete, oai.videos.download_content):
+        with pytest.raises(openai.NotFoundError):
+            await gone(created.id)
+    native = (await client.get(f"/v1/video/generations/{created.id}", headers=auth(key))).json()
+    assert native["status"] == "deleted"
+
+
+async def test_delete_of_a_finished_video_removes_its_files(
+    service: Runtime, oai: openai.AsyncOpenAI, client: httpx.AsyncClient, key: str
+) -> None:
+    done = await oai.videos.create_and_poll(
+        model=FAST, prompt="kept, then deleted", seconds="4", poll_interval_ms=50
+    )
+    assert done.status == "completed"
+    status = (await client.get(f"/v1/video/generations/{done.id}", headers=auth(key))).json()
+    urls = [*status["video_urls"], status["thumbnail_url"]]
+    assert [(await client.get(url)).status_code for url in urls] == [200, 200]
+    assert (await oai.videos.delete(done.id)).deleted
+    assert [(await client.get(url)).status_code for url in urls] == [404, 404]
+    # What was made was paid for: a delete refunds nothing.
+    assert (await client.get("/v1/account", headers=auth(key))).json()["balance"] == "19.40"
+    with pytest.raises(openai.NotFoundError):
+        await oai.videos.retrieve(done.id)
 
 
 async def test_bad_requests_are_clear_400s(

@@ -28,6 +28,10 @@ def samples(text: str) -> dict[tuple[str, tuple], float]:
     }
 
 
+METRICS_TOKEN = "scrape-0123456789abcdef"
+
+
+@pytest.mark.settings(metrics_token=METRICS_TOKEN)
 async def test_metrics_count_requests_by_route_and_report_state(service, client) -> None:
     key = await create_user(service, "observed")
     op = (await client.post("/v1/video/generations", headers=auth(key), json=generation_body())).json()
@@ -36,7 +40,7 @@ async def test_metrics_count_requests_by_route_and_report_state(service, client)
     await client.get("/no/such/path")
 
     async with client.stream("GET", "/v1/video/events", headers=auth(key)):
-        response = await client.get("/metrics")
+        response = await client.get("/metrics", headers=auth(METRICS_TOKEN))
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     values = samples(response.text)
@@ -79,6 +83,29 @@ async def test_metrics_count_requests_by_route_and_report_state(service, client)
     assert values[("lunos_sse_connections", ())] == 1
     assert ("lunos_queue_depth", ()) in values
     assert values[("lunos_webhook_attempts", (("outcome", "success"),))] == 0
+
+
+@pytest.mark.settings(metrics_token=METRICS_TOKEN)
+async def test_metrics_need_the_metrics_token(service, client) -> None:
+    key = await create_user(service, "curious")
+    for headers in ({}, auth(key), auth(METRICS_TOKEN + "x"), {"Authorization": METRICS_TOKEN}):
+        refused = await client.get("/metrics", headers=headers)
+        assert refused.status_code == 401, headers
+        assert refused.headers["www-authenticate"] == "Bearer"
+        assert "LUNOS_METRICS_TOKEN" in refused.json()["error"]
+        assert "lunos_operations" not in refused.text
+    assert (await client.get("/metrics", headers=auth(METRICS_TOKEN))).status_code == 200
+
+
+async def test_metrics_are_off_without_a_token(service, client) -> None:
+    refused = await client.get("/metrics")
+    assert refused.status_code == 403
+    assert refused.json() == {"error": "Metrics are off: the server has no LUNOS_METRICS_TOKEN"}
+
+
+@pytest.mark.settings(metrics_open=True)
+async def test_metrics_open_serves_anyone(service, client) -> None:
+    assert (await client.get("/metrics")).status_code == 200
 
 
 async def test_readyz_follows_redis(tmp_path: Path) -> None:

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from botocore.exceptions import ClientError
 from sqlalchemy import select, update
 
+from lunos_events.ids import poster_key, sample_key
 from lunos_events.serving import running_service
 from lunos_events.settings import Settings
 from lunos_events.storage import build_storage
@@ -222,3 +224,49 @@ async def test_samples_poster_and_inputs_on_r2_with_google(settings, s3_endpoint
             stored = s3_client(s3_endpoint).get_object(Bucket=r2_bucket, Key=op.parameters["inputs"])
             assert stored["ContentType"] == "application/json"
             assert json.loads(stored["Body"].read())["image"] == image_data(first)
+
+            # A delete removes every object the operation stored: samples, poster and inputs.
+            keys = [sample_key(op.video_key, 0), sample_key(op.video_key, 1), poster_key(op.video_key)]
+            keys.append(op.parameters["inputs"])
+            s3 = s3_client(s3_endpoint)
+            assert all(s3.head_object(Bucket=r2_bucket, Key=k)["ContentLength"] > 0 for k in keys)
+            deleted = await client.delete(f"/v1/video/generations/{op.id}", headers=auth(key))
+            assert deleted.status_code == 200 and deleted.json() == {"id": op.id, "status": "deleted"}
+            for k in keys:
+                with pytest.raises(ClientError):
+                    s3.head_object(Bucket=r2_bucket, Key=k)
+            again = (await client.get(f"/v1/video/generations/{op.id}", headers=auth(key))).json()
+            assert again == {"id": op.id, "status": "deleted", "events_url": again["events_url"]}
+
+
+async def test_delete_removes_the_video_from_the_bucket(settings, s3_endpoint, r2_bucket) -> None:
+    from botocore.exceptions import ClientError
+
+    from tests.conftest import create_user
+    from tests.helpers import submit_generation, wait_for_status
+
+    configured = settings.model_copy(update=r2_overrides(s3_endpoint, r2_bucket))
+    async with (
+        running_service(configured) as rt,
+        httpx.AsyncClient(base_url=configured.resolved_public_base_url(), timeout=30) as client,
+    ):
+        key = await create_user(rt, "bucketed")
+        op_id = await submit_generation(client, key)
+        final = await wait_for_status(client, op_id, auth(key))
+        assert final["status"] == "completed" and final["video_url"].startswith(s3_endpoint)
+        async with rt.store.reading() as conn:
+            video_key = (
+                await conn.execute(select(Operation.video_key).where(Operation.id == op_id))
+            ).scalar_one()
+        s3 = s3_client(s3_endpoint)
+        assert s3.head_object(Bucket=r2_bucket, Key=video_key)["ContentLength"] > 0
+
+        deleted = await client.delete(f"/v1/video/generations/{op_id}", headers=auth(key))
+        assert deleted.status_code == 200 and deleted.json()["status"] == "deleted"
+        with pytest.raises(ClientError) as missing:
+            s3.head_object(Bucket=r2_bucket, Key=video_key)
+        assert missing.value.response["Error"]["Code"] == "404"
+        # Again: S3 deletes are idempotent, and so is ours.
+        assert (await client.delete(f"/v1/video/generations/{op_id}", headers=auth(key))).status_code == 200
+        status = (await client.get(f"/v1/video/generations/{op_id}", headers=auth(key))).json()
+        assert status["status"] == "deleted" and "video_url" not in status

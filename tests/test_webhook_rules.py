@@ -9,7 +9,7 @@ import pytest
 
 from lunos_events.durations import parse_schedule
 from lunos_events.errors import InvalidRequest
-from lunos_events.url_guard import UnsafeTarget, address_allowed, resolve_target
+from lunos_events.url_guard import TargetNotAllowed, UnsafeTarget, address_allowed, resolve_target
 from lunos_events.webhooks.schedule import parse_retry_after, retry_delay
 
 pytestmark = pytest.mark.anyio
@@ -33,13 +33,33 @@ pytestmark = pytest.mark.anyio
         "::ffff:10.0.0.1",
         "ff02::1",
         "::",
+        "fec0::1",  # site-local
+        "2002:7f00:1::1",  # 6to4 of 127.0.0.1
+        "2002:a00:1::",  # 6to4 of 10.0.0.1
+        "2001:0:4136:e378:8000:63bf:80ff:fffe",  # Teredo, client 127.0.0.1 (obfuscated)
+        "2001:0:4136:e378:8000:63bf:f5ff:fffe",  # Teredo, client 10.0.0.1
+        "64:ff9b::7f00:1",  # NAT64 of 127.0.0.1
+        "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254
+        "64:ff9b:1::7f00:1",  # local-use NAT64, /96 layout
+        "64:ff9b:1:7f00:0:100::",  # local-use NAT64, /48 layout of 127.0.0.1
     ],
 )
 def test_internal_addresses_are_refused(address: str) -> None:
     assert not address_allowed(ipaddress.ip_address(address), allow_private=False)
 
 
-@pytest.mark.parametrize("address", ["93.184.216.34", "8.8.8.8", "2606:4700::1111"])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "93.184.216.34",
+        "8.8.8.8",
+        "2606:4700::1111",
+        "2002:808:808::1",  # 6to4 of 8.8.8.8
+        "2001:0:4136:e378:8000:63bf:f7f7:f7f7",  # Teredo, client 8.8.8.8
+        "64:ff9b::808:808",  # NAT64 of 8.8.8.8
+        "64:ff9b:1:808:8:800:808:808",  # local-use NAT64: 8.8.8.8 in both layouts
+    ],
+)
 def test_public_addresses_are_allowed(address: str) -> None:
     assert address_allowed(ipaddress.ip_address(address), allow_private=False)
 
@@ -52,8 +72,9 @@ def test_allow_private_admits_private_but_never_multicast_or_unspecified() -> No
 
 
 async def test_names_are_resolved_before_the_check_and_the_address_is_pinned() -> None:
-    with pytest.raises(UnsafeTarget):
+    with pytest.raises(TargetNotAllowed) as refused:
         await resolve_target("http://localhost:8080/hook", allow_private=False)
+    assert "127.0.0.1" not in refused.value.message and "::1" not in refused.value.message
     target = await resolve_target("https://localhost:8443/hook?x=1", allow_private=True)
     assert target.url in ("https://127.0.0.1:8443/hook?x=1", "https://[::1]:8443/hook?x=1")
     assert target.host_header == "localhost:8443"

@@ -298,7 +298,10 @@ async def test_loopback_and_private_targets_are_refused_by_default(service, clie
     ):
         endpoint = await client.post("/v1/webhooks", headers=auth(key), json={"url": url})
         assert endpoint.status_code == 400, url
-        assert "non-public" in endpoint.json()["error"]
+        error = endpoint.json()["error"]
+        assert "not allowed" in error
+        # The refusal says nothing of what the name resolved to (no probing of internal names).
+        assert not any(leak in error for leak in ("127.", "::1", "10.1", "169.254", "224.")), error
         submit = await client.post(
             "/v1/video/generations", headers=auth(key), json=generation_body(webhook=url)
         )
@@ -307,6 +310,28 @@ async def test_loopback_and_private_targets_are_refused_by_default(service, clie
         assert (await client.post("/v1/webhooks", headers=auth(key), json={"url": url})).status_code == 400
     # Nothing was charged for the refused submits.
     assert (await client.get("/v1/account", headers=auth(key))).json()["balance"] == "100.00"
+
+
+@pytest.mark.settings(webhook_retry_schedule="1h,1h")
+async def test_a_target_refused_at_send_time_fails_at_once(service, client) -> None:
+    key = await create_user(service, "moved-inside")
+    # Registered while its address was public; by send time it points inside (as a name whose DNS
+    # record changed would).
+    endpoint = (
+        await client.post("/v1/webhooks", headers=auth(key), json={"url": "http://93.184.216.34/hook"})
+    ).json()
+    async with service.store.transaction() as conn:
+        await conn.execute(
+            update(WebhookEndpoint)
+            .where(WebhookEndpoint.id == endpoint["id"])
+            .values(url="http://127.0.0.1:9/hook")
+        )
+    test = await client.post(f"/v1/webhooks/{endpoint['id']}/test", headers=auth(key))
+    assert test.status_code == 202
+    failed = await wait_for_delivery(client, test.json()["id"], auth(key), "failed", timeout=10)
+    [attempt] = failed["attempt_log"]
+    assert attempt["status_code"] is None and "not allowed" in attempt["error"]
+    assert "127.0.0.1" not in attempt["error"]
 
 
 @pytest.mark.settings(webhook_allow_private=True)

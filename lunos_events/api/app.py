@@ -27,6 +27,7 @@ from lunos_events.api.errors import EXCEPTION_HANDLERS, error_response
 from lunos_events.api.guard import RequestGuard
 from lunos_events.metrics import Metrics, MetricsMiddleware
 from lunos_events.runtime import Runtime, open_runtime
+from lunos_events.services.stream_slots import StreamSlots
 from lunos_events.settings import Settings
 from lunos_events.streams.hub import EventHub
 from lunos_events.streams.key_check import checking_keys
@@ -52,7 +53,7 @@ def cors_middleware(settings: Settings) -> list[Middleware]:
         Middleware(
             JsonCORSMiddleware,
             allow_origins=settings.cors_allowed_origins,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "X-App-ID", "Last-Event-ID", "Idempotency-Key"],
             expose_headers=[
                 "Retry-After",
@@ -82,6 +83,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
                 hub.running(rt.bus.redis, rt.bus.events_channel, rt.store, rt.pending_statuses)
             )
             await stack.enter_async_context(checking_keys(hub, rt.store, settings.stream_key_check_seconds))
+            app.state.stream_slots = await stack.enter_async_context(StreamSlots(rt.bus).running())
             yield
 
     routes = [

@@ -10,12 +10,13 @@ from starlette.routing import Route
 
 from lunos_events.api.auth import authenticate, runtime
 from lunos_events.api.body import read_json_object
+from lunos_events.api.caps import authenticate_read
 from lunos_events.api.errors import status_for
 from lunos_events.api.headers import submit_headers
 from lunos_events.api.streams import operation_events_url
 from lunos_events.errors import InsufficientBalance, InvalidRequest, NotFound
 from lunos_events.money import CURRENCY
-from lunos_events.services import history, idempotency
+from lunos_events.services import deletion, history, idempotency
 from lunos_events.services.accounts import Principal
 from lunos_events.services.admission import Admitted, admit_submit
 from lunos_events.services.estimates import estimate
@@ -99,8 +100,17 @@ async def cancel_generation(request: Request) -> JSONResponse:
     return JSONResponse(status)
 
 
-async def list_generations(request: Request) -> JSONResponse:
+async def delete_generation(request: Request) -> JSONResponse:
     principal = await authenticate(request)
+    rt = runtime(request)
+    status = await deletion.delete_generation(
+        rt.store, rt.storage, principal.account_id, request.path_params["operation_id"]
+    )
+    return JSONResponse(status)
+
+
+async def list_generations(request: Request) -> JSONResponse:
+    principal = await authenticate_read(request)
     query = request.query_params
     after = query.get("after")
     page = await history.list_operations(
@@ -141,4 +151,5 @@ routes = [
     Route("/v1/video/generations", list_generations, methods=["GET"]),
     Route("/v1/video/generations/{operation_id}/cancel", cancel_generation, methods=["POST"]),
     Route("/v1/video/estimates", create_estimate, methods=["POST"]),
+    Route("/v1/video/generations/{operation_id}", delete_generation, methods=["DELETE"]),
 ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -33,10 +34,18 @@ class EventStreamResponse(Response):
         self._send_timeout = settings.sse_send_timeout_seconds
         self._task: asyncio.Task[object] | None = None
         self._cut_off = False
+        self.on_end: Callable[[], None] | None = None  # run once the stream is over, however it ends
         # no-store: nothing may cache a live stream; X-Accel-Buffering: nginx must pass frames at once.
         self.init_headers({"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self._stream(scope, receive, send)
+        finally:
+            if self.on_end is not None:
+                self.on_end()
+
+    async def _stream(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
         if scope.get("method") == "HEAD":
             self.feed.close()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,12 +15,15 @@ from starlette.routing import Route
 
 from lunos_events.api.auth import authenticate, bearer_token, runtime
 from lunos_events.api.body import read_json_object
+from lunos_events.api.caps import authenticate_read
 from lunos_events.api.sse import EventStreamResponse
 from lunos_events.errors import InvalidRequest, NotFound, Unauthenticated
 from lunos_events.ids import operation_owner
 from lunos_events.numerals import ascii_int
+from lunos_events.services import accounts
 from lunos_events.services.accounts import Principal
 from lunos_events.services.generation_request import parse_app_id
+from lunos_events.services.stream_slots import StreamSlots
 from lunos_events.streams.feed import (
     OPERATION_NOT_FOUND,
     open_account_feed,
@@ -36,13 +41,14 @@ class StreamAccess:
     account_id: str
     grant: StreamGrant | None  # None: an API key, which may read every stream of its account
     key_hash: str  # the API key's, or that of the key that minted the token: revoking it ends the stream
+    tier: str | None = None  # known with an API key; a token's account is looked up when needed
 
 
 async def stream_access(request: Request) -> StreamAccess:
     """An API key (services) or a stream token in ?token= (browsers); never an API key in the URL."""
     if bearer_token(request) is not None:
         principal = await authenticate(request)
-        return StreamAccess(principal.account_id, None, principal.key_hash)
+        return StreamAccess(principal.account_id, None, principal.key_hash, principal.tier)
     token = request.query_params.get("token")
     if not token:
         raise Unauthenticated(MISSING_CREDENTIALS)
@@ -52,7 +58,32 @@ async def stream_access(request: Request) -> StreamAccess:
     minter = await rt.principals.authenticate_hash(rt.store, grant.key_hash, INVALID_TOKEN)
     if minter.account_id != grant.account_id:
         raise Unauthenticated(INVALID_TOKEN)
-    return StreamAccess(grant.account_id, grant, grant.key_hash)
+    return StreamAccess(grant.account_id, grant, grant.key_hash, minter.tier)
+
+
+@contextlib.asynccontextmanager
+async def stream_slot(
+    request: Request, access: StreamAccess
+) -> AsyncIterator[Callable[[EventStreamResponse], EventStreamResponse]]:
+    """Hold one of the account's stream slots (429 when its tier's are all held) for the response
+    the block returns; given back at once if the block ends any other way."""
+    rt = runtime(request)
+    slots: StreamSlots = request.app.state.stream_slots
+    tier = access.tier or (await accounts.get_account(rt.store, access.account_id)).tier
+    slot = await slots.take(access.account_id, rt.settings.tier_limits(tier))
+    handed_over = False
+
+    def hold(response: EventStreamResponse) -> EventStreamResponse:
+        nonlocal handed_over
+        handed_over = True
+        response.on_end = lambda: slots.release(slot)
+        return response
+
+    try:
+        yield hold
+    finally:
+        if not handed_over:
+            slots.release(slot)
 
 
 def signer(request: Request) -> StreamTokenSigner:
@@ -85,19 +116,20 @@ async def operation_events(request: Request) -> Response:
         raise NotFound(OPERATION_NOT_FOUND)
     rt = runtime(request)
     resume = last_event_id(request)
-    feed = await open_operation_feed(
-        request.app.state.hub, rt.store, access.account_id, op_id, resume, key_hash=access.key_hash
-    )
-    if feed is None:
-        # The client already has the final status: 204 tells EventSource not to reconnect.
-        return Response(status_code=204)
-    if access.grant is not None:
-        try:
-            access.grant.allow_operation(op_id, feed.app_id)
-        except BaseException:
-            feed.close()
-            raise
-    return EventStreamResponse(feed, rt.settings)
+    async with stream_slot(request, access) as hold:
+        feed = await open_operation_feed(
+            request.app.state.hub, rt.store, access.account_id, op_id, resume, key_hash=access.key_hash
+        )
+        if feed is None:
+            # The client already has the final status: 204 tells EventSource not to reconnect.
+            return Response(status_code=204)
+        if access.grant is not None:
+            try:
+                access.grant.allow_operation(op_id, feed.app_id)
+            except BaseException:
+                feed.close()
+                raise
+        return hold(EventStreamResponse(feed, rt.settings))
 
 
 async def account_events(request: Request) -> Response:
@@ -106,19 +138,16 @@ async def account_events(request: Request) -> Response:
     if access.grant is not None:
         app_id = access.grant.account_stream_app(app_id)
     rt = runtime(request)
-    feed = await open_account_feed(
-        request.app.state.hub,
-        rt.store,
-        access.account_id,
-        app_id,
-        last_event_id(request),
-        key_hash=access.key_hash,
-    )
-    return EventStreamResponse(feed, rt.settings)
+    resume = last_event_id(request)
+    async with stream_slot(request, access) as hold:
+        feed = await open_account_feed(
+            request.app.state.hub, rt.store, access.account_id, app_id, resume, key_hash=access.key_hash
+        )
+        return hold(EventStreamResponse(feed, rt.settings))
 
 
 async def create_stream_token(request: Request) -> JSONResponse:
-    principal = await authenticate(request)
+    principal = await authenticate_read(request)
     rt = runtime(request)
     body: dict[str, Any] = {}
     if request.headers.get("content-length", "0") != "0" or "chunked" in request.headers.get(

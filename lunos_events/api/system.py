@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import hmac
 import logging
 
 from sqlalchemy import case, func, select, text
@@ -13,7 +14,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from lunos_events.api.auth import runtime
+from lunos_events.api.auth import bearer_token, runtime
 from lunos_events.api.errors import error_response
 from lunos_events.metrics import gauge
 from lunos_events.services.history import STATUSES
@@ -52,7 +53,25 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ready", "checks": checks})
 
 
+def metrics_refusal(request: Request) -> Response | None:
+    """Why this scrape is refused, or None. The figures span every account, so they are not public."""
+    settings = runtime(request).settings
+    if settings.metrics_open and not settings.metrics_token:
+        return None
+    if not settings.metrics_token:
+        return error_response(403, "Metrics are off: the server has no LUNOS_METRICS_TOKEN")
+    given = bearer_token(request) or ""
+    if not hmac.compare_digest(given.encode(), settings.metrics_token.encode()):
+        return error_response(
+            401, "Metrics need 'Authorization: Bearer <LUNOS_METRICS_TOKEN>'", {"WWW-Authenticate": "Bearer"}
+        )
+    return None
+
+
 async def metrics(request: Request) -> Response:
+    refusal = metrics_refusal(request)
+    if refusal is not None:
+        return refusal
     rt = runtime(request)
     outcome = case(
         (col(WebhookAttempt.status_code).is_(None), "network_error"),

@@ -8,7 +8,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from lunos_events.api.auth import authenticate, runtime
+from lunos_events.api.auth import runtime
+from lunos_events.api.caps import authenticate_read
 from lunos_events.errors import InvalidRequest
 from lunos_events.services import history
 from lunos_events.services.generation_request import parse_app_id
@@ -32,7 +33,7 @@ async def usage_report(request: Request, account_id: str | None) -> dict[str, An
 
 
 async def usage(request: Request) -> JSONResponse:
-    principal = await authenticate(request)
+    principal = await authenticate_read(request)
     return JSONResponse(await usage_report(request, principal.account_id))
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from starlette.requests import Request
@@ -11,6 +12,7 @@ from starlette.routing import Route
 
 from lunos_events.api.auth import authenticate, runtime
 from lunos_events.api.body import Upload, read_fields
+from lunos_events.api.caps import authenticate_read
 from lunos_events.api.generations import admit_body, image_body_limit
 from lunos_events.api.headers import submit_headers
 from lunos_events.api.video_shapes import (
@@ -23,9 +25,9 @@ from lunos_events.api.video_shapes import (
 from lunos_events.errors import Conflict, InvalidRequest, NotFound
 from lunos_events.ids import operation_owner
 from lunos_events.runtime import Runtime
-from lunos_events.services import history
+from lunos_events.services import deletion, history
 from lunos_events.services.accounts import Principal
-from lunos_events.store.models import COMPLETED, PENDING, Operation
+from lunos_events.store.models import COMPLETED, DELETED, PENDING, Operation
 
 VIDEO_NOT_FOUND = "Video not found"
 # Without a better figure from the provider, how long a Veo generation typically takes.
@@ -41,7 +43,8 @@ def expected_seconds(rt: Runtime) -> float:
 async def owned_video(rt: Runtime, principal: Principal, video_id: str) -> Operation:
     """The caller's operation; another account's answers exactly like an unknown id."""
     op = await rt.store.operation(video_id) if operation_owner(video_id) == principal.account_id else None
-    if op is None or op.account_id != principal.account_id:
+    # A deleted video is gone, as OpenAI's are (the native API still shows the operation).
+    if op is None or op.account_id != principal.account_id or op.status == DELETED:
         raise NotFound(VIDEO_NOT_FOUND)
     return op
 
@@ -84,7 +87,7 @@ async def retrieve_video(request: Request) -> JSONResponse:
 
 async def list_videos(request: Request) -> JSONResponse:
     rt = runtime(request)
-    principal = await authenticate(request)
+    principal = await authenticate_read(request)
     query = request.query_params
     after = None
     if query.get("after"):
@@ -135,12 +138,11 @@ async def delete_video(request: Request) -> JSONResponse:
     rt = runtime(request)
     principal = await authenticate(request)
     op = await owned_video(rt, principal, request.path_params["video_id"])
-    if op.status != PENDING:
-        raise Conflict(
-            "Only a queued or in-progress video can be deleted (it is cancelled and refunded);"
-            " finished videos are kept"
-        )
-    await rt.generations.cancel(principal, op.id)
+    if op.status == PENDING:
+        # One still being made is cancelled and refunded first; one that ended meanwhile is not.
+        with contextlib.suppress(Conflict):
+            await rt.generations.cancel(principal, op.id)
+    await deletion.delete_generation(rt.store, rt.storage, principal.account_id, op.id)
     return JSONResponse({"id": op.id, "object": "video.deleted", "deleted": True})
 
 

@@ -10,6 +10,7 @@ from starlette.routing import Route
 
 from lunos_events.api.auth import authenticate, runtime
 from lunos_events.api.body import read_json_object
+from lunos_events.api.caps import authenticate_read, authenticate_webhook_send
 from lunos_events.runtime import Runtime
 from lunos_events.webhooks import endpoints, history
 
@@ -29,14 +30,16 @@ async def default_secret(request: Request) -> JSONResponse:
 
 
 async def create_endpoint(request: Request) -> JSONResponse:
-    rt, account_id = await _caller(request)
-    return JSONResponse(
-        await endpoints.create_endpoint(rt, account_id, await _body(request)), status_code=201
-    )
+    principal = await authenticate(request)
+    rt = runtime(request)
+    cap = rt.settings.tier_limits(principal.tier).max_webhook_endpoints
+    created = await endpoints.create_endpoint(rt, principal.account_id, await _body(request), cap)
+    return JSONResponse(created, status_code=201)
 
 
 async def list_endpoints(request: Request) -> JSONResponse:
-    rt, account_id = await _caller(request)
+    account_id = (await authenticate_read(request)).account_id
+    rt = runtime(request)
     return JSONResponse({"object": "list", "data": await endpoints.list_endpoints(rt, account_id)})
 
 
@@ -66,13 +69,15 @@ async def rotate_secret(request: Request) -> JSONResponse:
 
 
 async def send_test(request: Request) -> JSONResponse:
-    rt, account_id = await _caller(request)
+    account_id = (await authenticate_webhook_send(request)).account_id
+    rt = runtime(request)
     delivery = await history.send_test_event(rt, account_id, request.path_params["endpoint_id"])
     return JSONResponse(delivery, status_code=202)
 
 
 async def list_deliveries(request: Request) -> JSONResponse:
-    rt, account_id = await _caller(request)
+    account_id = (await authenticate_read(request)).account_id
+    rt = runtime(request)
     limit = history.page_limit(request.query_params.get("limit"))
     rows = await history.endpoint_deliveries(rt, account_id, request.path_params["endpoint_id"], limit)
     return JSONResponse({"object": "list", "data": rows})
@@ -84,7 +89,8 @@ async def get_delivery(request: Request) -> JSONResponse:
 
 
 async def redeliver(request: Request) -> JSONResponse:
-    rt, account_id = await _caller(request)
+    account_id = (await authenticate_webhook_send(request)).account_id
+    rt = runtime(request)
     delivery = await history.redeliver(rt, account_id, request.path_params["delivery_id"])
     return JSONResponse(delivery, status_code=202)
 

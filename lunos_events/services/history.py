@@ -16,10 +16,10 @@ from lunos_events.ids import now_ms
 from lunos_events.money import CURRENCY, format_amount
 from lunos_events.numerals import ascii_int
 from lunos_events.services.status import status_object
-from lunos_events.store.models import PENDING, TERMINAL_STATUSES, Operation
+from lunos_events.store.models import DELETED, PENDING, TERMINAL_STATUSES, Operation
 from lunos_events.store.transactions import Store
 
-STATUSES = (PENDING, *sorted(TERMINAL_STATUSES))
+STATUSES = (PENDING, *sorted(TERMINAL_STATUSES), DELETED)
 DEFAULT_PAGE = 20
 MAX_PAGE = 100
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -63,6 +63,32 @@ async def take_submit(bus: Bus, account_id: str, limits: TierLimits, window_seco
     )
 
 
+async def take_rate(
+    bus: Bus, scope: str, name: str, per_minute: int, what: str, window_seconds: float = 60.0
+) -> None:
+    """Count one request against a per-minute cap (`scope`: an account id, or `key:<hash>` for an
+    API key), or raise RateLimited (429 with Retry-After)."""
+    taken = await bus.limits.take_rate(
+        bus.limits.key(scope, name),
+        per_minute=per_minute,
+        window_ms=int(window_seconds * 1000),
+        member=random_token(12),
+    )
+    if not taken.allowed:
+        raise RateLimited(
+            f"Rate limit exceeded: {per_minute} {what} per minute for this tier",
+            taken.limit,
+            0,
+            taken.reset_ms,
+            max(math.ceil(taken.retry_after_ms / 1000), 1),
+        )
+
+
+def api_key_scope(key_hash: str) -> str:
+    """The limit scope of one API key (account ids never contain ':', so no clash)."""
+    return "key:" + key_hash[:32]
+
+
 async def give_back(bus: Bus, account_id: str, *members: str) -> None:
     """Free in-flight slots (operations ended, or a submit that reserved one did not happen).
 

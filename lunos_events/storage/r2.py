@@ -101,7 +101,7 @@ class R2Storage:
 
     async def delete(self, key: str) -> None:
         s3 = await self._s3()
-        await s3.delete_object(Bucket=self._config.bucket, Key=key)
+        await s3.delete_object(Bucket=self._config.bucket, Key=key)  # S3 answers 204 for a missing key
 
     async def url_for(self, key: str) -> str:
         if self._config.public_base_url:

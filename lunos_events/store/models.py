@@ -12,6 +12,8 @@ COMPLETED = "completed"
 FAILED = "failed"
 CANCELLED = "cancelled"
 TERMINAL_STATUSES = frozenset({COMPLETED, FAILED, CANCELLED})
+# Not a step of the generation: an ended operation whose video its owner (or retention) removed.
+DELETED = "deleted"
 
 
 class Account(SQLModel, table=True):
@@ -25,6 +27,9 @@ class Account(SQLModel, table=True):
     # Bumped in the same transaction as every change to the account's webhook endpoints, and read
     # with `event_seq`: storing an event reuses the endpoints it last read while this is unchanged.
     webhooks_version: int = Field(default=0, sa_type=BigInteger, sa_column_kwargs={"server_default": "0"})
+    # The highest seq retention removed: a stream resumed from an older Last-Event-ID is told of the
+    # gap (a `stream.reset` event) rather than silently missing what was pruned.
+    events_pruned_seq: int = Field(default=0, sa_type=BigInteger, sa_column_kwargs={"server_default": "0"})
     created_at_ms: int = Field(sa_type=BigInteger)
 
 
@@ -40,7 +45,10 @@ class ApiKey(SQLModel, table=True):
 
 class Operation(SQLModel, table=True):
     __tablename__ = "operations"
-    __table_args__ = (Index("ix_operations_account_created", "account_id", "created_at_ms"),)
+    __table_args__ = (
+        Index("ix_operations_account_created", "account_id", "created_at_ms"),
+        Index("ix_operations_completed", "completed_at_ms"),  # retention finds ended operations
+    )
 
     id: str = Field(primary_key=True, max_length=160)
     account_id: str = Field(foreign_key="accounts.id", max_length=64)

@@ -61,6 +61,7 @@ class WebhookDelivery(SQLModel, table=True):
     __table_args__ = (
         Index("ix_webhook_deliveries_endpoint", "endpoint_id", "created_at_ms"),
         Index("ix_webhook_deliveries_event", "account_id", "event_seq"),
+        Index("ix_webhook_deliveries_created", "created_at_ms"),  # retention
         Index(
             "ix_webhook_deliveries_pending",
             "next_attempt_at_ms",

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 from lunos_events.errors import NotFound
 from lunos_events.services.events import StoredEvent, events_after, latest_event_of_operation
+from lunos_events.services.retention import events_pruned_seq
 from lunos_events.store.transactions import Store
-from lunos_events.streams.frames import HEARTBEAT, event_frame, is_terminal, retry_frame
+from lunos_events.streams.frames import HEARTBEAT, event_frame, is_terminal, reset_frame, retry_frame
 from lunos_events.streams.hub import EventHub
 from lunos_events.streams.subscription import IDLE, Delivery, Subscription
 
@@ -31,6 +32,7 @@ class EventFeed:
     replay: bool = False  # replay the store after `sent` before going live
     ends_on_terminal: bool = False  # an operation's stream ends after its final status
     app_id: str | None = None  # the operation's app, or the app the account stream is limited to
+    pruned_through: int = 0  # > sent: retention removed events the client missed (stream.reset first)
 
     def close(self) -> None:
         self.subscription.end()
@@ -39,6 +41,8 @@ class EventFeed:
         """The stream's SSE frames, with a heartbeat comment whenever the hub asks for one."""
         try:
             yield retry_frame(retry_ms)
+            if self.replay and self.pruned_through > self.sent:
+                yield reset_frame(self.sent, self.pruned_through)
             if self.first is not None:
                 yield event_frame(self.first)
                 self.sent = self.first.seq
@@ -111,7 +115,15 @@ async def open_operation_feed(
     if is_terminal(latest) and latest.seq <= last_event_id:
         sub.end()
         return None
-    return EventFeed(sub, store, sent=last_event_id, replay=True, ends_on_terminal=True, app_id=latest.app_id)
+    return EventFeed(
+        sub,
+        store,
+        sent=last_event_id,
+        replay=True,
+        ends_on_terminal=True,
+        app_id=latest.app_id,
+        pruned_through=await _pruned_through(sub, store, account_id),
+    )
 
 
 async def open_account_feed(
@@ -127,4 +139,13 @@ async def open_account_feed(
     sub = await hub.subscribe(account_id, app_id=app_id, key_hash=key_hash)
     if last_event_id is None:
         return EventFeed(sub, store, sent=0, app_id=app_id)
-    return EventFeed(sub, store, sent=last_event_id, replay=True, app_id=app_id)
+    pruned = await _pruned_through(sub, store, account_id)
+    return EventFeed(sub, store, sent=last_event_id, replay=True, app_id=app_id, pruned_through=pruned)
+
+
+async def _pruned_through(sub: Subscription, store: Store, account_id: str) -> int:
+    try:
+        return await events_pruned_seq(store, account_id)
+    except BaseException:
+        sub.end()
+        raise

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sse_starlette import ServerSentEvent
 
+from lunos_events.json_text import compact_json
 from lunos_events.services.events import StoredEvent
 from lunos_events.store.models import TERMINAL_STATUSES
 
@@ -17,6 +18,26 @@ def event_frame(event: StoredEvent) -> bytes:
 
 # A comment line: EventSource ignores it; proxies and load balancers see a live connection.
 HEARTBEAT = ServerSentEvent(comment="heartbeat").encode()
+
+
+RESET_EVENT = "stream.reset"
+
+
+def reset_frame(last_event_id: int, pruned_through: int) -> bytes:
+    """Tells a resuming client that events after its Last-Event-ID were removed by retention.
+
+    No `id:` of its own, so EventSource keeps the client's Last-Event-ID until a real event comes.
+    """
+    data = compact_json(
+        {
+            "reason": "history_pruned",
+            "last_event_id": last_event_id,
+            "pruned_through": pruned_through,
+            "message": "Events after your Last-Event-ID are no longer kept; what follows is each "
+            "operation's current state, then live events.",
+        }
+    )
+    return ServerSentEvent(data=data, event=RESET_EVENT).encode()
 
 
 def retry_frame(retry_ms: int) -> bytes:

@@ -28,7 +28,7 @@ from lunos_events.store.webhook_models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from lunos_events.url_guard import UnsafeTarget, resolve_target
+from lunos_events.url_guard import TargetNotAllowed, UnsafeTarget, resolve_target
 from lunos_events.webhooks.batching import Batcher
 from lunos_events.webhooks.endpoints import default_secret, signing_secrets
 from lunos_events.webhooks.recorder import AttemptRecorder, Outcome
@@ -100,8 +100,12 @@ async def send(http: aiohttp.ClientSession, rt: Runtime, row: Any, secrets_: lis
 
     try:
         target = await resolve_target(row.url, rt.settings.webhook_allow_private)
+    except TargetNotAllowed as exc:
+        # Registered while allowed, refused now (its name re-resolved, or the rules changed):
+        # retrying on the schedule would only probe the same refused address again.
+        return Outcome(None, elapsed(), None, exc.message, final=True)
     except UnsafeTarget as exc:
-        return Outcome(None, elapsed(), None, exc.message)
+        return Outcome(None, elapsed(), None, exc.message)  # does not resolve: may, later
     headers = WebhookSigner(secrets_).headers(row.id, int(time.time()), body)
     headers.update({"content-type": "application/json", "host": target.host_header})
     try:

@@ -6,11 +6,11 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
-from lunos_events.errors import InvalidRequest, NotFound
+from lunos_events.errors import InvalidRequest, NotFound, RateLimited
 from lunos_events.ids import now_ms
 from lunos_events.runtime import Runtime
 from lunos_events.services.generation_request import parse_app_id, text_field
@@ -22,6 +22,9 @@ from lunos_events.webhooks.signing import new_secret
 ENDPOINT_ID_PREFIX = "ep_"
 MAX_DESCRIPTION_CHARS = 500
 ENDPOINT_NOT_FOUND = "Webhook endpoint not found"
+# A count cap frees up only when the tenant deletes an endpoint; the header is there for clients
+# that treat every 429 alike.
+ENDPOINT_CAP_RETRY_AFTER_SECONDS = 60
 
 
 async def check_target(rt: Runtime, url: Any) -> str:
@@ -54,7 +57,11 @@ def endpoint_view(row: Any, *, with_secret: bool = False) -> dict[str, Any]:
     return view
 
 
-async def create_endpoint(rt: Runtime, account_id: str, body: dict[str, Any]) -> dict[str, Any]:
+async def create_endpoint(
+    rt: Runtime, account_id: str, body: dict[str, Any], max_endpoints: int
+) -> dict[str, Any]:
+    """Create an endpoint; RateLimited (429) when the account already has `max_endpoints`: each one
+    multiplies the outbound traffic of every event."""
     if "url" not in body:
         raise InvalidRequest("Missing required field: url")
     stamp = now_ms()
@@ -72,8 +79,21 @@ async def create_endpoint(rt: Runtime, account_id: str, body: dict[str, Any]) ->
     async with rt.store.transaction() as conn:
         # SQLModel declares no __table__ (it is set by the SQLAlchemy mapping at class creation).
         table = WebhookEndpoint.__table__  # type: ignore[attr-defined]
-        await conn.execute(table.insert().values(**endpoint.model_dump()))
+        # The bump first: it locks the account's row, so concurrent creates count one at a time.
         await conn.execute(bump_webhooks_version(account_id))
+        count = (
+            await conn.execute(select(func.count()).where(col(WebhookEndpoint.account_id) == account_id))
+        ).scalar_one()
+        if count >= max_endpoints:
+            raise RateLimited(
+                f"Too many webhook endpoints: at most {max_endpoints} for this tier; "
+                "delete one, or widen one's event filter",
+                max_endpoints,
+                0,
+                stamp + ENDPOINT_CAP_RETRY_AFTER_SECONDS * 1000,
+                ENDPOINT_CAP_RETRY_AFTER_SECONDS,
+            )
+        await conn.execute(table.insert().values(**endpoint.model_dump()))
     return endpoint_view(endpoint, with_secret=True)
 
 

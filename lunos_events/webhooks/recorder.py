@@ -45,6 +45,7 @@ class Outcome:
     response_body: str | None
     error: str | None
     retry_after: float | None = None
+    final: bool = False  # no later attempt can succeed (the target is refused): fail at once
 
     @property
     def ok(self) -> bool:
@@ -67,6 +68,8 @@ def decide(settings: Settings, row: Any, outcome: Outcome, stamp: int) -> Decisi
         return Decision(DELIVERY_DELIVERED, None, None, None, stamp)
     if outcome.status_code == 410:
         return Decision(DELIVERY_FAILED, "HTTP 410 Gone: endpoint disabled", None, GONE_REASON, stamp)
+    if outcome.final:
+        return Decision(DELIVERY_FAILED, outcome.error, None, None, stamp)
     failing_since = row.failing_since_ms or stamp
     if row.endpoint_id is not None and stamp - failing_since >= settings.webhook_disable_after_seconds * 1000:
         return Decision(DELIVERY_FAILED, outcome.error, None, FAILING_REASON, stamp)

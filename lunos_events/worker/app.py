@@ -14,7 +14,7 @@ from sqlmodel import col
 from lunos_events.bus.jobs import TRACK_OPERATION
 from lunos_events.logs import operation_context
 from lunos_events.runtime import Runtime
-from lunos_events.services import idempotency, limits
+from lunos_events.services import idempotency, limits, retention
 from lunos_events.store.models import PENDING, Operation
 from lunos_events.webhooks.jobs import (
     close_webhook_courier,
@@ -77,6 +77,13 @@ async def purge_idempotency_keys(ctx: dict[str, Any]) -> int:
     return await idempotency.purge_expired(rt.store)
 
 
+async def prune_retention(ctx: dict[str, Any]) -> int:
+    """Hourly: remove what the LUNOS_RETENTION_* and LUNOS_VIDEO_RETENTION_DAYS settings let go."""
+    rt: Runtime = ctx["rt"]
+    pruned = await retention.prune(rt.store, rt.storage, rt.settings)
+    return pruned.deliveries + pruned.events + pruned.videos
+
+
 async def _on_startup(ctx: dict[str, Any]) -> None:
     await open_webhook_courier(ctx)
     await reconcile_operations(ctx)
@@ -104,6 +111,10 @@ def build_worker(rt: Runtime, pool: ArqRedis) -> Worker:
             cron(relay_events, second=set(range(0, 60, 5)), run_at_startup=True, unique=True),
             cron(reconcile_operations, second={7, 37}, unique=True),
             cron(purge_idempotency_keys, minute={17}, second={0}, unique=True),
+            # Batched, each batch its own short transaction: no long lock (see services/retention.py).
+            # No longer timeout than other jobs (arq would then keep a crashed worker's jobs locked
+            # that long): a run cut short has committed its batches, and the next hour goes on.
+            cron(prune_retention, minute={43}, second={0}, unique=True),
             *webhook_cron_jobs(),
         ],
         redis_pool=pool,
