@@ -43,9 +43,10 @@ def _first_frame(data: bytes, mime_type: str) -> av.VideoFrame:
         with av.open(io.BytesIO(data), mode="r", format=IMAGE_FORMATS[mime_type]) as container:
             for frame in container.decode(video=0):
                 return frame
-    except (av.FFmpegError, ValueError, IndexError) as exc:
-        raise ImageProblem(f"is not a decodable {mime_type} image ({exc})") from None
-    raise ImageProblem(f"is not a decodable {mime_type} image (no picture)")
+    except (av.FFmpegError, ValueError, IndexError):
+        # The decoder's own words (errno, codec internals) would tell a client nothing it can act on.
+        raise ImageProblem(f"is not a decodable {mime_type} image (it is damaged or cut short)") from None
+    raise ImageProblem(f"is not a decodable {mime_type} image (it holds no picture)")
 
 
 def check_image(data: bytes, mime_type: str) -> ImageInfo:
