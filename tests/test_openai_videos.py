@@ -119,6 +119,10 @@ async def test_delete_of_a_finished_video_removes_its_files(
     assert (await client.get("/v1/account", headers=auth(key))).json()["balance"] == "19.40"
     with pytest.raises(openai.NotFoundError):
         await oai.videos.retrieve(done.id)
+    # The list leaves it out, and a page that ended on it still pages on from it.
+    kept = await oai.videos.create(model=FAST, prompt="kept", seconds="4")
+    assert [v.id for v in (await oai.videos.list()).data] == [kept.id]
+    assert [v.id for v in (await oai.videos.list(after=done.id, order="asc")).data] == [kept.id]
 
 
 async def test_bad_requests_are_clear_400s(

@@ -40,11 +40,16 @@ def expected_seconds(rt: Runtime) -> float:
     return TYPICAL_PROVIDER_SECONDS
 
 
-async def owned_video(rt: Runtime, principal: Principal, video_id: str) -> Operation:
-    """The caller's operation; another account's answers exactly like an unknown id."""
+async def owned_operation(rt: Runtime, principal: Principal, video_id: str) -> Operation | None:
+    """The caller's operation, deleted or not; None for another account's, as for an unknown id."""
     op = await rt.store.operation(video_id) if operation_owner(video_id) == principal.account_id else None
-    # A deleted video is gone, as OpenAI's are (the native API still shows the operation).
-    if op is None or op.account_id != principal.account_id or op.status == DELETED:
+    return op if op is not None and op.account_id == principal.account_id else None
+
+
+async def owned_video(rt: Runtime, principal: Principal, video_id: str) -> Operation:
+    """The caller's video. A deleted one is gone, as OpenAI's are (the native API still shows it)."""
+    op = await owned_operation(rt, principal, video_id)
+    if op is None or op.status == DELETED:
         raise NotFound(VIDEO_NOT_FOUND)
     return op
 
@@ -91,10 +96,10 @@ async def list_videos(request: Request) -> JSONResponse:
     query = request.query_params
     after = None
     if query.get("after"):
-        try:
-            last = await owned_video(rt, principal, query["after"])
-        except NotFound:
-            raise InvalidRequest("'after' must be the id of one of your videos") from None
+        # The page's last video may have been deleted since: it still marks the place.
+        last = await owned_operation(rt, principal, query["after"])
+        if last is None:
+            raise InvalidRequest("'after' must be the id of one of your videos")
         after = history.Cursor(last.created_at_ms, last.id)
     page, cursor = await history.operation_page(
         rt.store,
@@ -104,6 +109,7 @@ async def list_videos(request: Request) -> JSONResponse:
         limit=history.parse_limit(query.get("limit")),
         after=after,
         ascending=parse_order(query.get("order")),
+        hide_deleted=True,
     )
     data: list[dict[str, Any]] = [video_object(op, expected_seconds(rt)) for op in page]
     return JSONResponse(

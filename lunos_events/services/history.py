@@ -120,10 +120,13 @@ async def operation_page(
     limit: int,
     after: Cursor | None,
     ascending: bool = False,
+    hide_deleted: bool = False,
 ) -> tuple[list[Operation], Cursor | None]:
     """One page of operations (every account's when `account_id` is None), newest first unless
     `ascending`, and the cursor of the next page (None on the last)."""
     query = select(Operation)
+    if hide_deleted:
+        query = query.where(col(Operation.status) != DELETED)
     if account_id is not None:
         query = query.where(col(Operation.account_id) == account_id)
     if status is not None:
