@@ -185,3 +185,32 @@ async def test_queued_work_survives_worker_kill_and_redis_loss(settings, fake_go
         assert Counter(r[0] for r in rows if r[0] in ids) == dict.fromkeys(ids, 1)
         account = await accounts.get_account(rt.store, "restarter")
         assert account.balance_cents == 100_000 - COST * statuses["completed"]
+
+
+async def test_a_start_deadline_fails_and_refunds_what_waited_too_long(settings, fake_google) -> None:
+    settings = pool_settings(settings, fake_google, 1, "key-a")
+    fake_google.fake.latency_seconds = 3.0
+    async with (
+        running_service(settings) as rt,
+        httpx.AsyncClient(base_url=settings.resolved_public_base_url(), timeout=30) as client,
+    ):
+        key = await create_user(rt, "hurried", "10.00")
+        first = await submit(client, key, "takes the only slot")
+        body = generation_body(prompt="must start within a second")
+        body["parameters"]["startDeadlineSeconds"] = 1
+        response = await client.post("/v1/video/generations", headers=auth(key), json=body)
+        assert response.status_code == 200, response.text
+        final = await wait_for_status(client, response.json()["id"], auth(key), timeout=30)
+        assert (final["status"], final["error_code"]) == ("failed", "deadline_exceeded")
+        assert [op.prompt for op in fake_google.fake.operations.values()] == ["takes the only slot"]
+        assert (await wait_for_status(client, first, auth(key), timeout=30))["status"] == "completed"
+        assert (await accounts.get_account(rt.store, "hurried")).balance_cents == 1000 - COST
+
+
+async def test_start_deadline_is_checked(client, service) -> None:
+    key = await create_user(service, "strict")
+    body = generation_body()
+    body["parameters"]["startDeadlineSeconds"] = 0
+    response = await client.post("/v1/video/generations", headers=auth(key), json=body)
+    assert response.status_code == 400
+    assert "startDeadlineSeconds" in response.json()["error"]

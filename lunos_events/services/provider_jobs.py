@@ -15,8 +15,6 @@ MODEL_OPTIONS = ("resolution", "seed", "personGeneration", "generateAudio", "enh
 # it (after fetching image URLs) rather than the submit.
 INPUTS = "inputs"
 STARTS_IN_WORKER = "startsInWorker"
-# Optional in the request's `parameters`: not started by then, it fails (refunded, nothing billed).
-START_DEADLINE = "startDeadlineSeconds"
 
 
 def media_loader(storage: VideoStorage, op: Operation | NewOperation) -> MediaLoader:

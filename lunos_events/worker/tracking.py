@@ -9,9 +9,9 @@ from lunos_events.errors import DEADLINE_EXCEEDED, INPUT_INVALID, START_FAILED_C
 from lunos_events.ids import now_ms
 from lunos_events.providers.base import Done, Failed, Pending, ProviderTransientError
 from lunos_events.runtime import Runtime
+from lunos_events.services.generation_request import START_DEADLINE
 from lunos_events.services.input_store import InputsMissing
 from lunos_events.services.provider_jobs import (
-    START_DEADLINE,
     START_FAILED,
     STARTS_IN_WORKER,
     media_loader,
