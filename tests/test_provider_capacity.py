@@ -214,3 +214,19 @@ async def test_start_deadline_is_checked(client, service) -> None:
     response = await client.post("/v1/video/generations", headers=auth(key), json=body)
     assert response.status_code == 400
     assert "startDeadlineSeconds" in response.json()["error"]
+
+
+async def test_models_show_queue_depth_and_observed_times(settings, fake_google) -> None:
+    settings = pool_settings(settings, fake_google, 1, "key-a")
+    async with (
+        running_service(settings, worker=False) as rt,
+        httpx.AsyncClient(base_url=settings.resolved_public_base_url(), timeout=30) as client,
+    ):
+        key = await create_user(rt, "lister", "100.00")
+        for i in range(3):
+            await submit(client, key, f"queued {i}")  # the first starts, two wait (no worker)
+        models = {m["id"]: m for m in (await client.get("/v1/models")).json()["data"]}
+        queue = models["google/veo-3.1-generate-001"]["queue"]
+        assert queue["depth"] == 2
+        metrics = (await client.get("/metrics")).text
+        assert 'lunos_provider_queue_depth{model="veo-3.1-generate-001"} 2.0' in metrics

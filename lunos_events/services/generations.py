@@ -44,6 +44,7 @@ from lunos_events.services.lifecycle import (
 from lunos_events.services.media_request import check_media
 from lunos_events.services.outbox import Outbox
 from lunos_events.services.pending_statuses import PendingStatuses
+from lunos_events.services.progress import TYPICAL_PROVIDER_SECONDS, Latencies
 from lunos_events.services.provider_jobs import INPUTS, STARTS_IN_WORKER
 from lunos_events.services.starts import Starter
 from lunos_events.services.status import status_object
@@ -120,6 +121,9 @@ class Generations:
         self._stamps = OperationStamps()
         self.outbox = Outbox(store, bus)
         self.lifecycle = Lifecycle(store, bus, self.outbox, pending, settings)
+        local = settings.resolved_provider() == "local"
+        typical = settings.simulator_latency_seconds if local else TYPICAL_PROVIDER_SECONDS
+        self.latencies = Latencies(store, typical)
         self.starter = Starter(store, provider, storage, Capacity(bus, settings), self.lifecycle)
 
     async def check_inputs(self, principal: Principal, request: GenerationRequest) -> None:
