@@ -21,6 +21,7 @@ SMALL_RUNS = {
     "webhooks.py": (["--deliveries", "40", "--latency-events", "10", "--rate", "20"], "deliveries/s"),
     "sse_fanout.py": (["--subscribers", "40", "--client-processes", "1", "--heartbeat", "1"], "baseline"),
     "r2_upload.py": (["4"], "baseline"),
+    "capacity_queue.py": (["--operations", "30", "--slots", "5", "--latency", "0.3"], "dispatch latency"),
 }
 
 
