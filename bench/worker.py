@@ -48,7 +48,8 @@ from lunos_events.runtime import open_runtime
 from lunos_events.services import accounts
 from lunos_events.services.accounts import Principal
 from lunos_events.services.generation_request import parse_generation_request
-from lunos_events.services.generations import new_operation, provider_job
+from lunos_events.services.generations import new_operation
+from lunos_events.services.provider_jobs import provider_job
 from lunos_events.settings import Settings, TierLimits
 from lunos_events.store.models import Operation
 

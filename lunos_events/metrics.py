@@ -56,7 +56,7 @@ class Metrics:
             latency.counts[bisect_left(LATENCY_BUCKETS, seconds)] += 1  # `le`: bound >= seconds
             latency.total += seconds
 
-    def render(self, state: list[GaugeMetricFamily]) -> bytes:
+    def render(self, state: list[Metric]) -> bytes:
         """The exposition text: this process's request figures, then the state read for this scrape."""
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_Fixed([*self._families(), *state]))

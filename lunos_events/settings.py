@@ -58,6 +58,19 @@ DEFAULT_TIERS = {
 }
 
 
+class ProviderCredential(BaseModel):
+    """One provider credential and the capacity Google grants it (a Vertex AI project + location,
+    or an express-mode API key). Unset limits are unlimited; `models` empty: every model."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    api_key: str | None = None
+    project: str | None = None
+    location: str | None = None
+    starts_per_minute: int | None = Field(default=None, ge=1)
+    max_in_flight: int | None = Field(default=None, ge=1)
+    models: list[str] = Field(default_factory=list)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LUNOS_", extra="ignore")
 
@@ -149,6 +162,15 @@ class Settings(BaseSettings):
     google_retry_initial_seconds: float = 1.0
     google_retry_max_seconds: float = 8.0
     google_request_timeout_seconds: float = 60.0
+    # The credential pool (JSON list of ProviderCredential); unset: one credential from the above.
+    google_credentials: list[ProviderCredential] = Field(default_factory=list)
+    # Capacity of the single credential made from google_api_key / google_cloud_project.
+    google_starts_per_minute: int | None = Field(default=None, ge=1)
+    google_max_in_flight: int | None = Field(default=None, ge=1)
+    capacity_cooldown_seconds: float = Field(
+        default=5.0, gt=0, description="First cool-down of a credential that answered 429/5xx (doubles)."
+    )
+    capacity_cooldown_max_seconds: float = Field(default=120.0, gt=0)
 
     # Cloudflare R2 (or any S3 endpoint) through aioboto3
     r2_endpoint_url: str | None = None
@@ -296,11 +318,11 @@ class Settings(BaseSettings):
         """The `LUNOS_*` variables that give another process these same settings."""
         env = {}
         for name, value in self.model_dump(mode="json").items():
-            if value is None:
-                continue
-            if isinstance(value, list):
+            if value is None or value == []:
+                continue  # the default
+            if isinstance(value, list) and all(isinstance(item, str) for item in value):
                 value = ",".join(value)  # list settings are comma-separated
-            elif isinstance(value, dict):
+            elif isinstance(value, (dict, list)):
                 value = json.dumps(value)
             env[f"LUNOS_{name.upper()}"] = str(value)
         return env
@@ -316,7 +338,23 @@ class Settings(BaseSettings):
     def resolved_provider(self) -> str:
         if self.provider:
             return self.provider
-        return "google" if self.google_api_key or self.google_cloud_project else "local"
+        google = self.google_api_key or self.google_cloud_project or self.google_credentials
+        return "google" if google else "local"
+
+    def provider_credentials(self) -> list[ProviderCredential]:
+        """The credential pool: LUNOS_GOOGLE_CREDENTIALS, else one credential named "default"."""
+        if self.google_credentials:
+            return list(self.google_credentials)
+        return [
+            ProviderCredential(
+                name="default",
+                api_key=self.google_api_key,
+                project=self.google_cloud_project,
+                location=self.google_cloud_location,
+                starts_per_minute=self.google_starts_per_minute,
+                max_in_flight=self.google_max_in_flight,
+            )
+        ]
 
     def resolved_public_base_url(self) -> str:
         if self.public_base_url:

@@ -54,6 +54,19 @@ class FakeOperation:
     parameters: dict[str, Any]
     created: float
     polls: int = 0
+    key: str | None = None  # the API key that started it (and alone may poll it)
+
+
+@dataclass
+class KeyQuota:
+    """One more express-mode API key, with Veo's quotas: starts per minute and operations running."""
+
+    per_minute: int | None = None
+    max_running: int | None = None
+    revoked: bool = False  # starts answer 403 (polls of what it started still work)
+    starts: list[float] = field(default_factory=list)
+    peak_running: int = 0
+    refused: int = 0  # 429s handed out
 
 
 @dataclass
@@ -73,6 +86,7 @@ class FakeGoogle:
     videos: dict[str, bytes] = field(default_factory=dict)
     paths: list[str] = field(default_factory=list)  # every API path called, in order
     token_requests: int = 0
+    keys: dict[str, KeyQuota] = field(default_factory=dict)  # more API keys besides API_KEY
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def video_for(self, prompt: str) -> bytes:
@@ -97,14 +111,17 @@ class FakeGoogle:
         if request.method == "POST" and path == "token":
             return await self.token(request)
         bearer = request.headers.get("authorization") == f"Bearer {ACCESS_TOKEN}"
-        if request.headers.get("x-goog-api-key") != API_KEY and not bearer:
+        key = request.headers.get("x-goog-api-key")
+        if key != API_KEY and key not in self.keys and not bearer:
             return error(401, "Request had invalid authentication credentials", "UNAUTHENTICATED")
         self.paths.append(path)
         body = await request.json()
         if match := START.match(path):
-            return await self.start(match.group(3), body, match.group(1), match.group(2))
+            if key in self.keys and (refusal := self.quota_refusal(key)):
+                return refusal
+            return await self.start(match.group(3), body, match.group(1), match.group(2), key)
         if match := FETCH.match(path):
-            return await self.fetch(match.group(1), body)
+            return await self.fetch(match.group(1), body, key)
         return error(404, f"Unknown method {request.method} {path}")
 
     async def token(self, request: Request) -> Response:
@@ -137,8 +154,36 @@ class FakeGoogle:
         path.write_text(json.dumps(info))
         return path
 
+    def running(self, key: str) -> int:
+        now = time.monotonic()
+        return sum(
+            1 for op in self.operations.values() if op.key == key and now - op.created < self.latency_seconds
+        )
+
+    def quota_refusal(self, key: str) -> Response | None:
+        """403 for a revoked key, 429 past its quotas; else the start counts against them."""
+        quota = self.keys[key]
+        if quota.revoked:
+            return error(403, "Permission denied on resource project", "PERMISSION_DENIED")
+        with self._lock:
+            now = time.monotonic()
+            quota.starts = [t for t in quota.starts if now - t < 60]
+            running = self.running(key)
+            over_rate = quota.per_minute is not None and len(quota.starts) >= quota.per_minute
+            if over_rate or (quota.max_running is not None and running >= quota.max_running):
+                quota.refused += 1
+                return error(429, "Quota exceeded for aiplatform.googleapis.com/online_prediction_requests")
+            quota.starts.append(now)
+            quota.peak_running = max(quota.peak_running, running + 1)
+        return None
+
     async def start(
-        self, model: str, body: dict[str, Any], project: str | None = None, location: str | None = None
+        self,
+        model: str,
+        body: dict[str, Any],
+        project: str | None = None,
+        location: str | None = None,
+        key: str | None = None,
     ) -> Response:
         with self._lock:
             self.start_requests.append(body)
@@ -151,10 +196,12 @@ class FakeGoogle:
         resource = f"projects/{project or 'fake-project'}/locations/{location or 'us-central1'}"
         resource += f"/publishers/google/models/{model}"
         name = f"{resource}/operations/{uuid.uuid4()}"
-        self.operations[name] = FakeOperation(name, model, instance["prompt"], parameters, time.monotonic())
+        self.operations[name] = FakeOperation(
+            name, model, instance["prompt"], parameters, time.monotonic(), key=key
+        )
         return JSONResponse({"name": name})
 
-    async def fetch(self, resource: str, body: dict[str, Any]) -> Response:
+    async def fetch(self, resource: str, body: dict[str, Any], key: str | None = None) -> Response:
         with self._lock:
             self.poll_requests += 1
             code = self.poll_errors.pop(0) if self.poll_errors else None
@@ -162,7 +209,9 @@ class FakeGoogle:
             return error(code, "Backend error")
         name = body.get("operationName", "")
         op = self.operations.get(name)
-        if op is None or not name.startswith(resource + "/operations/"):
+        # Another key's operation is not found, as another project's is at Google.
+        other_key = op is not None and op.key in self.keys and op.key != key
+        if op is None or other_key or not name.startswith(resource + "/operations/"):
             return error(404, f"Operation {name} not found")
         op.polls += 1
         if time.monotonic() - op.created < self.latency_seconds:

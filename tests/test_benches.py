@@ -25,6 +25,7 @@ SMALL_RUNS = {
         ["--seconds", "0.3", "--rounds", "1", "--connections", "2", "--accounts", "2", "--subscribers", "20"],
         "nginx -> 2 API / 1 API direct",
     ),
+    "capacity_queue.py": (["--operations", "30", "--slots", "5", "--latency", "0.3"], "dispatch latency"),
 }
 
 # Scripts whose engine a test runs at its own size.

@@ -227,6 +227,8 @@ async def test_models_lists_capabilities_aliases_and_retirement(service, client)
         "aliases": [],
         "retired_at": "2026-04-02",
         "replaced_by": "google/veo-3.1-generate-001",
+        # The simulator's latency until a run was observed; nothing queued yet.
+        "queue": {"depth": 0, "typical_wait_seconds": 0.0, "typical_run_seconds": 0.3},
     }
     assert models["google/veo-3.0-fast-generate-001"]["replaced_by"] == "google/veo-3.1-fast-generate-001"
     live = models["google/veo-3.1-generate-001"]

@@ -119,7 +119,8 @@ async def test_readyz_follows_redis(tmp_path: Path) -> None:
         ):
             ready = await client.get("/readyz")
             assert ready.status_code == 200
-            assert ready.json() == {"status": "ready", "checks": {"database": "ok", "redis": "ok"}}
+            checks = {"database": "ok", "redis": "ok", "provider": {"default": "ok"}}
+            assert ready.json() == {"status": "ready", "checks": checks}
             redis_server.stop()
             down = await client.get("/readyz")
             assert down.status_code == 503

@@ -34,6 +34,7 @@ def google_settings(settings: Settings, server: FakeGoogleServer, **overrides: o
         "google_start_attempts": 3,
         "google_retry_initial_seconds": 0.05,
         "google_retry_max_seconds": 0.2,
+        "capacity_cooldown_seconds": 0.2,
         **overrides,
     }
     return settings.model_copy(update=values)
@@ -122,26 +123,33 @@ async def test_safety_filtered_video_fails_with_reason_and_refund(veo_service, v
     assert await balance(veo_service, "veo") == 1000
 
 
-async def test_start_retries_quota_and_server_errors(veo_service, veo_client, fake_google) -> None:
+async def test_start_retries_server_errors_and_queues_on_quota(veo_service, veo_client, fake_google) -> None:
     key = await create_user(veo_service, "veo", "10.00")
-    fake_google.fake.start_errors = [429, 503]
+    fake_google.fake.start_errors = [503, 429]
     response = await veo_client.post("/v1/video/generations", headers=auth(key), json=generation_body())
     assert response.status_code == 200, response.text
-    assert len(fake_google.fake.start_requests) == 3  # two refusals, then accepted
+    # The 503 is retried at once; the 429 queues the operation (no provider operation yet)...
+    assert "operation_name" not in response.json()
+    assert len(fake_google.fake.start_requests) == 2
+    # ...and the worker starts it once the credential has cooled down.
     final = await wait_for_status(veo_client, response.json()["id"], auth(key))
     assert final["status"] == "completed"
+    assert len(fake_google.fake.start_requests) == 3
+    assert await balance(veo_service, "veo") == 1000 - 320
 
 
 @pytest.mark.parametrize("code", [429, 500, 503])
-async def test_start_that_keeps_failing_is_502_and_refunded(
-    veo_service, veo_client, fake_google, code
-) -> None:
+async def test_start_that_keeps_failing_is_queued_not_502(veo_service, veo_client, fake_google, code) -> None:
     key = await create_user(veo_service, "veo", "10.00")
-    fake_google.fake.start_errors = [code] * 10
+    fake_google.fake.start_errors = [code] * 6
     response = await veo_client.post("/v1/video/generations", headers=auth(key), json=generation_body())
-    assert (response.status_code, response.json()) == (502, {"error": "Failed to start video generation"})
-    assert len(fake_google.fake.start_requests) == 3  # google_start_attempts
-    assert await balance(veo_service, "veo") == 1000
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "pending"
+    final = await wait_for_status(veo_client, response.json()["id"], auth(key))
+    assert final["status"] == "completed"
+    assert fake_google.fake.start_errors == []
+    assert len(fake_google.fake.operations) == 1  # started once
+    assert await balance(veo_service, "veo") == 1000 - 320
 
 
 async def test_start_rejected_as_invalid_is_not_retried(veo_service, veo_client, fake_google) -> None:

@@ -9,6 +9,7 @@ from starlette.routing import Route
 from lunos_events.api.auth import authenticate, runtime
 from lunos_events.money import CURRENCY, format_amount
 from lunos_events.services.accounts import get_account
+from lunos_events.services.fair_queue import queue_depths
 
 
 async def account(request: Request) -> JSONResponse:
@@ -20,8 +21,19 @@ async def account(request: Request) -> JSONResponse:
 
 
 async def models(request: Request) -> JSONResponse:
-    catalog = runtime(request).catalog
-    return JSONResponse({"object": "list", "data": [m.public_view() for m in catalog.models]})
+    """The catalog, each model with its provider queue now: how many wait, and typical waits."""
+    rt = runtime(request)
+    depths = await queue_depths(rt.store)
+    data = []
+    for model in rt.catalog.models:
+        upstream = model.provider_model
+        queue = {
+            "depth": depths.get(upstream, 0),
+            "typical_wait_seconds": round(await rt.generations.latencies.wait_seconds(upstream), 1),
+            "typical_run_seconds": round(await rt.generations.latencies.run_seconds(upstream), 1),
+        }
+        data.append({**model.public_view(), "queue": queue})
+    return JSONResponse({"object": "list", "data": data})
 
 
 routes = [

@@ -7,6 +7,7 @@ import gc
 import hmac
 import logging
 
+from prometheus_client.core import Metric
 from sqlalchemy import case, func, select, text
 from sqlmodel import col
 from starlette.requests import Request
@@ -15,6 +16,7 @@ from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from lunos_events.api.auth import bearer_token, runtime
+from lunos_events.api.capacity_metrics import capacity_metrics, credential_health
 from lunos_events.api.errors import error_response
 from lunos_events.metrics import gauge
 from lunos_events.services.history import STATUSES
@@ -50,7 +52,13 @@ async def readyz(request: Request) -> JSONResponse:
     failed = [name for name, state in checks.items() if state != "ok"]
     if failed:
         return JSONResponse({"error": f"Not ready: {', '.join(failed)} unreachable", "checks": checks}, 503)
-    return JSONResponse({"status": "ready", "checks": checks})
+    # Reported, not failing: with a credential out the others carry on, and submits queue meanwhile.
+    try:
+        provider = await asyncio.wait_for(credential_health(rt), READY_CHECK_TIMEOUT_SECONDS)
+    except Exception as exc:  # Redis went away since its check: that check's next run reports it
+        log.warning("provider credential health unavailable: %s", exc)
+        return JSONResponse({"status": "ready", "checks": checks})
+    return JSONResponse({"status": "ready", "checks": {**checks, "provider": provider}})
 
 
 def metrics_refusal(request: Request) -> Response | None:
@@ -84,7 +92,7 @@ async def metrics(request: Request) -> Response:
     by_outcome: dict[str, float] = dict.fromkeys(("success", "http_error", "network_error"), 0) | {
         kind: n for kind, n in attempts
     }
-    state = [
+    state: list[Metric] = [
         gauge("lunos_operations", "Operations by status (all accounts).", by_status, "status"),
         gauge(
             "lunos_webhook_attempts",
@@ -106,6 +114,7 @@ async def metrics(request: Request) -> Response:
     try:
         depth = await rt.bus.queue_depth()
         state.append(gauge("lunos_queue_depth", "Jobs waiting in the arq queue.", depth))
+        state += await capacity_metrics(rt)
     except Exception as exc:  # the rest of the metrics are still worth serving
         log.warning("queue depth unavailable: %s", exc)
     return Response(request.app.state.metrics.render(state), media_type=PROMETHEUS_TEXT)

@@ -15,6 +15,7 @@ from typing import Any
 from lunos_events.catalog import Catalog
 from lunos_events.errors import InvalidRequest, ModelNotFound
 from lunos_events.media.images import IMAGE_FORMATS, sniff_image_type
+from lunos_events.services.progress import progress as estimated_progress
 from lunos_events.store.models import CANCELLED, COMPLETED, PENDING, Operation
 
 # `input_reference` is the first frame: an upload, or `{"image_url": "https://…" | "data:image/…;base64,…"}`.
@@ -96,20 +97,19 @@ def _offers(model: Any, ratio: str, resolution: str) -> bool:
     return ratio in model.aspect_ratios and resolution in resolutions
 
 
-def openai_status(op: Operation, expected_seconds: float) -> tuple[str, int]:
-    """(status, progress): progress is an estimate from the time spent against `expected_seconds`."""
+def openai_status(op: Operation, run_seconds: float) -> tuple[str, int]:
+    """(status, progress): progress is services/progress.py's estimate against `run_seconds`."""
     if op.status == COMPLETED:
         return "completed", 100
     if op.status != PENDING:
         return "failed", 0
     if op.provider_operation is None:
         return "queued", 0
-    elapsed = time.time() - op.created_at_ms / 1000
-    return "in_progress", max(1, min(99, int(100 * elapsed / max(expected_seconds, 1.0))))
+    return "in_progress", estimated_progress(op, run_seconds, int(time.time() * 1000))
 
 
-def video_object(op: Operation, expected_seconds: float) -> dict[str, Any]:
-    status, progress = openai_status(op, expected_seconds)
+def video_object(op: Operation, run_seconds: float) -> dict[str, Any]:
+    status, progress = openai_status(op, run_seconds)
     params = op.parameters
     shape = (params.get("aspectRatio", "16:9"), params.get("resolution") or "720p")
     error = None

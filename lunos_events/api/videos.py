@@ -30,14 +30,10 @@ from lunos_events.services.accounts import Principal
 from lunos_events.store.models import COMPLETED, DELETED, PENDING, Operation
 
 VIDEO_NOT_FOUND = "Video not found"
-# Without a better figure from the provider, how long a Veo generation typically takes.
-TYPICAL_PROVIDER_SECONDS = 60.0
 
 
-def expected_seconds(rt: Runtime) -> float:
-    if rt.settings.resolved_provider() == "local":
-        return rt.settings.simulator_latency_seconds
-    return TYPICAL_PROVIDER_SECONDS
+async def run_seconds(rt: Runtime, op: Operation) -> float:
+    return await rt.generations.latencies.run_seconds(op.provider_model)
 
 
 async def owned_operation(rt: Runtime, principal: Principal, video_id: str) -> Operation | None:
@@ -54,8 +50,8 @@ async def owned_video(rt: Runtime, principal: Principal, video_id: str) -> Opera
     return op
 
 
-def _shown(rt: Runtime, op: Operation) -> JSONResponse:
-    video = video_object(op, expected_seconds(rt))
+async def _shown(rt: Runtime, op: Operation) -> JSONResponse:
+    video = video_object(op, await run_seconds(rt, op))
     headers = {}
     if video["status"] in ("queued", "in_progress"):
         # The SDK's create_and_poll waits this long between polls.
@@ -79,7 +75,7 @@ async def create_video(request: Request) -> JSONResponse:
             fields[name] = uploaded_image(value.data, value.content_type)
     admitted = await admit_body(request, principal, submit_body(fields, rt.catalog))
     op = await owned_video(rt, principal, admitted.response["id"])
-    response = _shown(rt, op)
+    response = await _shown(rt, op)
     response.headers.update(submit_headers(admitted))
     return response
 
@@ -87,7 +83,7 @@ async def create_video(request: Request) -> JSONResponse:
 async def retrieve_video(request: Request) -> JSONResponse:
     rt = runtime(request)
     principal = await authenticate(request)
-    return _shown(rt, await owned_video(rt, principal, request.path_params["video_id"]))
+    return await _shown(rt, await owned_video(rt, principal, request.path_params["video_id"]))
 
 
 async def list_videos(request: Request) -> JSONResponse:
@@ -111,7 +107,7 @@ async def list_videos(request: Request) -> JSONResponse:
         ascending=parse_order(query.get("order")),
         hide_deleted=True,
     )
-    data: list[dict[str, Any]] = [video_object(op, expected_seconds(rt)) for op in page]
+    data: list[dict[str, Any]] = [video_object(op, await run_seconds(rt, op)) for op in page]
     return JSONResponse(
         {
             "object": "list",

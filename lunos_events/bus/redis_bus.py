@@ -4,7 +4,8 @@
   API process's event hub subscribes on `redis` (streams/hub.py);
 - jobs: `enqueue` hands a job to the arq workers, through arq's own `enqueue_job` (optionally with
   a fixed id, so it is queued at most once, and deferred);
-- limits: the tier limits' scripts (bus/limits.py).
+- limits: the tier limits' scripts (bus/limits.py);
+- capacity: the provider credentials' quotas (bus/capacity.py).
 
 Implemented once on redis-py's asyncio client (with hiredis installed, replies are parsed in C) and
 arq. Redis holds nothing that the database cannot rebuild: the worker's reconcile re-queues
@@ -20,6 +21,7 @@ from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 from redis.exceptions import RedisError
 
+from lunos_events.bus.capacity import CapacityScripts
 from lunos_events.bus.jobs import (
     DELIVER_WEBHOOK,
     DRAIN_WEBHOOKS,
@@ -42,6 +44,7 @@ class Bus:
         self.redis = redis
         self.events_channel = events_channel
         self.limits = LimitScripts(redis, key_prefix)
+        self.capacity = CapacityScripts(redis, key_prefix)
 
     async def publish(self, event: StoredEvent) -> None:
         await self.redis.publish(self.events_channel, encode_event(event))

@@ -28,19 +28,29 @@ def build_provider(settings: Settings) -> VideoProvider:
                 "Veo needs Vertex AI mode: unset GOOGLE_GENAI_USE_VERTEXAI=false and use a Vertex AI "
                 "express-mode API key (GOOGLE_API_KEY) or GOOGLE_CLOUD_PROJECT with application credentials"
             )
-        if not (settings.google_api_key or settings.google_cloud_project or settings.google_base_url):
+        if not (
+            settings.google_api_key
+            or settings.google_cloud_project
+            or settings.google_base_url
+            or settings.google_credentials
+        ):
             raise ValueError("LUNOS_PROVIDER=google needs GOOGLE_API_KEY or GOOGLE_CLOUD_PROJECT")
-        return VeoProvider(
-            VeoConfig(
-                api_key=settings.google_api_key,
-                project=settings.google_cloud_project,
-                location=settings.google_cloud_location,
-                base_url=settings.google_base_url,
-                start_attempts=settings.google_start_attempts,
-                retry_initial_seconds=settings.google_retry_initial_seconds,
-                retry_max_seconds=settings.google_retry_max_seconds,
-                request_timeout_seconds=settings.google_request_timeout_seconds,
-            ),
-            settings.data_dir / "tmp",
-        )
+        from lunos_events.providers.pool import ProviderPool
+
+        providers: dict[str, VideoProvider] = {}
+        for credential in settings.provider_credentials():
+            providers[credential.name] = VeoProvider(
+                VeoConfig(
+                    api_key=credential.api_key,
+                    project=credential.project,
+                    location=credential.location,
+                    base_url=settings.google_base_url,
+                    start_attempts=settings.google_start_attempts,
+                    retry_initial_seconds=settings.google_retry_initial_seconds,
+                    retry_max_seconds=settings.google_retry_max_seconds,
+                    request_timeout_seconds=settings.google_request_timeout_seconds,
+                ),
+                settings.data_dir / "tmp",
+            )
+        return ProviderPool(providers)
     raise ValueError(f"unknown provider {name!r} (LUNOS_PROVIDER)")

@@ -61,6 +61,8 @@ class GenerationJob:
     options: dict[str, Any] = field(default_factory=dict)
     sample_count: int = 1
     load_media: MediaLoader = no_media
+    # The pool credential that starts it (or started it, for a poll); None: the pool's first.
+    credential: str | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,14 @@ ProviderResult = Pending | Done | Failed
 
 class ProviderStartError(Exception):
     """The provider refused to start the generation; the client gets 502 and a refund."""
+
+
+class ProviderBusy(ProviderStartError):
+    """Not started for now (429 quota, 5xx): the credential cools down and the job waits in the queue."""
+
+
+class ProviderCredentialRefused(ProviderStartError):
+    """The credential itself was refused (401/403): it is taken out of the pool, the job waits."""
 
 
 class ProviderTransientError(Exception):

@@ -27,6 +27,8 @@ from lunos_events.providers.base import (
     GenerationJob,
     InputImage,
     Pending,
+    ProviderBusy,
+    ProviderCredentialRefused,
     ProviderResult,
     ProviderStartError,
     ProviderTransientError,
@@ -34,8 +36,11 @@ from lunos_events.providers.base import (
 
 log = logging.getLogger(__name__)
 
-# Quota (429), timeouts and server errors may pass; anything else will fail again the same way.
-RETRYABLE_STATUS_CODES = [408, 429, 500, 502, 503, 504]
+# Timeouts and server errors may pass; anything else will fail again the same way. A start is not
+# retried on 429 (quota): the operation waits in the queue rather than holding the submit.
+START_RETRYABLE_STATUS_CODES = [408, 500, 502, 503, 504]
+BUSY_STATUS_CODES = frozenset({408, 429, 500, 502, 503, 504})
+REFUSED_CREDENTIAL_CODES = frozenset({401, 403})
 SAFETY_BLOCKED = "The video was blocked by the provider's safety filters"
 UNKNOWN_OPERATION = "The provider no longer knows this video generation"
 NO_VIDEO = "The provider finished without returning a video"
@@ -80,7 +85,7 @@ class VeoProvider:
             attempts=self._config.start_attempts,
             initial_delay=self._config.retry_initial_seconds,
             max_delay=self._config.retry_max_seconds,
-            http_status_codes=RETRYABLE_STATUS_CODES,
+            http_status_codes=START_RETRYABLE_STATUS_CODES,
         )
         options = job.options
         media = await job.load_media()
@@ -115,6 +120,8 @@ class VeoProvider:
             operation = await self._client.aio.models.generate_videos(
                 model=job.provider_model, source=source, config=config
             )
+        except genai_errors.APIError as exc:
+            raise _start_error(exc) from exc
         except Exception as exc:  # any SDK, HTTP or network failure means "not started"
             raise ProviderStartError(f"Veo refused to start: {_describe(exc)}") from exc
         if not operation.name:
@@ -210,6 +217,16 @@ class VeoProvider:
 
 def _image(image: InputImage) -> types.Image:
     return types.Image(image_bytes=image.data, mime_type=image.mime_type)
+
+
+def _start_error(exc: genai_errors.APIError) -> ProviderStartError:
+    """What a refused start means: wait (quota, outage), drop the credential, or fail the job."""
+    message = f"Veo refused to start: {_describe(exc)}"
+    if exc.code in BUSY_STATUS_CODES:
+        return ProviderBusy(message)
+    if exc.code in REFUSED_CREDENTIAL_CODES:
+        return ProviderCredentialRefused(message)
+    return ProviderStartError(message)
 
 
 def _describe(exc: Exception) -> str:

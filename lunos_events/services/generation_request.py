@@ -39,6 +39,12 @@ class GenerationRequest:
         return self.model.cost_cents(self.duration_seconds, self.options.get("resolution"), self.sample_count)
 
 
+# Optional in `parameters`: not started at the provider by then (seconds after the submit), the
+# operation fails, refunded, with nothing billed upstream.
+START_DEADLINE = "startDeadlineSeconds"
+MAX_START_DEADLINE_SECONDS = 86_400
+
+
 def parse_generation_request(
     body: dict[str, Any],
     catalog: Catalog,
@@ -151,6 +157,13 @@ def parse_model_options(model: ModelSpec, parameter: Any) -> dict[str, Any]:
         if not isinstance(flag, bool):
             raise InvalidRequest(f"Field '{name}' must be true or false")
         options[name] = flag
+    start_deadline = parameter(START_DEADLINE)
+    if start_deadline is not None:
+        if type(start_deadline) is not int or not 1 <= start_deadline <= MAX_START_DEADLINE_SECONDS:
+            raise InvalidRequest(
+                f"Field '{START_DEADLINE}' must be an integer from 1 to {MAX_START_DEADLINE_SECONDS}"
+            )
+        options[START_DEADLINE] = start_deadline
     return options
 
 

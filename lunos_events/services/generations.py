@@ -15,7 +15,6 @@ from sqlmodel import col
 
 from lunos_events.bus.redis_bus import Bus
 from lunos_events.errors import (
-    START_FAILED_CODE,
     Conflict,
     InvalidRequest,
     NotFound,
@@ -30,73 +29,41 @@ from lunos_events.ids import (
     sample_key,
     video_key,
 )
-from lunos_events.logs import operation_context
 from lunos_events.money import CURRENCY, format_amount
-from lunos_events.providers.base import GenerationJob, MediaInputs, MediaLoader, VideoProvider, no_media
+from lunos_events.providers.base import VideoProvider
 from lunos_events.services import idempotency
 from lunos_events.services.accounts import Principal
+from lunos_events.services.capacity import Capacity
 from lunos_events.services.events import mark_published
 from lunos_events.services.generation_request import GenerationRequest
-from lunos_events.services.input_store import inputs_document, inputs_key, load_media, save_inputs
+from lunos_events.services.input_store import inputs_document, inputs_key, save_inputs
 from lunos_events.services.lifecycle import (
     Lifecycle,
     NewOperation,
-    attach_provider_operation,
     create_operation,
 )
 from lunos_events.services.media_request import check_media
 from lunos_events.services.outbox import Outbox
 from lunos_events.services.pending_statuses import PendingStatuses
+from lunos_events.services.progress import TYPICAL_PROVIDER_SECONDS, Latencies
+from lunos_events.services.provider_jobs import INPUTS, STARTS_IN_WORKER
+from lunos_events.services.starts import Starter
 from lunos_events.services.status import status_object
 from lunos_events.settings import Settings
 from lunos_events.storage.base import VideoStorage
-from lunos_events.store.models import CANCELLED, COMPLETED, FAILED, PENDING, Operation
+from lunos_events.store.models import CANCELLED, COMPLETED, PENDING, Operation
 from lunos_events.store.records import StoredEvent
 from lunos_events.store.transactions import Store
 from lunos_events.url_guard import resolve_target
 
 log = logging.getLogger(__name__)
 
-START_FAILED = "Failed to start video generation"
 _ID_ATTEMPTS = 64
-# Stored in `parameters` next to the documented fields and handed to the provider as options.
-MODEL_OPTIONS = ("resolution", "seed", "personGeneration", "generateAudio", "enhancePrompt")
-# In `parameters`: the storage key of the operation's media inputs, and whether the worker starts
-# it (after fetching image URLs) rather than the submit.
-INPUTS = "inputs"
-STARTS_IN_WORKER = "startsInWorker"
 
 
 def _charged(op: NewOperation) -> dict[str, str]:
     """What the submit charged, as its response shows it."""
     return {"cost": format_amount(op.cost_cents), "currency": CURRENCY}
-
-
-def media_loader(storage: VideoStorage, op: Operation | NewOperation) -> MediaLoader:
-    """Loads the operation's stored media inputs when a provider asks for them."""
-    key = op.parameters.get(INPUTS)
-    if key is None:
-        return no_media
-
-    async def load() -> MediaInputs:
-        return await load_media(storage, key)
-
-    return load
-
-
-def provider_job(op: Operation | NewOperation, load_media: MediaLoader = no_media) -> GenerationJob:
-    params = op.parameters
-    return GenerationJob(
-        sample_count=params.get("sampleCount", 1),
-        load_media=load_media,
-        operation_id=op.id,
-        provider_model=op.provider_model,
-        prompt=op.prompt,
-        aspect_ratio=params["aspectRatio"],
-        duration_seconds=params["durationSeconds"],
-        negative_prompt=params.get("negativePrompt"),
-        options={name: params[name] for name in MODEL_OPTIONS if params.get(name) is not None},
-    )
 
 
 def new_operation(
@@ -155,6 +122,10 @@ class Generations:
         self._stamps = OperationStamps()
         self.outbox = Outbox(store, bus)
         self.lifecycle = Lifecycle(store, bus, self.outbox, pending, settings)
+        local = settings.resolved_provider() == "local"
+        typical = settings.simulator_latency_seconds if local else TYPICAL_PROVIDER_SECONDS
+        self.latencies = Latencies(store, typical)
+        self.starter = Starter(store, provider, storage, Capacity(bus, settings), self.lifecycle)
 
     async def check_inputs(self, principal: Principal, request: GenerationRequest) -> None:
         """Refuse unusable media inputs (400, or 404 for a video to extend that is not the
@@ -229,7 +200,8 @@ class Generations:
         )
 
     async def start(self, op: NewOperation, published: StoredEvent) -> dict[str, Any]:
-        """Start a launched operation at the provider; a refusal fails and refunds it (502).
+        """Start a launched operation at the provider, or queue it when no credential has room; a
+        refusal fails and refunds it (502).
 
         `published` is the operation's event, released with the launch: it is marked published in
         the same commit that records the provider's operation name.
@@ -238,18 +210,13 @@ class Generations:
             # Its image URLs are fetched by the worker, which then starts it.
             await mark_published(self.store, published)
             return {"id": op.id, "status": PENDING, **_charged(op)}
-        with operation_context(op.id):
-            try:
-                name = await self._provider.start(provider_job(op, media_loader(self._storage, op)))
-            except Exception:
-                log.exception("provider refused to start %s", op.id)
-                await mark_published(self.store, published)
-                await self.lifecycle.finish(
-                    op.id, FAILED, error=START_FAILED, error_code=START_FAILED_CODE, refund=True
-                )
-                raise ProviderStartFailed() from None
-        await attach_provider_operation(self.store, op.id, name, published)
-        return {"id": op.id, "operation_name": name, "status": PENDING, **_charged(op)}
+        outcome, name = await self.starter.admit(op, published)
+        if name is None:
+            await mark_published(self.store, published)
+        if outcome == "failed":
+            raise ProviderStartFailed()
+        started = {"operation_name": name} if name else {}
+        return {"id": op.id, **started, "status": PENDING, **_charged(op)}
 
     async def status(self, principal: Principal, op_id: str) -> dict[str, Any]:
         # Another account's id answers exactly like an unknown one: existence is never revealed.

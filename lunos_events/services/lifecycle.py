@@ -105,6 +105,9 @@ class NewOperation:
             "updated_at_ms": self.created_at_ms,
             "completed_at_ms": None,
             "deadline_at_ms": self.deadline_at_ms,
+            "provider_credential": None,
+            "queued_at_ms": None,
+            "started_at_ms": None,
         }
 
 
@@ -202,6 +205,7 @@ class Lifecycle:
         self._outbox = outbox
         self._pending = pending
         self._settings = settings
+        self._credentials = [c.name for c in settings.provider_credentials()]
 
     async def finish(
         self,
@@ -224,5 +228,7 @@ class Lifecycle:
         crash_point(self._settings, "committed")
         # The slot goes first, so that a client told of the end by the event finds it free.
         await limits.give_back(self._bus, event.account_id, operation_id)
+        # Its provider slot too (on whichever credential held it), waking the queue's dispatchers.
+        await self._bus.capacity.release(self._credentials, operation_id)
         await self._outbox.release(event)
         return event

@@ -72,6 +72,11 @@ class Operation(SQLModel, table=True):
     updated_at_ms: int = Field(sa_type=BigInteger)
     completed_at_ms: int | None = Field(default=None, sa_type=BigInteger)
     deadline_at_ms: int = Field(sa_type=BigInteger)
+    # Provider capacity: the pool credential that started it (claimed before the provider call, so
+    # a start happens at most once), when it went into the queue, and when its start was claimed.
+    provider_credential: str | None = Field(default=None, max_length=64)
+    queued_at_ms: int | None = Field(default=None, sa_type=BigInteger)
+    started_at_ms: int | None = Field(default=None, sa_type=BigInteger)
 
 
 class Event(SQLModel, table=True):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -22,6 +24,7 @@ from lunos_events.webhooks.jobs import (
     webhook_cron_jobs,
     webhook_functions,
 )
+from lunos_events.worker.dispatch import Dispatcher
 from lunos_events.worker.tracking import track
 
 log = logging.getLogger(__name__)
@@ -51,15 +54,24 @@ async def reconcile_operations(ctx: dict[str, Any]) -> int:
     """Make sure every pending operation has a tracking job (lost queue, crash, Redis restart)."""
     rt: Runtime = ctx["rt"]
     rows = await rt.store.all(
-        select(col(Operation.id), col(Operation.account_id), col(Operation.deadline_at_ms)).where(
-            col(Operation.status) == PENDING
-        )
+        select(
+            col(Operation.id),
+            col(Operation.account_id),
+            col(Operation.deadline_at_ms),
+            col(Operation.provider_credential),
+        ).where(col(Operation.status) == PENDING)
     )
     enqueued = 0
     by_account: dict[str, list[tuple[str, int]]] = {}
+    by_credential: dict[str, list[tuple[str, int]]] = {}
     for row in rows:
         enqueued += await rt.bus.enqueue_tracking(row.id)
         by_account.setdefault(row.account_id, []).append((row.id, row.deadline_at_ms))
+        if row.provider_credential is not None:
+            by_credential.setdefault(row.provider_credential, []).append((row.id, row.deadline_at_ms))
+    # And the provider credentials' in-flight counts (adding what is already there changes nothing).
+    for credential, operations in by_credential.items():
+        await rt.bus.capacity.restore(credential, operations)
     # A Redis that came back empty also lost the in-flight counts the tier limits rely on.
     restored = 0
     for account_id, operations in by_account.items():
@@ -87,9 +99,15 @@ async def prune_retention(ctx: dict[str, Any]) -> int:
 async def _on_startup(ctx: dict[str, Any]) -> None:
     await open_webhook_courier(ctx)
     await reconcile_operations(ctx)
+    ctx["dispatcher"] = asyncio.create_task(Dispatcher(ctx["rt"]).run(), name="dispatcher")
 
 
 async def _on_shutdown(ctx: dict[str, Any]) -> None:
+    dispatcher: asyncio.Task[None] | None = ctx.pop("dispatcher", None)
+    if dispatcher is not None:
+        dispatcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await dispatcher
     await close_webhook_courier(ctx)
 
 

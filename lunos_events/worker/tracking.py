@@ -9,8 +9,14 @@ from lunos_events.errors import DEADLINE_EXCEEDED, INPUT_INVALID, START_FAILED_C
 from lunos_events.ids import now_ms
 from lunos_events.providers.base import Done, Failed, Pending, ProviderTransientError
 from lunos_events.runtime import Runtime
-from lunos_events.services.generations import START_FAILED, STARTS_IN_WORKER, media_loader, provider_job
+from lunos_events.services.generation_request import START_DEADLINE
 from lunos_events.services.input_store import InputsMissing
+from lunos_events.services.provider_jobs import (
+    START_FAILED,
+    STARTS_IN_WORKER,
+    media_loader,
+    provider_job,
+)
 from lunos_events.store.models import COMPLETED, FAILED, PENDING, Operation
 from lunos_events.worker.outputs import store_outputs
 from lunos_events.worker.worker_start import start_in_worker
@@ -18,6 +24,7 @@ from lunos_events.worker.worker_start import start_in_worker
 log = logging.getLogger(__name__)
 
 TIMED_OUT = "Video generation timed out"
+NOT_STARTED = "Video generation could not start before its start deadline"
 
 
 async def load_operation(rt: Runtime, operation_id: str) -> Operation | None:
@@ -43,15 +50,7 @@ async def track(rt: Runtime, operation_id: str) -> float | None:
         )
         return None
     if op.provider_operation is None:
-        if op.parameters.get(STARTS_IN_WORKER):
-            return await start_in_worker(rt, op)
-        # Start is in flight in the API process, or that process died before recording it.
-        if now - op.created_at_ms > rt.settings.start_grace_seconds * 1000:
-            await rt.generations.lifecycle.finish(
-                op.id, FAILED, error=START_FAILED, error_code=START_FAILED_CODE, refund=True
-            )
-            return None
-        return interval
+        return await _unstarted(rt, op, now)
 
     try:
         result = await rt.provider.poll(op.provider_operation, provider_job(op, media_loader(rt.storage, op)))
@@ -87,6 +86,29 @@ async def track(rt: Runtime, operation_id: str) -> float | None:
         op.id, COMPLETED, video_url=urls[0], outcome={"video_urls": urls, "thumbnail_url": thumbnail}
     )
     return None
+
+
+async def _unstarted(rt: Runtime, op: Operation, now: int) -> float | None:
+    """Queued, waiting for its inputs, or its start in flight (in this or an API process)."""
+    interval = rt.settings.poll_interval_seconds
+    start_deadline = op.parameters.get(START_DEADLINE)
+    if op.provider_credential is None and start_deadline and now > op.created_at_ms + start_deadline * 1000:
+        await rt.generations.lifecycle.finish(
+            op.id, FAILED, error=NOT_STARTED, error_code=DEADLINE_EXCEEDED, refund=True
+        )
+        return None
+    if op.provider_credential is None and op.queued_at_ms is not None:
+        return interval  # the dispatcher starts it; this job only watches its deadlines
+    if op.provider_credential is None and op.parameters.get(STARTS_IN_WORKER):
+        return await start_in_worker(rt, op)
+    # A start claimed in this or an API process, or a submit that died before claiming it.
+    since = op.started_at_ms or op.created_at_ms
+    if now - since > rt.settings.start_grace_seconds * 1000:
+        await rt.generations.lifecycle.finish(
+            op.id, FAILED, error=START_FAILED, error_code=START_FAILED_CODE, refund=True
+        )
+        return None
+    return interval
 
 
 def _safety(result: Failed) -> dict[str, Any] | None:

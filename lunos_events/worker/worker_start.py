@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import logging
 
-from lunos_events.errors import INPUT_INVALID, INPUT_UNREACHABLE, START_FAILED_CODE
+from lunos_events.errors import INPUT_INVALID, INPUT_UNREACHABLE
 from lunos_events.logs import operation_context
 from lunos_events.runtime import Runtime
-from lunos_events.services.generations import INPUTS, START_FAILED, media_loader, provider_job
 from lunos_events.services.image_fetch import InputInvalid, InputUnreachable
 from lunos_events.services.input_store import InputsMissing, fetch_inputs
-from lunos_events.services.lifecycle import attach_provider_operation
+from lunos_events.services.provider_jobs import INPUTS
 from lunos_events.store.models import FAILED, Operation
 
 log = logging.getLogger(__name__)
 
 
 async def start_in_worker(rt: Runtime, op: Operation) -> float | None:
-    """Fetch, check, start; returns the seconds until the first poll, or None once it failed."""
+    """Fetch, check, start (or queue); returns the seconds until the first poll, or None once it failed."""
     settings = rt.settings
     finish = rt.generations.lifecycle.finish
     with operation_context(op.id):
@@ -52,11 +51,5 @@ async def start_in_worker(rt: Runtime, op: Operation) -> float | None:
                 refund=True,
             )
             return None
-        try:
-            name = await rt.provider.start(provider_job(op, media_loader(rt.storage, op)))
-        except Exception:
-            log.exception("provider refused to start %s", op.id)
-            await finish(op.id, FAILED, error=START_FAILED, error_code=START_FAILED_CODE, refund=True)
-            return None
-    await attach_provider_operation(rt.store, op.id, name)
-    return settings.poll_interval_seconds
+    outcome, _ = await rt.generations.starter.admit(op)
+    return settings.poll_interval_seconds if outcome in ("started", "queued") else None
