@@ -3,6 +3,7 @@ stops every process it started (nginx's workers and PostgreSQL's backends includ
 
 from __future__ import annotations
 
+import base64
 import os
 import signal
 import subprocess
@@ -10,8 +11,10 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
+from lunos_events.media.images import encode_image
 from tests.conftest import VEO, free_port
 from tests.processes import command, stack_workdir
 
@@ -94,8 +97,16 @@ def test_stack_serves_through_nginx_and_ctrl_c_leaves_nothing_running() -> None:
             assert status["status"] == "completed", status
             video = httpx.get(status["video_url"], timeout=30)  # from the S3 server (moto)
             assert video.status_code == 200 and video.content[4:8] == b"ftyp"
-            too_big = client.post("/v1/video/generations", content=b"x" * 100_000, headers=headers)
-            assert too_big.status_code == 413 and too_big.json()["error"]  # refused by nginx, as JSON
+            # A submit carrying a ~1 MB image passes the proxy (it is larger than a plain body may be).
+            noise = np.random.default_rng(7).integers(0, 256, (600, 600, 3), dtype=np.uint8)
+            image = {"data": base64.b64encode(encode_image(noise, "png")).decode(), "mimeType": "image/png"}
+            body = {"model": VEO, "prompt": "from a picture", "parameters": {"image": image}}
+            with_image = client.post("/v1/video/generations", json=body, headers=headers)
+            assert with_image.status_code == 200, with_image.text
+            # Past the largest submit, nginx refuses it itself, as JSON.
+            too_big = client.post("/v1/video/generations", content=b"x" * 29_000_000, headers=headers)
+            assert too_big.status_code == 413 and too_big.json()["error"]
+            assert "nginx" in too_big.headers.get("server", ""), too_big.headers
             huge_head = client.get("/v1/account", headers=headers | {"X-Padding": "x" * 70_000})
             assert huge_head.status_code == 431 and huge_head.json()["error"]
 

@@ -25,16 +25,14 @@ from lunos_events.services.generation_request import (
     parse_app_id,
     parse_generation_request,
 )
-from lunos_events.services.media_request import MAX_REFERENCE_IMAGES
+from lunos_events.services.media_request import MAX_IMAGES, largest_submit_bytes
 from lunos_events.settings import Settings
 
 IMAGE_FIELDS = ("image", "lastFrame", "referenceImages")
 
 
-def image_body_limit(settings: Settings, images: int = 2 + MAX_REFERENCE_IMAGES) -> int:
-    """The largest submit body carrying images: larger by a base64 image per image it may carry."""
-    per_image = (settings.max_image_bytes + 2) // 3 * 4 + 1024
-    return settings.max_body_bytes + images * per_image
+def image_body_limit(settings: Settings, images: int = MAX_IMAGES) -> int:
+    return largest_submit_bytes(settings.max_body_bytes, settings.max_image_bytes, images)
 
 
 def carries_images(body: dict[str, Any]) -> bool:

@@ -21,6 +21,17 @@ from lunos_events.media.images import IMAGE_FORMATS, ImageProblem, check_image
 from lunos_events.url_guard import Guard, resolve_target
 
 MAX_REFERENCE_IMAGES = 3
+# image, lastFrame and the reference images: the most images one submit carries.
+MAX_IMAGES = 2 + MAX_REFERENCE_IMAGES
+
+
+def largest_submit_bytes(max_body_bytes: int, max_image_bytes: int, images: int = MAX_IMAGES) -> int:
+    """The largest submit body carrying images: larger by a base64 image per image it may carry.
+    Proxies in front of the API let bodies up to this through."""
+    per_image = (max_image_bytes + 2) // 3 * 4 + 1024
+    return max_body_bytes + images * per_image
+
+
 MEDIA_FIELDS = ("image", "lastFrame", "referenceImages", "video")
 IMAGE_URLS = Guard("image url", ("https",), "LUNOS_INPUT_URL_ALLOW_PRIVATE")
 # With private targets allowed (development, tests), plain http is allowed too.

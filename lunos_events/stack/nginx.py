@@ -32,6 +32,7 @@ def nginx_config(
     listen_port: int,
     upstream_ports: list[int],
     max_body_bytes: int,
+    largest_body_bytes: int,
     max_connections: int | None = None,
 ) -> str:
     """The whole nginx.conf; `prefix` holds its pid file, logs and temp files."""
@@ -78,7 +79,8 @@ http {{
     scgi_temp_path {prefix}/scgi;
 
     # Limits: requests beyond them never reach the API.
-    client_max_body_size {max_body_bytes};
+    # Submits carrying images may be larger (the API checks which); those spool to disk here.
+    client_max_body_size {largest_body_bytes};
     client_body_buffer_size {max_body_bytes};
     client_header_buffer_size 4k;
     # The same bounds as the API's own (lunos_events/http_limits.py): a 64 KiB head, 5 s to send it,
@@ -136,9 +138,9 @@ def nginx_command(prefix: Path) -> list[str]:
 
 
 def write_nginx_config(
-    prefix: Path, listen_port: int, upstream_ports: list[int], max_body_bytes: int
+    prefix: Path, listen_port: int, upstream_ports: list[int], max_body_bytes: int, largest_body_bytes: int
 ) -> Path:
     prefix.mkdir(parents=True, exist_ok=True)
     path = prefix / "nginx.conf"
-    path.write_text(nginx_config(prefix, listen_port, upstream_ports, max_body_bytes))
+    path.write_text(nginx_config(prefix, listen_port, upstream_ports, max_body_bytes, largest_body_bytes))
     return path

@@ -24,6 +24,8 @@ import httpx
 
 from lunos_events.bus.embedded_redis import EmbeddedRedis
 from lunos_events.child_processes import free_port
+from lunos_events.services.media_request import largest_submit_bytes
+from lunos_events.settings import Settings
 from lunos_events.stack.children import ChildProcesses
 from lunos_events.stack.nginx import NGINX, nginx_command, write_nginx_config
 from lunos_events.store.private_postgres import PrivatePostgres
@@ -165,9 +167,10 @@ class ProductionStack:
         for replica in range(self.options.api_replicas):
             self.wait_healthy(self.api_url(replica))
         prefix = self.data_dir / "nginx"
-        write_nginx_config(
-            prefix, self.options.port, self.api_ports, int(env.get("LUNOS_MAX_BODY_BYTES", 65536))
-        )
+        max_body = int(env.get("LUNOS_MAX_BODY_BYTES", Settings.model_fields["max_body_bytes"].default))
+        max_image = int(env.get("LUNOS_MAX_IMAGE_BYTES", Settings.model_fields["max_image_bytes"].default))
+        largest = largest_submit_bytes(max_body, max_image)
+        write_nginx_config(prefix, self.options.port, self.api_ports, max_body, largest)
         self.children.start("nginx", nginx_command(prefix), env)
         self.wait_healthy(self.url)
 
