@@ -25,3 +25,8 @@ def format_amount(cents: int) -> str:
     sign = "-" if cents < 0 else ""
     whole, frac = divmod(abs(cents), 100)
     return f"{sign}{whole}.{frac:02d}"
+
+
+def charged(cents: int) -> dict[str, str]:
+    """What a submit charged, as its response shows it."""
+    return {"cost": format_amount(cents), "currency": CURRENCY}

@@ -29,7 +29,7 @@ from lunos_events.ids import (
     sample_key,
     video_key,
 )
-from lunos_events.money import CURRENCY, format_amount
+from lunos_events.money import charged
 from lunos_events.providers.base import VideoProvider
 from lunos_events.services import idempotency
 from lunos_events.services.accounts import Principal
@@ -59,11 +59,6 @@ from lunos_events.url_guard import resolve_target
 log = logging.getLogger(__name__)
 
 _ID_ATTEMPTS = 64
-
-
-def _charged(op: NewOperation) -> dict[str, str]:
-    """What the submit charged, as its response shows it."""
-    return {"cost": format_amount(op.cost_cents), "currency": CURRENCY}
 
 
 def new_operation(
@@ -209,14 +204,14 @@ class Generations:
         if op.parameters.get(STARTS_IN_WORKER):
             # Its image URLs are fetched by the worker, which then starts it.
             await mark_published(self.store, published)
-            return {"id": op.id, "status": PENDING, **_charged(op)}
+            return {"id": op.id, "status": PENDING, **charged(op.cost_cents)}
         outcome, name = await self.starter.admit(op, published)
         if name is None:
             await mark_published(self.store, published)
         if outcome == "failed":
             raise ProviderStartFailed()
         started = {"operation_name": name} if name else {}
-        return {"id": op.id, **started, "status": PENDING, **_charged(op)}
+        return {"id": op.id, **started, "status": PENDING, **charged(op.cost_cents)}
 
     async def status(self, principal: Principal, op_id: str) -> dict[str, Any]:
         # Another account's id answers exactly like an unknown one: existence is never revealed.

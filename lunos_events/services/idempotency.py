@@ -29,6 +29,7 @@ from sqlmodel import col
 
 from lunos_events.errors import Conflict, InvalidRequest
 from lunos_events.ids import now_ms
+from lunos_events.money import charged
 from lunos_events.store.models import PENDING, IdempotencyKey, Operation
 from lunos_events.store.transactions import Store, Tx
 
@@ -131,10 +132,19 @@ async def answer_with_operation(
 ) -> dict[str, Any]:
     """Store, as the claim's response, the operation its request created: for a request that failed
     after the charge (the operation goes on, and a repeat must get it, never make another)."""
-    name = await store.scalar(
-        select(col(Operation.provider_operation)).where(col(Operation.id) == operation_id)
+    row = await store.first(
+        select(col(Operation.provider_operation), col(Operation.cost_cents)).where(
+            col(Operation.id) == operation_id
+        )
     )
-    response: dict[str, Any] = {"id": operation_id, "operation_name": name, "status": PENDING}
+    # The shape the request would have answered: no operation_name until the provider took it.
+    started = {"operation_name": row.provider_operation} if row and row.provider_operation else {}
+    response: dict[str, Any] = {
+        "id": operation_id,
+        **started,
+        "status": PENDING,
+        **(charged(row.cost_cents) if row else {}),
+    }
     await complete(store, account_id, claim, response)
     return response
 
