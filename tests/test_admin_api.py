@@ -188,3 +188,23 @@ async def test_failed_deliveries_are_found_and_redelivered(service, client: http
     assert [(e["action"], e["target"], e["detail"]) for e in log] == [
         ("webhook.redeliver", "hooked", {"delivery": delivery_id})
     ]
+
+
+@WITH_ADMIN
+async def test_a_nul_in_an_admin_path_or_filter_is_bad_input(service, client: httpx.AsyncClient) -> None:
+    """PostgreSQL refuses a NUL as a parameter: it must be caught as bad input, never met as a 500."""
+    await create_user(service, "acme")
+    for method, path in [
+        ("GET", "/v1/admin/accounts/acme%00"),
+        ("PATCH", "/v1/admin/accounts/acme%00"),
+        ("GET", "/v1/admin/accounts/acme%00/ledger"),
+        ("GET", "/v1/admin/accounts/acme%00/keys"),
+        ("DELETE", "/v1/admin/accounts/acme/keys/lun_abc%00def"),
+        ("GET", "/v1/admin/accounts/acme%00/webhooks"),
+        ("GET", "/v1/admin/accounts/acme/webhook-deliveries/msg_%00"),
+    ]:
+        response = await client.request(method, path, headers=ADMIN, json={"tier": "pro"})
+        assert response.status_code == 404, (method, path, response.text)
+        assert response.json()["error"]
+    response = await client.get("/v1/admin/audit?target=acme%00", headers=ADMIN)
+    assert response.status_code == 400 and "target" in response.json()["error"]

@@ -165,6 +165,8 @@ async def audit_log(request: Request) -> JSONResponse:
     admin_actor(request)
     query = request.query_params
     target = query.get("target") or None
+    if target is not None and (len(target) > 255 or not target.isprintable()):
+        raise InvalidRequest("'target' must be at most 255 printable characters")
     rows = await audit.recent(runtime(request).store, page_limit(query.get("limit")), target=target)
     return JSONResponse({"object": "list", "data": rows})
 

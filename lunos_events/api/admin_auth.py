@@ -26,6 +26,9 @@ def admin_actor(request: Request) -> str:
     # compare_digest takes as long whatever the first differing byte is.
     if given is None or not hmac.compare_digest(given.encode(), expected.encode()):
         raise Unauthenticated(BAD_ADMIN_TOKEN)
+    # No id of ours has a control character, and PostgreSQL refuses a NUL (a %00) as a parameter.
+    if not all(str(value).isprintable() for value in request.path_params.values()):
+        raise NotFound("Not found")
     name = request.headers.get("x-admin-actor", "").strip()
     if not name:
         return "admin"
