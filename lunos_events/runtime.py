@@ -17,7 +17,7 @@ from lunos_events.providers import build_provider
 from lunos_events.providers.base import VideoProvider
 from lunos_events.services.accounts import PrincipalCache
 from lunos_events.services.generations import Generations
-from lunos_events.services.pending_statuses import PendingStatuses
+from lunos_events.services.running_statuses import RunningStatuses
 from lunos_events.settings import Settings
 from lunos_events.storage import build_storage
 from lunos_events.storage.base import VideoStorage
@@ -33,8 +33,8 @@ class Runtime:
     storage: VideoStorage
     catalog: Catalog
     principals: PrincipalCache
-    # Served from only while an API process's event hub listens (see pending_statuses.py).
-    pending_statuses: PendingStatuses
+    # Served from only while an API process's event hub listens (see running_statuses.py).
+    running_statuses: RunningStatuses
     generations: Generations
 
 
@@ -49,7 +49,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             provider = build_provider(settings)
             storage = build_storage(settings)
             try:
-                pending = PendingStatuses(settings.status_cache_seconds)
+                running = RunningStatuses(settings.status_cache_seconds)
                 yield Runtime(
                     settings=settings,
                     store=store,
@@ -58,8 +58,8 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
                     storage=storage,
                     catalog=catalog,
                     principals=PrincipalCache(settings.auth_cache_seconds),
-                    pending_statuses=pending,
-                    generations=Generations(store, bus, provider, storage, settings, pending),
+                    running_statuses=running,
+                    generations=Generations(store, bus, provider, storage, settings, running),
                 )
             finally:
                 await provider.aclose()

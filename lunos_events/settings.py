@@ -200,6 +200,9 @@ class Settings(BaseSettings):
 
     # Worker
     poll_interval_seconds: float = 5.0
+    progress_event_seconds: float = Field(
+        default=5.0, gt=0, description="At least this long between an operation's video.progress events."
+    )
     operation_deadline_seconds: float = 900.0
     start_grace_seconds: float = 60.0
     job_timeout_seconds: float = 120.0

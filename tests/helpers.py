@@ -38,16 +38,16 @@ def status_without_link(body: dict[str, Any]) -> dict[str, Any]:
 async def wait_for_status(
     client: httpx.AsyncClient, op_id: str, headers: dict[str, str], *, timeout: float = 30
 ) -> dict[str, Any]:
-    """Poll until the operation leaves `pending`; returns the final status object."""
+    """Poll until the operation has ended; returns the final status object."""
     deadline = time.monotonic() + timeout
     while True:
         response = await client.get(f"/v1/video/generations/{op_id}", headers=headers)
         assert response.status_code == 200, response.text
         body = response.json()
-        if body["status"] != "pending":
+        if body["status"] not in ("pending", "processing"):
             return body
         if time.monotonic() > deadline:
-            raise AssertionError(f"{op_id} still pending after {timeout}s")
+            raise AssertionError(f"{op_id} still {body['status']} after {timeout}s")
         await anyio.sleep(0.05)
 
 

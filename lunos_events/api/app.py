@@ -80,7 +80,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             app.state.rt = rt
             hub.on_revoked = rt.principals.forget
             await stack.enter_async_context(
-                hub.running(rt.bus.redis, rt.bus.events_channel, rt.store, rt.pending_statuses)
+                hub.running(rt.bus.redis, rt.bus.events_channel, rt.store, rt.running_statuses)
             )
             await stack.enter_async_context(checking_keys(hub, rt.store, settings.stream_key_check_seconds))
             app.state.stream_slots = await stack.enter_async_context(StreamSlots(rt.bus).running())

@@ -1,22 +1,22 @@
 """OpenAI's Videos API shapes (as the `openai` package's `types/video*.py` define them), mapped onto
 this service's operations: the request to a submit body, an operation to a `video` object.
 
-Status words: a pending operation is `queued` until the provider has accepted it, then
-`in_progress`; `completed` stays; `failed` and `cancelled` are both `failed` (with an error code).
+Status words: `pending` is `queued`, `processing` is `in_progress`, `completed` stays, and `failed`
+and `cancelled` are both `failed` (with an error code).
 """
 
 from __future__ import annotations
 
 import base64
 import re
-import time
 from typing import Any
 
 from lunos_events.catalog import Catalog
 from lunos_events.errors import InvalidRequest, ModelNotFound
+from lunos_events.ids import now_ms
 from lunos_events.media.images import IMAGE_FORMATS, sniff_image_type
-from lunos_events.services.progress import progress as estimated_progress
-from lunos_events.store.models import CANCELLED, COMPLETED, PENDING, Operation
+from lunos_events.services.timing import running_progress
+from lunos_events.store.models import CANCELLED, COMPLETED, PENDING, PROCESSING, Operation
 
 # `input_reference` is the first frame: an upload, or `{"image_url": "https://…" | "data:image/…;base64,…"}`.
 DATA_URL = re.compile(r"data:(image/[a-z]+);base64,(.*)", re.DOTALL)
@@ -101,11 +101,12 @@ def openai_status(op: Operation, run_seconds: float) -> tuple[str, int]:
     """(status, progress): progress is services/progress.py's estimate against `run_seconds`."""
     if op.status == COMPLETED:
         return "completed", 100
-    if op.status != PENDING:
-        return "failed", 0
-    if op.provider_operation is None:
+    if op.status == PENDING:
         return "queued", 0
-    return "in_progress", estimated_progress(op, run_seconds, int(time.time() * 1000))
+    if op.status == PROCESSING:
+        started = op.started_at_ms or op.created_at_ms
+        return "in_progress", running_progress(started, run_seconds, now_ms())
+    return "failed", 0
 
 
 def video_object(op: Operation, run_seconds: float) -> dict[str, Any]:
@@ -120,7 +121,7 @@ def video_object(op: Operation, run_seconds: float) -> dict[str, Any]:
         "id": op.id,
         "object": "video",
         "created_at": op.created_at_ms // 1000,
-        "completed_at": op.completed_at_ms // 1000 if op.completed_at_ms and op.status != PENDING else None,
+        "completed_at": op.completed_at_ms // 1000 if op.completed_at_ms else None,
         "expires_at": None,
         "error": error,
         "model": op.model,

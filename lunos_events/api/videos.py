@@ -27,7 +27,7 @@ from lunos_events.ids import operation_owner
 from lunos_events.runtime import Runtime
 from lunos_events.services import deletion, history
 from lunos_events.services.accounts import Principal
-from lunos_events.store.models import COMPLETED, DELETED, PENDING, Operation
+from lunos_events.store.models import ACTIVE_STATUSES, COMPLETED, DELETED, Operation
 
 VIDEO_NOT_FOUND = "Video not found"
 
@@ -140,7 +140,7 @@ async def delete_video(request: Request) -> JSONResponse:
     rt = runtime(request)
     principal = await authenticate(request)
     op = await owned_video(rt, principal, request.path_params["video_id"])
-    if op.status == PENDING:
+    if op.status in ACTIVE_STATUSES:
         # One still being made is cancelled and refunded first; one that ended meanwhile is not.
         with contextlib.suppress(Conflict):
             await rt.generations.cancel(principal, op.id)

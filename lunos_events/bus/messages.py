@@ -2,12 +2,13 @@
 
 Channel: `Settings.events_channel` (default `lunos:events`), one for all accounts.
 Message: a JSON object
-    {"type": "video.pending" | "video.completed" | "video.failed" | ...,
+    {"type": "video.pending" | "video.processing" | "video.completed" | "video.progress" | ...,
      "account_id": str, "seq": int, "operation_id": str, "app_id": str | null,
      "created_at_ms": int, "data": <the status object>}
 with `type` first (see `type_prefix`). `seq` is the account's strictly increasing event number (the
 SSE event id). The database holds the same event before it is published, so a subscriber that missed
-a message replays it from the store.
+a message replays it from the store. Seq 0: a transient event (`video.progress` that no webhook asked
+for), not stored: handed on as it comes, never replayed.
 
 Revoked keys: the hash of a revoked API key, as the whole message, on `revocations_channel`. The
 event hubs end the streams opened with that key (or with a token it minted); a lost message only

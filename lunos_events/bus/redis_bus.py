@@ -43,11 +43,18 @@ class Bus:
     def __init__(self, redis: ArqRedis, *, events_channel: str, key_prefix: str) -> None:
         self.redis = redis
         self.events_channel = events_channel
+        self._key_prefix = key_prefix
         self.limits = LimitScripts(redis, key_prefix)
         self.capacity = CapacityScripts(redis, key_prefix)
 
     async def publish(self, event: StoredEvent) -> None:
         await self.redis.publish(self.events_channel, encode_event(event))
+
+    async def take_turn(self, name: str, seconds: float) -> bool:
+        """True at most once per `seconds` for `name`, across every process."""
+        return bool(
+            await self.redis.set(f"{self._key_prefix}turn:{name}", b"1", nx=True, px=int(seconds * 1000))
+        )
 
     async def publish_revocation(self, key_hash: str) -> None:
         """Tell every API process a key was revoked: its streams end at once."""

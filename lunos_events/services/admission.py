@@ -19,7 +19,7 @@ from lunos_events.services import idempotency, limits
 from lunos_events.services.accounts import Principal
 from lunos_events.services.generation_request import GenerationRequest
 from lunos_events.services.generations import Generations
-from lunos_events.store.models import PENDING, Operation
+from lunos_events.store.models import ACTIVE_STATUSES, Operation
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +111,7 @@ async def _free_ended_slots(generations: Generations, account_id: str) -> bool:
     ended_query = select(col(Operation.id)).where(
         col(Operation.id).in_(holders),
         col(Operation.account_id) == account_id,
-        col(Operation.status) != PENDING,
+        col(Operation.status).not_in(ACTIVE_STATUSES),
     )
     ended = [row[0] for row in await generations.store.all(ended_query)]
     if ended:

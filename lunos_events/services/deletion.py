@@ -21,7 +21,13 @@ from lunos_events.errors import Conflict, NotFound
 from lunos_events.ids import now_ms, operation_owner, poster_key, sample_key
 from lunos_events.services.status import status_object
 from lunos_events.storage.base import VideoStorage
-from lunos_events.store.models import COMPLETED, DELETED, PENDING, TERMINAL_STATUSES, Operation
+from lunos_events.store.models import (
+    ACTIVE_STATUSES,
+    COMPLETED,
+    DELETED,
+    TERMINAL_STATUSES,
+    Operation,
+)
 from lunos_events.store.transactions import Store
 
 log = logging.getLogger(__name__)
@@ -65,8 +71,8 @@ async def delete_generation(
     row = await store.operation(op_id)
     if row is None or row.account_id != account_id:
         raise NotFound(NOT_FOUND)
-    if row.status == PENDING:
-        raise Conflict("Operation is still pending: cancel it first, then delete it")
+    if row.status in ACTIVE_STATUSES:
+        raise Conflict(f"Operation is still {row.status}: cancel it first, then delete it")
     # Also when already deleted: a storage delete that failed before is retried (it is idempotent).
     # A repeat (the row has no outcome left) retries the first video, the poster and the inputs.
     await _remove(storage, row)

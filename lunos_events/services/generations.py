@@ -44,15 +44,18 @@ from lunos_events.services.lifecycle import (
 )
 from lunos_events.services.media_request import check_media
 from lunos_events.services.outbox import Outbox
-from lunos_events.services.pending_statuses import PendingStatuses
 from lunos_events.services.progress import TYPICAL_PROVIDER_SECONDS, Latencies
+from lunos_events.services.progress_reports import ProgressReports
 from lunos_events.services.provider_jobs import INPUTS, STARTS_IN_WORKER
+from lunos_events.services.queue_positions import QueuePositions
+from lunos_events.services.running_statuses import Running, RunningStatuses
 from lunos_events.services.starts import Starter
 from lunos_events.services.status import status_object
+from lunos_events.services.timing import timing
 from lunos_events.settings import Settings
 from lunos_events.storage.base import VideoStorage
-from lunos_events.store.models import CANCELLED, COMPLETED, PENDING, Operation
-from lunos_events.store.records import StoredEvent
+from lunos_events.store.models import ACTIVE_STATUSES, CANCELLED, COMPLETED, PENDING, PROCESSING, Operation
+from lunos_events.store.records import OperationStatus, StoredEvent
 from lunos_events.store.transactions import Store
 from lunos_events.url_guard import resolve_target
 
@@ -106,21 +109,27 @@ class Generations:
         provider: VideoProvider,
         storage: VideoStorage,
         settings: Settings,
-        pending: PendingStatuses,
+        running: RunningStatuses,
     ) -> None:
         self.store = store
         self.bus = bus
         self.settings = settings
-        self.pending = pending
+        self.running = running
         self._provider = provider
         self._storage = storage
         self._stamps = OperationStamps()
         self.outbox = Outbox(store, bus)
-        self.lifecycle = Lifecycle(store, bus, self.outbox, pending, settings)
+        self.lifecycle = Lifecycle(store, bus, self.outbox, running, settings)
         local = settings.resolved_provider() == "local"
         typical = settings.simulator_latency_seconds if local else TYPICAL_PROVIDER_SECONDS
         self.latencies = Latencies(store, typical)
-        self.starter = Starter(store, provider, storage, Capacity(bus, settings), self.lifecycle)
+        self.queue_positions = QueuePositions(store)
+        self.progress_reports = ProgressReports(
+            store, bus, self.outbox, self.latencies, settings.progress_event_seconds
+        )
+        self.starter = Starter(
+            store, provider, storage, Capacity(bus, settings), self.lifecycle, self.latencies
+        )
 
     async def check_inputs(self, principal: Principal, request: GenerationRequest) -> None:
         """Refuse unusable media inputs (400, or 404 for a video to extend that is not the
@@ -217,21 +226,50 @@ class Generations:
         # Another account's id answers exactly like an unknown one: existence is never revealed.
         if operation_owner(op_id) != principal.account_id:
             raise NotFound("Operation not found")
-        pending = self.pending
-        if pending.known_pending(op_id):
-            return status_object(op_id, PENDING, None, None)
-        version = pending.version
+        running = self.running.known_running(op_id)
+        if running is not None:
+            run_seconds = await self.latencies.run_seconds(running.provider_model)
+            times = timing(
+                PROCESSING,
+                running.created_at_ms,
+                running.started_at_ms,
+                None,
+                run_seconds=run_seconds,
+                at_ms=now_ms(),
+            )
+            return status_object(op_id, PROCESSING, None, None, timing=times)
+        version = self.running.version
         row = await self.store.operation_status(op_id, principal.account_id)
         if row is None:
             raise NotFound("Operation not found")
-        if row.status == PENDING and row.error is None:  # what the answer from memory says
-            pending.remember(op_id, version)
+        if row.status == PROCESSING and row.error is None and row.started_at_ms is not None:
+            # What the answer from memory says.
+            self.running.remember(
+                op_id, version, Running(row.created_at_ms, row.started_at_ms, row.provider_model)
+            )
         video_url, outcome = row.video_url, row.outcome
         if video_url and row.status == COMPLETED:
             video_url = await self.refreshed_video_url(op_id, row.video_key, video_url)
             if outcome:
                 outcome = await self._refreshed_outcome(row.video_key, video_url, outcome)
-        return status_object(op_id, row.status, video_url, row.error, row.error_code, outcome)
+        times = await self._timing(op_id, row)
+        return status_object(op_id, row.status, video_url, row.error, row.error_code, outcome, times)
+
+    async def _timing(self, op_id: str, row: OperationStatus) -> dict[str, Any]:
+        queued = None
+        if row.status == PENDING and row.queued_at_ms is not None:
+            queued = await self.queue_positions.spot(op_id, row.provider_model)
+        active = row.status in ACTIVE_STATUSES
+        run_seconds = await self.latencies.run_seconds(row.provider_model) if active else 0.0
+        return timing(
+            row.status,
+            row.created_at_ms,
+            row.started_at_ms,
+            row.completed_at_ms,
+            run_seconds=run_seconds,
+            at_ms=now_ms(),
+            queued=queued,
+        )
 
     async def _refreshed_outcome(self, key: str, video_url: str, outcome: dict[str, Any]) -> dict[str, Any]:
         """The outcome's URLs, re-signed where they are about to expire (not stored: they are cheap)."""

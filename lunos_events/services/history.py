@@ -16,13 +16,13 @@ from lunos_events.ids import now_ms
 from lunos_events.money import CURRENCY, format_amount
 from lunos_events.numerals import ascii_int
 from lunos_events.services.status import status_object
-from lunos_events.store.models import DELETED, PENDING, TERMINAL_STATUSES, Operation
+from lunos_events.services.timing import EPOCH, iso, timestamps
+from lunos_events.store.models import ACTIVE_STATUSES, DELETED, TERMINAL_STATUSES, Operation
 from lunos_events.store.transactions import Store
 
-STATUSES = (PENDING, *sorted(TERMINAL_STATUSES), DELETED)
+STATUSES = (*ACTIVE_STATUSES, *sorted(TERMINAL_STATUSES), DELETED)
 DEFAULT_PAGE = 20
 MAX_PAGE = 100
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -88,23 +88,19 @@ def parse_time(value: str | None, name: str) -> int | None:
     except OverflowError:
         raise InvalidRequest(f"'{name}' must be between years 1 and 9999 in UTC") from None
     # In whole milliseconds, without a float: one rounded up at the calendar's end is past it.
-    return (moment - _EPOCH) // timedelta(milliseconds=1)
-
-
-def iso(ms: int) -> str:
-    moment = _EPOCH + timedelta(milliseconds=ms)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return (moment - EPOCH) // timedelta(milliseconds=1)
 
 
 def listed(op: Any, *, with_account: bool = False) -> dict[str, Any]:
     """A list entry: the status object, plus what tells the operations apart in a list."""
+    # Without progress and queue position: they cost a read per operation (poll one for them).
+    times = timestamps(op.status, op.created_at_ms, op.started_at_ms, op.completed_at_ms)
     entry = {
-        **status_object(op.id, op.status, op.video_url, op.error, op.error_code, op.outcome),
+        **status_object(op.id, op.status, op.video_url, op.error, op.error_code, op.outcome, times),
         "model": op.model,
         "app_id": op.app_id,
         "prompt": op.prompt,
         "cost": format_amount(0 if op.refunded else op.cost_cents),
-        "created_at": iso(op.created_at_ms),
     }
     if with_account:
         entry["account_id"] = op.account_id

@@ -16,11 +16,12 @@ from lunos_events.ids import now_ms
 from lunos_events.services import limits
 from lunos_events.services.events import append_event, mark_published
 from lunos_events.services.outbox import Outbox
-from lunos_events.services.pending_statuses import PendingStatuses
+from lunos_events.services.running_statuses import RunningStatuses
 from lunos_events.services.status import event_type, status_object
+from lunos_events.services.timing import timestamps, timing
 from lunos_events.services.webhook_fanout import RequestWebhook, store_request_webhook
 from lunos_events.settings import Settings
-from lunos_events.store.models import PENDING, Account, Operation
+from lunos_events.store.models import ACTIVE_STATUSES, PENDING, PROCESSING, Account, Operation
 from lunos_events.store.records import StoredEvent
 from lunos_events.store.transactions import Store, Tx
 
@@ -40,14 +41,24 @@ _CREDIT = (
     .values(balance_cents=col(Account.balance_cents) + bindparam("amount"))
 )
 _INSERT_OPERATION = insert(Operation.__table__)  # type: ignore[attr-defined]  # SQLModel declares no __table__
-_ATTACH = (
+_START_PROCESSING = (
     update(Operation)
-    .where(col(Operation.id) == bindparam("operation_id"), col(Operation.provider_operation).is_(None))
-    .values(provider_operation=bindparam("name"), updated_at_ms=bindparam("now"))
+    .where(
+        col(Operation.id) == bindparam("operation_id"),
+        col(Operation.provider_operation).is_(None),
+        col(Operation.status) == PENDING,
+    )
+    .values(
+        provider_operation=bindparam("name"),
+        status=PROCESSING,
+        started_at_ms=bindparam("now"),
+        updated_at_ms=bindparam("now"),
+    )
+    .returning(col(Operation.account_id), col(Operation.app_id), col(Operation.created_at_ms))
 )
 _FINISH = (
     update(Operation)
-    .where(col(Operation.id) == bindparam("operation_id"), col(Operation.status) == PENDING)
+    .where(col(Operation.id) == bindparam("operation_id"), col(Operation.status).in_(ACTIVE_STATUSES))
     .values(
         status=bindparam("new_status"),
         video_url=bindparam("new_video_url"),
@@ -58,7 +69,13 @@ _FINISH = (
         updated_at_ms=bindparam("now"),
         completed_at_ms=bindparam("now"),
     )
-    .returning(col(Operation.account_id), col(Operation.app_id), col(Operation.cost_cents))
+    .returning(
+        col(Operation.account_id),
+        col(Operation.app_id),
+        col(Operation.cost_cents),
+        col(Operation.created_at_ms),
+        col(Operation.started_at_ms),
+    )
 )
 
 
@@ -131,24 +148,12 @@ async def create_operation(tx: Tx, op: NewOperation, webhook: RequestWebhook | N
         operation_id=op.id,
         app_id=op.app_id,
         type=event_type(PENDING),
-        data=status_object(op.id, PENDING, None, None),
+        data=status_object(
+            op.id, PENDING, None, None, timing=timestamps(PENDING, op.created_at_ms, None, None)
+        ),
         request_webhook=webhook is not None,
         numbered=(debited[0], debited[1]),
     )
-
-
-async def attach_provider_operation(
-    store: Store, operation_id: str, name: str, published: StoredEvent | None = None
-) -> None:
-    """Record the provider's operation name, then that `published` went out.
-
-    Two statements, each atomic alone and guarded so that it applies once; no transaction around
-    them (on PostgreSQL that saves the BEGIN and COMMIT round trips of every submit). If the
-    process dies between them, the relay only publishes the event once more.
-    """
-    await store.execute(_ATTACH, {"operation_id": operation_id, "name": name, "now": now_ms()})
-    if published is not None:
-        await mark_published(store, published)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,8 +169,9 @@ class Ending:
 
 
 async def finish_transition(tx: Tx, operation_id: str, ending: Ending) -> StoredEvent | None:
-    """Move a pending operation to `status` (refunding it if asked) with its event; None when it
-    was no longer pending."""
+    """End an active (pending or processing) operation in `status`, refunding it if asked, with its
+    event; None when it had ended already."""
+    now = now_ms()
     changed = await tx.first(
         _FINISH,
         operation_id=operation_id,
@@ -175,11 +181,11 @@ async def finish_transition(tx: Tx, operation_id: str, ending: Ending) -> Stored
         new_error_code=ending.error_code,
         new_outcome=ending.outcome,
         new_refunded=ending.refund,
-        now=now_ms(),
+        now=now,
     )
     if changed is None:
         return None
-    account_id, app_id, cost_cents = changed
+    account_id, app_id, cost_cents, created_at_ms, started_at_ms = changed
     if ending.refund:
         await tx.execute(_CREDIT, {"account_id": account_id, "amount": cost_cents})
     return await append_event(
@@ -189,21 +195,27 @@ async def finish_transition(tx: Tx, operation_id: str, ending: Ending) -> Stored
         app_id=app_id,
         type=event_type(ending.status),
         data=status_object(
-            operation_id, ending.status, ending.video_url, ending.error, ending.error_code, ending.outcome
+            operation_id,
+            ending.status,
+            ending.video_url,
+            ending.error,
+            ending.error_code,
+            ending.outcome,
+            timing(ending.status, created_at_ms, started_at_ms, now, run_seconds=0, at_ms=now),
         ),
     )
 
 
 class Lifecycle:
-    """Ends operations: the transition, then its consequences outside the transaction."""
+    """Starts and ends operations: the transition, then its consequences outside the transaction."""
 
     def __init__(
-        self, store: Store, bus: Bus, outbox: Outbox, pending: PendingStatuses, settings: Settings
+        self, store: Store, bus: Bus, outbox: Outbox, running: RunningStatuses, settings: Settings
     ) -> None:
         self._store = store
         self._bus = bus
         self._outbox = outbox
-        self._pending = pending
+        self._running = running
         self._settings = settings
         self._credentials = [c.name for c in settings.provider_credentials()]
 
@@ -218,11 +230,11 @@ class Lifecycle:
         outcome: dict[str, Any] | None = None,
         refund: bool = False,
     ) -> StoredEvent | None:
-        """Move a pending operation to `status`. Returns its event, or None if it was no longer pending."""
+        """End an active operation in `status`. Returns its event, or None if it had ended already."""
         ending = Ending(status, video_url, error, error_code, outcome, refund)
         async with self._store.transaction() as tx:
             event = await finish_transition(tx, operation_id, ending)
-        self._pending.forget(operation_id)  # it is no longer pending, whoever changed it
+        self._running.forget(operation_id)  # it has ended, whoever changed it
         if event is None:
             return None
         crash_point(self._settings, "committed")
@@ -230,5 +242,34 @@ class Lifecycle:
         await limits.give_back(self._bus, event.account_id, operation_id)
         # Its provider slot too (on whichever credential held it), waking the queue's dispatchers.
         await self._bus.capacity.release(self._credentials, operation_id)
+        await self._outbox.release(event)
+        return event
+
+    async def processing(
+        self, operation_id: str, name: str, run_seconds: float, published: StoredEvent | None = None
+    ) -> StoredEvent | None:
+        """The provider accepted a pending operation as `name`: it is `processing`, with its
+        `video.processing` event; None if it had ended meanwhile (cancelled, past its deadline).
+
+        `published`: the operation's `video.pending` event, released before the provider was
+        called; it is marked published in the same commit.
+        """
+        now = now_ms()
+        async with self._store.transaction() as tx:
+            if published is not None:
+                await mark_published(tx, published)
+            started = await tx.first(_START_PROCESSING, operation_id=operation_id, name=name, now=now)
+            if started is None:
+                return None
+            account_id, app_id, created_at_ms = started
+            times = timing(PROCESSING, created_at_ms, now, None, run_seconds=run_seconds, at_ms=now)
+            event = await append_event(
+                tx,
+                account_id=account_id,
+                operation_id=operation_id,
+                app_id=app_id,
+                type=event_type(PROCESSING),
+                data=status_object(operation_id, PROCESSING, None, None, timing=times),
+            )
         await self._outbox.release(event)
         return event

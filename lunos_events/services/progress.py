@@ -1,8 +1,8 @@
-"""Honest progress: how long a model's generations and queue waits typically take, as observed.
+"""How long a model's generations and queue waits typically take, as observed: what progress and
+ETA estimates (services/timing.py) are measured against.
 
-A model's typical run time is the median of its last completed generations (start to end); an
-operation's progress is its time since the provider accepted it against that, never 100 before
-it completed. Figures are read from the database at most every `CACHE_SECONDS` per model.
+A model's typical run time is the median of its last completed generations (start to end).
+Figures are read from the database at most every `CACHE_SECONDS` per model.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from statistics import median
 from sqlalchemy import bindparam, select
 from sqlmodel import col
 
-from lunos_events.store.models import COMPLETED, PENDING, Operation
+from lunos_events.store.models import COMPLETED, Operation
 from lunos_events.store.transactions import Store
 
 CACHE_SECONDS = 30.0
@@ -66,21 +66,3 @@ class Latencies:
     async def wait_seconds(self, provider_model: str) -> float:
         """How long a queued operation typically waited for its start (0 when none had to)."""
         return await self._median("wait", provider_model) or 0.0
-
-
-def progress(op: Operation, run_seconds: float, at_ms: int) -> int:
-    """0-100: 0 until the provider accepted it, 100 only once completed."""
-    if op.status == COMPLETED:
-        return 100
-    if op.status != PENDING or op.provider_operation is None:
-        return 0
-    elapsed = (at_ms - (op.started_at_ms or op.created_at_ms)) / 1000
-    return max(1, min(99, int(100 * elapsed / max(run_seconds, 1.0))))
-
-
-def eta_seconds(op: Operation, run_seconds: float, at_ms: int) -> int | None:
-    """Seconds until it is likely done, for a running operation; None otherwise."""
-    if op.status != PENDING or op.provider_operation is None:
-        return None
-    elapsed = (at_ms - (op.started_at_ms or op.created_at_ms)) / 1000
-    return max(1, round(run_seconds - elapsed))

@@ -23,7 +23,7 @@ from lunos_events.ids import now_ms
 from lunos_events.services.deletion import delete_expired_videos
 from lunos_events.settings import Settings
 from lunos_events.storage.base import VideoStorage
-from lunos_events.store.models import PENDING, Account, Event, Operation
+from lunos_events.store.models import ACTIVE_STATUSES, Account, Event, Operation
 from lunos_events.store.transactions import Store
 from lunos_events.store.webhook_models import DELIVERY_PENDING, WebhookAttempt, WebhookDelivery
 
@@ -98,7 +98,7 @@ async def prune_events(store: Store, ended_before_ms: int, batch: int) -> int:
             select(col(Event.account_id), col(Event.seq))
             .join(Operation, col(Operation.id) == col(Event.operation_id))
             .where(
-                col(Operation.status) != PENDING,
+                col(Operation.status).not_in(ACTIVE_STATUSES),
                 col(Operation.completed_at_ms) < ended_before_ms,
                 col(Event.published_at_ms).is_not(None),
                 later_event_of_same_operation,

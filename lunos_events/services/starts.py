@@ -20,7 +20,8 @@ from lunos_events.ids import now_ms
 from lunos_events.logs import operation_context
 from lunos_events.providers.base import ProviderBusy, ProviderCredentialRefused, VideoProvider
 from lunos_events.services.capacity import BUSY, FAILED, REFUSED, STARTED, Capacity
-from lunos_events.services.lifecycle import Lifecycle, NewOperation, attach_provider_operation
+from lunos_events.services.lifecycle import Lifecycle, NewOperation
+from lunos_events.services.progress import Latencies
 from lunos_events.services.provider_jobs import START_FAILED, media_loader, provider_job
 from lunos_events.storage.base import VideoStorage
 from lunos_events.store.models import FAILED as FAILED_STATUS
@@ -67,12 +68,14 @@ class Starter:
         storage: VideoStorage,
         capacity: Capacity,
         lifecycle: Lifecycle,
+        latencies: Latencies,
     ) -> None:
         self.capacity = capacity
         self._store = store
         self._provider = provider
         self._storage = storage
         self._lifecycle = lifecycle
+        self._latencies = latencies
 
     async def admit(
         self, op: Operation | NewOperation, published: StoredEvent | None = None
@@ -118,5 +121,6 @@ class Starter:
                 )
                 return "failed", None
         await self.capacity.outcome(credential, STARTED)
-        await attach_provider_operation(self._store, op.id, name, published)
+        run_seconds = await self._latencies.run_seconds(op.provider_model)
+        await self._lifecycle.processing(op.id, name, run_seconds, published)
         return "started", name

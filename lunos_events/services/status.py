@@ -6,6 +6,9 @@ from typing import Any
 
 from lunos_events.store.models import COMPLETED, FAILED
 
+# Not a status change: a processing operation's estimated progress, at most every few seconds.
+PROGRESS_EVENT = "video.progress"
+
 
 def status_object(
     op_id: str,
@@ -14,9 +17,12 @@ def status_object(
     error: str | None,
     error_code: str | None = None,
     outcome: dict[str, Any] | None = None,
+    timing: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """`outcome` adds video_urls and thumbnail_url to a completed status, the safety details to a
-    failed one; `video_url` and `error` keep the reference document's shape."""
+    failed one; `timing` adds when it was created, started and ended and, while it runs, its queue
+    position, progress and ETA (services/progress.py). `video_url` and `error` keep the reference
+    document's shape."""
     body: dict[str, Any] = {"id": op_id, "status": status}
     if status == COMPLETED:
         body["video_url"] = video_url
@@ -24,6 +30,8 @@ def status_object(
         body["error"] = error
         if error_code is not None:
             body["error_code"] = error_code
+    if timing:
+        body.update(timing)
     if outcome:
         body.update(outcome)
     return body

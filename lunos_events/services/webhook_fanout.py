@@ -10,7 +10,6 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Update, bindparam, insert, select, update
@@ -18,8 +17,9 @@ from sqlmodel import col
 
 from lunos_events.errors import InvalidRequest
 from lunos_events.json_text import compact_json
-from lunos_events.services.status import event_type
-from lunos_events.store.models import PENDING, TERMINAL_STATUSES, Account
+from lunos_events.services.status import PROGRESS_EVENT, event_type
+from lunos_events.services.timing import iso
+from lunos_events.store.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Account
 from lunos_events.store.transactions import Store, Tx
 from lunos_events.store.webhook_models import (
     DELIVERY_PENDING,
@@ -30,7 +30,8 @@ from lunos_events.store.webhook_models import (
 from lunos_events.url_guard import check_url_syntax
 
 DELIVERY_ID_PREFIX = "msg_"
-EVENT_TYPES = frozenset(event_type(s) for s in {PENDING, *TERMINAL_STATUSES})
+# video.progress only when asked for: it is sent at most every few seconds per running operation.
+EVENT_TYPES = frozenset({*(event_type(s) for s in {*ACTIVE_STATUSES, *TERMINAL_STATUSES}), PROGRESS_EVENT})
 DEFAULT_EVENT_TYPES = tuple(sorted(event_type(s) for s in TERMINAL_STATUSES))
 
 
@@ -78,6 +79,7 @@ _ENABLED_ENDPOINTS = select(
 _REQUEST_WEBHOOK = select(col(OperationWebhook.url), col(OperationWebhook.events)).where(
     col(OperationWebhook.operation_id) == bindparam("operation_id")
 )
+_WEBHOOKS_VERSION = select(col(Account.webhooks_version)).where(col(Account.id) == bindparam("account_id"))
 _INSERT_DELIVERY = insert(WebhookDelivery.__table__)  # type: ignore[attr-defined]  # SQLModel declares no __table__
 
 
@@ -92,15 +94,9 @@ def new_delivery_id() -> str:
     return DELIVERY_ID_PREFIX + secrets.token_urlsafe(18)
 
 
-def iso_timestamp(unix_ms: int) -> str:
-    return (
-        datetime.fromtimestamp(unix_ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    )
-
-
 def webhook_payload(type_: str, created_at_ms: int, data_json: str) -> str:
     """`{"type", "timestamp", "data"}`; `data` is spliced in verbatim (the stored status object)."""
-    head = compact_json({"type": type_, "timestamp": iso_timestamp(created_at_ms)})
+    head = compact_json({"type": type_, "timestamp": iso(created_at_ms)})
     return f'{head[:-1]},"data":{data_json}}}'
 
 
@@ -186,16 +182,9 @@ async def record_deliveries(
     `webhooks_version`: the account's, read in this transaction. `request_webhook=False` says the
     operation has no per-request webhook (its creator knows), which saves the lookup.
     """
-    targets: list[tuple[str | None, str]] = [
-        (endpoint_id, url)
-        for endpoint_id, url, events, endpoint_app in await enabled_endpoints(
-            tx, account_id, webhooks_version
-        )
-        if type in events and (endpoint_app is None or endpoint_app == app_id)
-    ]
-    hook = await tx.first(_REQUEST_WEBHOOK, operation_id=operation_id) if request_webhook else None
-    if hook is not None and type in hook[1]:
-        targets.append((None, hook[0]))
+    targets = await _subscribers(
+        tx, account_id, operation_id, app_id, type, webhooks_version, request_webhook
+    )
     if not targets:
         return 0
     payload = webhook_payload(type, created_at_ms, data)
@@ -215,6 +204,37 @@ async def record_deliveries(
         ],
     )
     return len(targets)
+
+
+async def _subscribers(
+    tx: Tx,
+    account_id: str,
+    operation_id: str,
+    app_id: str | None,
+    type: str,
+    webhooks_version: int,
+    request_webhook: bool,
+) -> list[tuple[str | None, str]]:
+    """(endpoint id, url) of every endpoint subscribed to the event; None for the per-request webhook."""
+    targets: list[tuple[str | None, str]] = [
+        (endpoint_id, url)
+        for endpoint_id, url, events, endpoint_app in await enabled_endpoints(
+            tx, account_id, webhooks_version
+        )
+        if type in events and (endpoint_app is None or endpoint_app == app_id)
+    ]
+    hook = await tx.first(_REQUEST_WEBHOOK, operation_id=operation_id) if request_webhook else None
+    if hook is not None and type in hook[1]:
+        targets.append((None, hook[0]))
+    return targets
+
+
+async def has_subscribers(tx: Tx, account_id: str, operation_id: str, app_id: str | None, type: str) -> bool:
+    """Whether a webhook (an endpoint or the operation's own) asked for events of `type`."""
+    version = await tx.first(_WEBHOOKS_VERSION, account_id=account_id)
+    if version is None:
+        return False
+    return bool(await _subscribers(tx, account_id, operation_id, app_id, type, version[0], True))
 
 
 # A delivery no attempt has been made of, never redelivered: owned by the drain jobs

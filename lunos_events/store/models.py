@@ -7,11 +7,14 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Column, Index, Text, text
 from sqlmodel import Field, SQLModel
 
-PENDING = "pending"
+PENDING = "pending"  # accepted, waiting for its start at the provider (queued or starting)
+PROCESSING = "processing"  # the provider accepted it and is generating
 COMPLETED = "completed"
 FAILED = "failed"
 CANCELLED = "cancelled"
 TERMINAL_STATUSES = frozenset({COMPLETED, FAILED, CANCELLED})
+# Not ended yet: cancellable, tracked by the worker, holding its account's in-flight slot.
+ACTIVE_STATUSES = (PENDING, PROCESSING)
 # Not a step of the generation: an ended operation whose video its owner (or retention) removed.
 DELETED = "deleted"
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+# The seq of an event that is not stored (a progress report): it has no SSE id and is never replayed.
+TRANSIENT_SEQ = 0
+
 
 @dataclass(frozen=True, slots=True)
 class StoredEvent:
-    """One status change as the event store holds it (see services/events.py)."""
+    """One status change as the event store holds it (see services/events.py), or a transient
+    event shaped alike (seq `TRANSIENT_SEQ`)."""
 
     account_id: str
     seq: int
@@ -19,6 +23,10 @@ class StoredEvent:
     created_at_ms: int
     # How many webhook deliveries storing it created; None when read back (not known).
     deliveries: int | None = None
+
+    @property
+    def transient(self) -> bool:
+        return self.seq == TRANSIENT_SEQ
 
     @classmethod
     def from_row(cls, row: Any) -> StoredEvent:
@@ -44,3 +52,8 @@ class OperationStatus:
     video_key: str
     error_code: str | None = None
     outcome: dict[str, Any] | None = None
+    provider_model: str = ""
+    created_at_ms: int = 0
+    queued_at_ms: int | None = None
+    started_at_ms: int | None = None
+    completed_at_ms: int | None = None

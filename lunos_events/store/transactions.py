@@ -74,6 +74,11 @@ _OPERATION_STATUS = select(
     col(Operation.video_key),
     col(Operation.error_code),
     col(Operation.outcome),
+    col(Operation.provider_model),
+    col(Operation.created_at_ms),
+    col(Operation.queued_at_ms),
+    col(Operation.started_at_ms),
+    col(Operation.completed_at_ms),
 ).where(col(Operation.id) == bindparam("operation_id"), col(Operation.account_id) == bindparam("account_id"))
 _OPERATION_ROW = select(*Operation.__table__.columns).where(  # type: ignore[attr-defined]
     col(Operation.id) == bindparam("operation_id")
@@ -151,7 +156,7 @@ class Store:
 
     async def operation_status(self, operation_id: str, account_id: str) -> OperationStatus | None:
         row = await self.first(_OPERATION_STATUS, operation_id=operation_id, account_id=account_id)
-        return None if row is None else OperationStatus(row[0], row[1], row[2], row[3], row[4], row[5])
+        return None if row is None else OperationStatus(*row)
 
     async def operation(self, operation_id: str) -> Operation | None:
         """The whole operation row (what a tracking poll needs)."""

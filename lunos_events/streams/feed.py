@@ -59,6 +59,9 @@ class EventFeed:
                     yield HEARTBEAT
                     continue
                 assert isinstance(item, Delivery)
+                if item.event.transient:
+                    yield item.frame  # a progress report: nothing to order it against or replay
+                    continue
                 if item.event.seq <= self.sent:
                     continue  # already sent from the store
                 yield item.frame

@@ -12,8 +12,10 @@ _EVENT_TYPE_PREFIX = "video."
 
 
 def event_frame(event: StoredEvent) -> bytes:
-    """`id:` the account's seq, `event:` the type, `data:` the status object as stored."""
-    return ServerSentEvent(data=event.data, event=event.type, id=str(event.seq)).encode()
+    """`id:` the account's seq, `event:` the type, `data:` the status object as stored. A transient
+    event has no `id:`, so EventSource keeps the Last-Event-ID of the last stored one."""
+    event_id = None if event.transient else str(event.seq)
+    return ServerSentEvent(data=event.data, event=event.type, id=event_id).encode()
 
 
 # A comment line: EventSource ignores it; proxies and load balancers see a live connection.

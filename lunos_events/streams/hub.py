@@ -7,7 +7,7 @@ order, or lost while Redis was away) is filled from the store. That is sound bec
 seqs are handed out under the account row's lock, so when seq N is visible every lower seq is too.
 After the subscription drops (or stops answering a ping), the hub reconnects with backoff and
 catches every account up from the store, so a stream never misses an event. It also tells the
-process's known-pending operations of every event (services/pending_statuses.py).
+process's known-pending operations of every event (services/running_statuses.py).
 
 Each subscriber has a bounded queue. The hub never waits for a subscriber: one whose queue
 overflows is cut off (its client resumes with Last-Event-ID) and nobody else is delayed.
@@ -34,7 +34,7 @@ from redis.exceptions import ConnectionError
 
 from lunos_events.bus.messages import event_from_message, revocations_channel, type_prefix
 from lunos_events.services.events import StoredEvent, events_after, last_event_seq
-from lunos_events.services.pending_statuses import CREATION_EVENT, PendingStatuses
+from lunos_events.services.running_statuses import UNCHANGING_EVENTS, RunningStatuses
 from lunos_events.store.transactions import Store
 from lunos_events.streams.frames import event_frame
 from lunos_events.streams.subscription import Delivery, Subscription
@@ -51,9 +51,10 @@ _CATCH_UP_BATCH = 1000
 # the subscription is dropped and the store catches the streams up once it is back, so a stall never
 # piles messages up in memory.
 INBOX_LIMIT = 10_000
-# With no stream open, a message only matters to the pending statuses, and an operation's creation
-# changes nothing they keep: such a message (every submit's own comes back) is not even parsed.
-_NOTHING_TO_NOTE = type_prefix(CREATION_EVENT)
+# With no stream open, a message only matters to the running statuses, and neither an operation's
+# creation nor a progress report changes what they keep: such a message (every submit's own comes
+# back) is not even parsed.
+_NOTHING_TO_NOTE = tuple(type_prefix(type) for type in UNCHANGING_EVENTS)
 
 
 @dataclass(eq=False)
@@ -73,7 +74,7 @@ class EventHub:
         # Held while feed state changes around a database read, so seq order is never broken.
         self._lock = asyncio.Lock()
         self._store: Store | None = None
-        self._pending: PendingStatuses | None = None
+        self._pending: RunningStatuses | None = None
         self._closed = False
         self.connected = asyncio.Event()
         self.reconnects = 0
@@ -93,12 +94,12 @@ class EventHub:
 
     @contextlib.asynccontextmanager
     async def running(
-        self, redis: Redis, channel: str, store: Store, pending: PendingStatuses | None = None
+        self, redis: Redis, channel: str, store: Store, pending: RunningStatuses | None = None
     ) -> AsyncIterator[EventHub]:
         """Listen on `channel` until the block exits; then end every subscription.
 
         `pending`: the process's known-pending operations, told of every event and of the
-        subscription's state (see pending_statuses.py).
+        subscription's state (see running_statuses.py).
         """
         self._store = store
         self._pending = pending
@@ -338,6 +339,13 @@ class EventHub:
             log.warning("ignored a malformed event message: %s", exc)
             return
         feed = self._feeds.get(event.account_id)
+        if feed is not None and event.transient:
+            async with self._lock:  # behind a gap being filled, as it was published
+                # Looked up again: while waiting for the lock the feed may have been dropped.
+                feed = self._feeds.get(event.account_id)
+                if feed is not None:
+                    self._dispatch(feed, event)
+            return
         if feed is None or event.seq <= feed.high:
             return  # nobody here follows this account, or a duplicate
         async with self._lock:
@@ -368,7 +376,8 @@ class EventHub:
                 return
 
     def _dispatch(self, feed: _AccountFeed, event: StoredEvent) -> None:
-        feed.high = event.seq
+        if not event.transient:
+            feed.high = event.seq
         delivery: Delivery | None = None
         # A copy: a subscriber whose queue overflows leaves the set during the loop.
         for sub in tuple(feed.subscribers):

@@ -17,7 +17,7 @@ from lunos_events.bus.jobs import TRACK_OPERATION
 from lunos_events.logs import operation_context
 from lunos_events.runtime import Runtime
 from lunos_events.services import idempotency, limits, retention
-from lunos_events.store.models import PENDING, Operation
+from lunos_events.store.models import ACTIVE_STATUSES, Operation
 from lunos_events.webhooks.jobs import (
     close_webhook_courier,
     open_webhook_courier,
@@ -51,7 +51,7 @@ async def relay_events(ctx: dict[str, Any]) -> int:
 
 
 async def reconcile_operations(ctx: dict[str, Any]) -> int:
-    """Make sure every pending operation has a tracking job (lost queue, crash, Redis restart)."""
+    """Make sure every active operation has a tracking job (lost queue, crash, Redis restart)."""
     rt: Runtime = ctx["rt"]
     rows = await rt.store.all(
         select(
@@ -59,7 +59,7 @@ async def reconcile_operations(ctx: dict[str, Any]) -> int:
             col(Operation.account_id),
             col(Operation.deadline_at_ms),
             col(Operation.provider_credential),
-        ).where(col(Operation.status) == PENDING)
+        ).where(col(Operation.status).in_(ACTIVE_STATUSES))
     )
     enqueued = 0
     by_account: dict[str, list[tuple[str, int]]] = {}

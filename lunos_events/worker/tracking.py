@@ -17,7 +17,7 @@ from lunos_events.services.provider_jobs import (
     media_loader,
     provider_job,
 )
-from lunos_events.store.models import COMPLETED, FAILED, PENDING, Operation
+from lunos_events.store.models import ACTIVE_STATUSES, COMPLETED, FAILED, Operation
 from lunos_events.worker.outputs import store_outputs
 from lunos_events.worker.worker_start import start_in_worker
 
@@ -39,7 +39,7 @@ async def track(rt: Runtime, operation_id: str) -> float | None:
     video under the operation's fixed key simply overwrites a copy left by an earlier attempt.
     """
     op = await load_operation(rt, operation_id)
-    if op is None or op.status != PENDING:
+    if op is None or op.status not in ACTIVE_STATUSES:
         return None
     interval = rt.settings.poll_interval_seconds
     now = now_ms()
@@ -69,6 +69,7 @@ async def track(rt: Runtime, operation_id: str) -> float | None:
         return None
 
     if isinstance(result, Pending):
+        await rt.generations.progress_reports.report(op)
         return interval
     if isinstance(result, Failed):
         await rt.generations.lifecycle.finish(
