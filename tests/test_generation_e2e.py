@@ -28,16 +28,21 @@ async def test_submit_poll_download(service, client: httpx.AsyncClient) -> None:
     assert body["operation_name"].startswith("operations/veo-3.1-generate-001/")
     assert body["status"] == "pending"
 
-    pending = (await client.get(f"/v1/video/generations/{body['id']}", headers=auth(key))).json()
-    assert pending.pop("events_url").startswith(
+    running = (await client.get(f"/v1/video/generations/{body['id']}", headers=auth(key))).json()
+    assert running.pop("events_url").startswith(
         f"{client.base_url}/v1/video/generations/{body['id']}/events?token="
     )
-    assert pending == {"id": body["id"], "status": "pending"}
+    # Started at submit, so the provider has it: processing, with its estimated progress.
+    assert set(running) == {"id", "status", "created_at", "started_at", "progress", "eta_seconds"}
+    assert running["status"] == "processing" and 1 <= running["progress"] <= 99
 
     final = await wait_for_status(client, body["id"], auth(key))
     assert final["status"] == "completed", final
-    # The reference document's video_url, plus every sample's URL and the poster.
-    assert set(final) == {"id", "status", "video_url", "video_urls", "thumbnail_url", "events_url"}
+    # The reference document's video_url, plus every sample's URL and the poster, and its times.
+    times = {"created_at", "started_at", "completed_at", "progress"}
+    assert set(final) == {"id", "status", "video_url", "video_urls", "thumbnail_url", "events_url", *times}
+    assert final["progress"] == 100 and final["started_at"] == running["started_at"]
+    assert running["created_at"] <= running["started_at"] <= final["completed_at"]
     assert final["video_urls"] == [final["video_url"]]
     assert final["thumbnail_url"].endswith("-video-poster.jpg")
     # The object key keeps the documented shape but adds an unguessable part.
@@ -64,7 +69,11 @@ async def test_submit_poll_download(service, client: httpx.AsyncClient) -> None:
         events = (await conn.execute(select(Event.seq, Event.type).order_by(Event.seq))).all()
     assert op.app_id == "my-app"
     assert op.cost_cents == 320
-    assert [tuple(e) for e in events] == [(1, "video.pending"), (2, "video.completed")]
+    assert [tuple(e) for e in events] == [
+        (1, "video.pending"),
+        (2, "video.processing"),
+        (3, "video.completed"),
+    ]
 
 
 async def test_range_requests_for_seeking(service, client: httpx.AsyncClient) -> None:

@@ -8,7 +8,7 @@ from standardwebhooks.webhooks import Webhook
 
 from lunos_events.services import accounts
 from tests.conftest import auth, create_user
-from tests.helpers import generation_body, wait_for_status
+from tests.helpers import generation_body, status_without_link, wait_for_status
 from tests.sse import SseReader
 from tests.webhook_receiver import running_receiver
 
@@ -32,13 +32,16 @@ async def test_cancel_refunds_once_and_emits_its_event(service, client) -> None:
         assert await accounts.get_account(service.store, "changed-mind") is not None
         response = await client.post(f"/v1/video/generations/{op['id']}/cancel", headers=auth(key))
         assert response.status_code == 200
-        assert response.json() == {"id": op["id"], "status": "cancelled"}
-        events = await reader.take(2)
-    assert [e.event for e in events] == ["video.pending", "video.cancelled"]
-    assert events[1].json() == {"id": op["id"], "status": "cancelled"}
+        cancelled = status_without_link(response.json())
+        assert cancelled["id"] == op["id"] and cancelled["status"] == "cancelled"
+        events = await reader.take(3)
+    # Started at submit (a free simulator), then cancelled while it ran.
+    assert [e.event for e in events] == ["video.pending", "video.processing", "video.cancelled"]
+    assert events[2].json() == cancelled
+    assert "completed_at" in cancelled and "progress" not in cancelled
 
     status = (await client.get(f"/v1/video/generations/{op['id']}", headers=auth(key))).json()
-    assert status["status"] == "cancelled"
+    assert status_without_link(status) == cancelled
     assert (await accounts.get_account(service.store, "changed-mind")).balance_cents == 1000
 
     again = await client.post(f"/v1/video/generations/{op['id']}/cancel", headers=auth(key))
@@ -123,7 +126,14 @@ async def test_usage_counts_and_spend_per_app(service, client) -> None:
     assert apps["ios"] == {
         "app_id": "ios",
         "operations": 1,
-        "by_status": {"pending": 0, "cancelled": 0, "completed": 1, "failed": 0, "deleted": 0},
+        "by_status": {
+            "pending": 0,
+            "processing": 0,
+            "cancelled": 0,
+            "completed": 1,
+            "failed": 0,
+            "deleted": 0,
+        },
         "spend": "3.20",
     }
     assert report["total"]["operations"] == 5 and report["total"]["spend"] == "12.80"
@@ -147,10 +157,10 @@ async def test_cancel_sends_its_webhook(service, client) -> None:
     secret = (await client.get("/v1/webhooks/default/secret", headers=auth(key))).json()["secret"]
     async with running_receiver() as receiver:
         op = await submit(client, key, webhook=receiver.url)
-        assert (
-            await client.post(f"/v1/video/generations/{op['id']}/cancel", headers=auth(key))
-        ).status_code == 200
+        response = await client.post(f"/v1/video/generations/{op['id']}/cancel", headers=auth(key))
+        assert response.status_code == 200
         [message] = await receiver.wait_for(1)
     payload = Webhook(secret).verify(message.body, message.headers)
     assert payload["type"] == "video.cancelled"
-    assert payload["data"] == {"id": op["id"], "status": "cancelled"}
+    assert payload["data"] == status_without_link(response.json())
+    assert payload["data"]["status"] == "cancelled" and payload["data"]["id"] == op["id"]

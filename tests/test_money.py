@@ -52,6 +52,8 @@ async def test_safety_block_fails_and_refunds_once(service, client: httpx.AsyncC
     assert await balance_cents(service, "blocked") == 180
     final = await wait_for_status(client, op_id, auth(key))
     assert final.pop("events_url")
+    # When it was made, accepted by the provider and ended.
+    assert final.pop("created_at") <= final.pop("started_at") <= final.pop("completed_at")
     assert final == {
         "id": op_id,
         "status": "failed",
@@ -67,7 +69,7 @@ async def test_safety_block_fails_and_refunds_once(service, client: httpx.AsyncC
     assert await balance_cents(service, "blocked") == 500
     async with service.store.reading() as conn:
         types = (await conn.execute(select(Event.type).where(Event.operation_id == op_id))).scalars().all()
-    assert types == ["video.pending", "video.failed"]
+    assert types == ["video.pending", "video.processing", "video.failed"]
 
 
 @pytest.mark.settings(simulator_latency_seconds=60, operation_deadline_seconds=0.5)
@@ -78,6 +80,8 @@ async def test_deadline_fails_and_refunds(service, client: httpx.AsyncClient) ->
     ]
     final = await wait_for_status(client, op_id, auth(key), timeout=10)
     assert final.pop("events_url")
+    # When it was made, accepted by the provider and ended.
+    assert final.pop("created_at") <= final.pop("started_at") <= final.pop("completed_at")
     assert final == {"id": op_id, "status": "failed", "error": TIMED_OUT, "error_code": "deadline_exceeded"}
     assert await balance_cents(service, "slow") == 500
 

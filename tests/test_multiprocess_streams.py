@@ -90,9 +90,10 @@ async def test_a_subscriber_on_one_process_sees_jobs_submitted_through_another(s
                 operation_events = await SseReader(operation_stream).rest(timeout=60)
             assert [e.event for e in operation_events][-1] == "video.completed"
 
-            account_events = await SseReader(account_stream).take(2, timeout=60)
+            account_events = await SseReader(account_stream).take(3, timeout=60)
             assert [(e.event, e.json()["id"]) for e in account_events] == [
                 ("video.pending", op["id"]),
+                ("video.processing", op["id"]),
                 ("video.completed", op["id"]),
             ]
             polled = (await on_a.get(f"/v1/video/generations/{op['id']}", headers=auth(key))).json()

@@ -39,7 +39,7 @@ async def test_submit_refuses_fast_and_tracking_resumes_when_redis_returns(tmp_p
             assert (await accounts.get_account(rt.store, "weathered")).balance_cents == 1000 - 320
 
             status = await client.get(f"/v1/video/generations/{op_id}", headers=auth(key))
-            assert status.status_code == 200 and status.json()["status"] == "pending"
+            assert status.status_code == 200 and status.json()["status"] == "processing"
 
             redis_server.start()
             # The worker reconnects and its reconciliation re-queues the operation from the database.

@@ -33,20 +33,22 @@ async def test_operation_stream_from_pending_to_completed(service, client: httpx
             reader = SseReader(response)
             events = await reader.rest(timeout=30)  # the stream ends by itself after the final status
     assert reader.retry == 1234
-    assert [e.event for e in events] == ["video.pending", "video.completed"]
-    assert [e.seq for e in events] == [1, 2]
-    assert events[0].json() == {"id": op_id, "status": "pending"}
+    # The current state first (started at submit, so processing), then what follows.
+    assert [e.event for e in events] == ["video.processing", "video.completed"]
+    assert [e.seq for e in events] == [2, 3]
+    processing = events[0].json()
+    assert processing["status"] == "processing" and processing["started_at"] >= processing["created_at"]
     final = (await client.get(f"/v1/video/generations/{op_id}", headers=auth(key))).json()
     assert events[1].json() == status_without_link(final)
     assert final["status"] == "completed"
 
     # Reconnecting after the final status (as EventSource does) gets 204: "stop reconnecting".
-    again = await client.get(submitted["events_url"], headers={"Last-Event-ID": "2"})
+    again = await client.get(submitted["events_url"], headers={"Last-Event-ID": "3"})
     assert again.status_code == 204
     # A late subscriber gets the current state first, then the stream ends.
     async with client.stream("GET", f"/v1/video/generations/{op_id}/events", headers=auth(key)) as response:
         late = await SseReader(response).rest()
-    assert [(e.seq, e.event) for e in late] == [(2, "video.completed")]
+    assert [(e.seq, e.event) for e in late] == [(3, "video.completed")]
 
 
 async def test_failed_operation_ends_its_stream(service, client: httpx.AsyncClient) -> None:
@@ -55,7 +57,7 @@ async def test_failed_operation_ends_its_stream(service, client: httpx.AsyncClie
     submitted = (await client.post("/v1/video/generations", headers=auth(key), json=body)).json()
     async with client.stream("GET", submitted["events_url"]) as response:
         events = await SseReader(response).rest(timeout=30)
-    assert [e.event for e in events] == ["video.pending", "video.failed"]
+    assert [e.event for e in events] == ["video.processing", "video.failed"]
     assert events[1].json()["error"] == "The video was blocked by the provider's safety filters."
 
 
@@ -74,26 +76,16 @@ async def test_account_stream_with_app_filters(service, client: httpx.AsyncClien
             await client.post("/v1/video/generations", headers=auth(key, "app-b"), json=generation_body())
         ).json()["id"]
 
-        all_events = await SseReader(everything).take(4, timeout=30)
+        steps = ("video.pending", "video.processing", "video.completed")
+        all_events = await SseReader(everything).take(6, timeout=30)
         assert sorted((e.json()["id"], e.event) for e in all_events) == sorted(
-            [
-                (op_a, "video.pending"),
-                (op_a, "video.completed"),
-                (op_b, "video.pending"),
-                (op_b, "video.completed"),
-            ]
+            [(op, step) for op in (op_a, op_b) for step in steps]
         )
-        assert [e.seq for e in all_events] == [1, 2, 3, 4]
-        a_events = await SseReader(app_a).take(2, timeout=30)
-        assert [(e.json()["id"], e.event) for e in a_events] == [
-            (op_a, "video.pending"),
-            (op_a, "video.completed"),
-        ]
-        b_events = await SseReader(app_b).take(2, timeout=30)
-        assert [(e.json()["id"], e.event) for e in b_events] == [
-            (op_b, "video.pending"),
-            (op_b, "video.completed"),
-        ]
+        assert [e.seq for e in all_events] == [1, 2, 3, 4, 5, 6]
+        a_events = await SseReader(app_a).take(3, timeout=30)
+        assert [(e.json()["id"], e.event) for e in a_events] == [(op_a, step) for step in steps]
+        b_events = await SseReader(app_b).take(3, timeout=30)
+        assert [(e.json()["id"], e.event) for e in b_events] == [(op_b, step) for step in steps]
 
 
 async def test_resume_replays_exactly_the_missed_events(service, client: httpx.AsyncClient) -> None:

@@ -264,7 +264,7 @@ async def test_worker_restart_resumes_from_stored_operation_name(settings, fake_
                 .all()
             )
         assert stored == submitted["operation_name"]
-        assert types == ["video.pending", "video.completed"]
+        assert types == ["video.pending", "video.processing", "video.completed"]
         assert await balance(rt, "veo") == 1000 - 320
 
 

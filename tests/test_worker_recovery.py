@@ -43,7 +43,7 @@ async def test_killed_worker_completes_once_after_restart(settings, point: str) 
                 status = (
                     await conn.execute(select(Operation.status).where(Operation.id == op_id))
                 ).scalar_one()
-            assert status == ("completed" if point == "committed" else "pending")
+            assert status == ("completed" if point == "committed" else "processing")
 
             restarted = spawn("worker", env=settings_env(settings))
             try:
@@ -69,5 +69,5 @@ async def test_killed_worker_completes_once_after_restart(settings, point: str) 
                 restarted.terminate()
                 restarted.communicate(timeout=20)
 
-        assert [e.type for e in events] == ["video.pending", "video.completed"]
+        assert [e.type for e in events] == ["video.pending", "video.processing", "video.completed"]
         assert (await accounts.get_account(rt.store, "survivor")).balance_cents == 1000 - 320

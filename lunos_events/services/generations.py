@@ -303,7 +303,8 @@ class Generations:
     async def cancel(self, principal: Principal, op_id: str) -> dict[str, Any]:
         """Cancel a pending operation: refunded, with its `video.cancelled` event; 409 once it has ended."""
         await self.status(principal, op_id)  # 404 for unknown ids and other accounts' alike
-        if await self.lifecycle.finish(op_id, CANCELLED, refund=True) is not None:
-            return status_object(op_id, CANCELLED, None, None)
+        cancelled = await self.lifecycle.finish(op_id, CANCELLED, refund=True) is not None
         current = await self.status(principal, op_id)
+        if cancelled:
+            return current
         raise Conflict(f"Operation is already {current['status']} and cannot be cancelled")

@@ -65,6 +65,8 @@ class ProgressReports:
         returns the event sent, or None. Best effort: an outage skips the report, never the poll."""
         if op.status != PROCESSING or op.started_at_ms is None:
             return None
+        if now_ms() - op.started_at_ms < self._every_seconds * 1000:
+            return None  # its video.processing event told its progress at the start
         try:
             return await self._report(op, op.started_at_ms)
         except (RedisError, OSError, SQLAlchemyError) as exc:
