@@ -137,3 +137,45 @@ async def test_migrate_command(settings) -> None:
 async def test_service_start_applies_migrations(service) -> None:
     # `dev`, `serve` and `worker` all open the runtime, which migrates before anything else runs.
     assert await current_revision(service.store.engine) == head_revision()
+
+
+async def test_operations_the_provider_had_become_processing(settings) -> None:
+    """0010: an operation with a provider name is `processing`, one without stays `pending`; down
+    again, both are `pending` (what the release before it knew)."""
+    engine = create_engine(settings.resolved_database_url())
+    columns = (
+        "id, account_id, model, provider_model, prompt, parameters, status, provider_operation,"
+        " video_key, cost_cents, refunded, created_at_ms, updated_at_ms, deadline_at_ms"
+    )
+    try:
+        await upgrade_database(engine, "0009")
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO accounts (id, balance_cents, tier, event_seq, created_at_ms)"
+                    " VALUES ('upgrader', 0, 'free', 0, 0)"
+                )
+            )
+            for op_id, status, name in (
+                ("started", "pending", "'operations/x/1'"),
+                ("queued", "pending", "NULL"),
+                ("done", "completed", "'operations/x/2'"),
+            ):
+                await conn.execute(
+                    text(
+                        f"INSERT INTO operations ({columns}) VALUES ('{op_id}', 'upgrader', 'm', 'm', 'p',"
+                        f" '{{}}', '{status}', {name}, 'k-{op_id}', 0, false, 0, 0, 0)"
+                    )
+                )
+        statuses = text("SELECT id, status FROM operations ORDER BY id")
+        await upgrade_database(engine, "0010")
+        async with engine.connect() as conn:
+            upgraded = dict((await conn.execute(statuses)).all())
+        assert upgraded == {"done": "completed", "queued": "pending", "started": "processing"}
+        async with engine.begin() as conn:
+            await conn.run_sync(lambda c: command.downgrade(alembic_config(c), "0009"))
+        async with engine.connect() as conn:
+            downgraded = dict((await conn.execute(statuses)).all())
+        assert downgraded == {"done": "completed", "queued": "pending", "started": "pending"}
+    finally:
+        await engine.dispose()

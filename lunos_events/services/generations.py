@@ -98,6 +98,7 @@ def new_operation(
         cost_cents=request.cost_cents,
         created_at_ms=created,
         deadline_at_ms=created + int(deadline_seconds * 1000),
+        has_request_webhook=request.webhook is not None,
     )
 
 

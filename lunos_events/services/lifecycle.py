@@ -98,6 +98,8 @@ class NewOperation:
     cost_cents: int
     created_at_ms: int
     deadline_at_ms: int
+    # Not a column: whether the submit gave a webhook of its own (which its events may owe a delivery).
+    has_request_webhook: bool = True
 
     def row(self) -> dict[str, Any]:
         """Every column of its `operations` row."""
@@ -246,13 +248,20 @@ class Lifecycle:
         return event
 
     async def processing(
-        self, operation_id: str, name: str, run_seconds: float, published: StoredEvent | None = None
+        self,
+        operation_id: str,
+        name: str,
+        run_seconds: float,
+        published: StoredEvent | None = None,
+        *,
+        request_webhook: bool = True,
     ) -> StoredEvent | None:
         """The provider accepted a pending operation as `name`: it is `processing`, with its
         `video.processing` event; None if it had ended meanwhile (cancelled, past its deadline).
 
         `published`: the operation's `video.pending` event, released before the provider was
-        called; it is marked published in the same commit.
+        called; it is marked published in the same commit. `request_webhook=False`: the operation
+        has no webhook of its own (saves looking for one).
         """
         now = now_ms()
         async with self._store.transaction() as tx:
@@ -270,6 +279,7 @@ class Lifecycle:
                 app_id=app_id,
                 type=event_type(PROCESSING),
                 data=status_object(operation_id, PROCESSING, None, None, timing=times),
+                request_webhook=request_webhook,
             )
         await self._outbox.release(event)
         return event

@@ -122,5 +122,7 @@ class Starter:
                 return "failed", None
         await self.capacity.outcome(credential, STARTED)
         run_seconds = await self._latencies.run_seconds(op.provider_model)
-        await self._lifecycle.processing(op.id, name, run_seconds, published)
+        # A queued operation read back from its row does not say whether it has a webhook of its own.
+        own_webhook = op.has_request_webhook if isinstance(op, NewOperation) else True
+        await self._lifecycle.processing(op.id, name, run_seconds, published, request_webhook=own_webhook)
         return "started", name
