@@ -12,7 +12,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from lunos_events.bus.redis_bus import Bus, connect_bus
-from lunos_events.catalog import Catalog, load_catalog
+from lunos_events.catalog import Catalog
+from lunos_events.catalog_file import load_catalog
 from lunos_events.providers import build_provider
 from lunos_events.providers.base import VideoProvider
 from lunos_events.services.accounts import PrincipalCache
