@@ -5,6 +5,10 @@ names an operator file that replaces or extends it (the format and the rule are 
 header). `catalog_file.load_catalog` reads and checks it; a bad file raises CatalogError, whose
 message names the file, the model and the field, and stops start-up.
 
+An upstream model may carry its capacity (UpstreamCapacity): Google's quotas are per project (or
+express-mode key) per base model, so these limits hold per provider credential for that upstream, on
+top of the credential's own limits in the settings (services/capacity.py takes the tighter).
+
 A public id resolves to a ModelSpec: a listed model's id, one of its `aliases`, or a retired model
 (`replaced_by`), which keeps its own contract but is served by its replacement's upstream. The spec
 always carries the id the client sent, so the operation, its events and its listing show that id.
@@ -126,11 +130,24 @@ class ModelSpec:
         return view
 
 
+@dataclass(frozen=True, slots=True)
+class UpstreamCapacity:
+    """What one provider credential may do with one upstream model; None: no catalog limit."""
+
+    starts_per_minute: int | None = None
+    max_in_flight: int | None = None
+
+
+UNLIMITED = UpstreamCapacity()
+
+
 @dataclass(frozen=True)
 class Catalog:
-    """The listed models, and every public id (ids and aliases) they answer to."""
+    """The listed models, every public id (ids and aliases) they answer to, and the capacity of
+    the upstream models that declare one."""
 
     models: tuple[ModelSpec, ...]
+    upstreams: dict[str, UpstreamCapacity] = field(default_factory=dict)
     _by_id: dict[str, ModelSpec] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -145,3 +162,11 @@ class Catalog:
         return self._by_id.get(model_id)
 
     resolve = get
+
+    def upstream_models(self) -> list[str]:
+        """Every upstream model that serves a listed model, in catalog order."""
+        return list(dict.fromkeys(m.provider_model for m in self.models))
+
+    def capacity(self, provider_model: str) -> UpstreamCapacity:
+        """The per-credential limits the catalog sets on an upstream model (UNLIMITED if none)."""
+        return self.upstreams.get(provider_model, UNLIMITED)

@@ -4,53 +4,18 @@ or extends it. Every problem is a CatalogError naming the file, the model and th
 from __future__ import annotations
 
 import dataclasses
-import re
 import tomllib
 from dataclasses import dataclass
-from datetime import date, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any, NoReturn
 
-from lunos_events.catalog import (
-    INPUTS,
-    MAX_ID_CHARS,
-    MAX_SAMPLES,
-    OPTIONS,
-    PROVIDERS,
-    REFERENCE_TYPES,
-    Catalog,
-    CatalogError,
-    ModelSpec,
-)
-
-_ID = re.compile(r"[!-~]+")  # printable ASCII, no spaces
-_RATIO = re.compile(r"[1-9][0-9]*:[1-9][0-9]*")
+from lunos_events.catalog import Catalog, CatalogError, UpstreamCapacity
+from lunos_events.catalog_entries import Draft, listing, read_model
 
 DEFAULT_FILE = "catalog.toml"
-_FIELDS = (
-    "id",
-    "provider",
-    "upstream",
-    "price_per_second",
-    "price_per_second_by_resolution",
-    "durations",
-    "default_duration",
-    "aspect_ratios",
-    "resolutions",
-    "person_generation",
-    "accepts_seed",
-    "inputs",
-    "reference_types",
-    "options",
-    "max_samples",
-    "extension_durations",
-    "description",
-    "aliases",
-    "retired_at",
-    "replaced_by",
-)
-_TOP_LEVEL = ("extends_default", "models")
+_TOP_LEVEL = ("extends_default", "models", "upstreams")
+_UPSTREAM_FIELDS = ("starts_per_minute", "max_in_flight")
 
 
 def default_catalog_source() -> str:
@@ -67,7 +32,7 @@ def load_catalog(path: str | Path | None) -> Catalog:
     shipped = resources.files("lunos_events").joinpath(DEFAULT_FILE)
     default = _read(default_catalog_source(), shipped.read_text(encoding="utf-8"))
     if path is None:
-        return _build(default.models)
+        return _build(default.models, default.upstreams)
     source = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -79,31 +44,28 @@ def load_catalog(path: str | Path | None) -> Catalog:
     if not operator.extends_default:
         if not operator.models:
             raise CatalogError(f"catalog {source}: defines no models ([[models]] tables)")
-        return _build(operator.models)
+        return _build(operator.models, operator.upstreams)
     merged = {draft.id: draft for draft in default.models}
     merged.update((draft.id, draft) for draft in operator.models)  # same id: the operator's wins
-    return _build(tuple(merged.values()))
+    upstreams = {u.name: u for u in default.upstreams}
+    upstreams.update((u.name, u) for u in operator.upstreams)  # a whole section, as for models
+    return _build(tuple(merged.values()), tuple(upstreams.values()))
 
 
 @dataclass(frozen=True)
-class _Draft:
-    """One checked [[models]] entry, before the checks across models."""
+class _Upstream:
+    """One checked [upstreams."<upstream model>"] table."""
 
     source: str
-    spec: ModelSpec  # provider_model is "" until resolved for a model with replaced_by
-
-    @property
-    def id(self) -> str:
-        return self.spec.id
-
-    def fail(self, name: str, problem: str) -> NoReturn:
-        raise CatalogError(f'catalog {self.source}: model "{self.id}": field "{name}": {problem}')
+    name: str
+    capacity: UpstreamCapacity
 
 
 @dataclass(frozen=True)
 class _File:
     extends_default: bool
-    models: tuple[_Draft, ...]
+    models: tuple[Draft, ...]
+    upstreams: tuple[_Upstream, ...]
 
 
 def _read(source: str, text: str) -> _File:
@@ -122,182 +84,44 @@ def _read(source: str, text: str) -> _File:
     entries = document.get("models", [])
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise CatalogError(f'catalog {source}: "models" must be an array of tables ([[models]])')
-    drafts: list[_Draft] = []
+    drafts: list[Draft] = []
     seen: set[str] = set()
     for number, entry in enumerate(entries, start=1):
-        draft = _Fields(source, number, entry).draft()
+        draft = read_model(source, number, entry)
         if draft.id in seen:
             draft.fail("id", "defined twice in this file")
         seen.add(draft.id)
         drafts.append(draft)
-    return _File(extends, tuple(drafts))
-
-
-class _Fields:
-    """Reads and checks the fields of one [[models]] table."""
-
-    def __init__(self, source: str, number: int, entry: dict[str, Any]) -> None:
-        self.source = source
-        self.entry = entry
-        self.label = f"#{number}"
-
-    def fail(self, name: str, problem: str) -> NoReturn:
-        raise CatalogError(f'catalog {self.source}: model {self.label}: field "{name}": {problem}')
-
-    def draft(self) -> _Draft:
-        model_id = self.public_id("id", self.entry.get("id", _MISSING))
-        self.label = f'"{model_id}"'
-        for name in self.entry:
-            if name not in _FIELDS:
-                self.fail(name, f"unknown field (the fields are: {', '.join(_FIELDS)})")
-        provider = self.required("provider")
-        if provider not in PROVIDERS:
-            self.fail("provider", f"must be one of: {', '.join(PROVIDERS)} (not {provider!r})")
-        replaced_by = self.optional("replaced_by")
-        if replaced_by is not None:
-            replaced_by = self.public_id("replaced_by", replaced_by)
-            if replaced_by == model_id:
-                self.fail("replaced_by", "names the model itself")
-        if "upstream" in self.entry and replaced_by is not None:
-            self.fail("upstream", "must not be set with replaced_by (the replacement's upstream serves it)")
-        upstream = "" if replaced_by is not None else self.public_id("upstream", self.required("upstream"))
-
-        durations = self.required("durations")
-        if (
-            not isinstance(durations, list)
-            or not durations
-            or not all(type(d) is int and d > 0 for d in durations)
-        ):
-            self.fail("durations", "must be a non-empty list of positive integers")
-        self.unique("durations", durations)
-        default_duration = self.required("default_duration")
-        if type(default_duration) is not int or default_duration not in durations:
-            self.fail("default_duration", f"must be one of the durations ({_listing(durations)})")
-
-        aspect_ratios = self.texts("aspect_ratios", self.required("aspect_ratios"), non_empty=True)
-        for ratio in aspect_ratios:
-            if not _RATIO.fullmatch(ratio):
-                self.fail("aspect_ratios", f'{ratio!r} is not a ratio like "16:9"')
-        resolutions = self.texts("resolutions", self.optional("resolutions", []))
-        prices = self.prices(resolutions)
-        retired_at = self.optional("retired_at")
-        if retired_at is not None and (not isinstance(retired_at, date) or isinstance(retired_at, datetime)):
-            self.fail("retired_at", "must be a date like 2026-06-30 (unquoted)")
-        accepts_seed = self.optional("accepts_seed", False)
-        if not isinstance(accepts_seed, bool):
-            self.fail("accepts_seed", "must be true or false")
-        inputs = self.choices("inputs", INPUTS)
-        reference_types = self.choices("reference_types", REFERENCE_TYPES)
-        if ("referenceImages" in inputs) != bool(reference_types):
-            self.fail(
-                "reference_types", 'must list the accepted types exactly when inputs has "referenceImages"'
-            )
-        max_samples = self.optional("max_samples", 1)
-        if type(max_samples) is not int or not 1 <= max_samples <= MAX_SAMPLES:
-            self.fail("max_samples", f"must be an integer from 1 to {MAX_SAMPLES}")
-        extension_durations = self.optional("extension_durations", [])
-        if not isinstance(extension_durations, list) or not all(
-            type(d) is int and d > 0 for d in extension_durations
-        ):
-            self.fail("extension_durations", "must be a list of positive integers")
-        self.unique("extension_durations", extension_durations)
-        if ("video" in inputs) != bool(extension_durations):
-            self.fail("extension_durations", 'must be non-empty exactly when inputs has "video"')
-        aliases = tuple(
-            self.public_id("aliases", a) for a in self.texts("aliases", self.optional("aliases", []))
+    sections = document.get("upstreams", {})
+    if not isinstance(sections, dict) or not all(isinstance(s, dict) for s in sections.values()):
+        raise CatalogError(
+            f'catalog {source}: "upstreams" must be a table of tables ([upstreams."<upstream model>"])'
         )
-        if model_id in aliases:
-            self.fail("aliases", "lists the model's own id")
-
-        spec = ModelSpec(
-            id=model_id,
-            provider_model=upstream,
-            price_per_second_cents=self.cents("price_per_second", self.required("price_per_second")),
-            default_duration_seconds=default_duration,
-            durations=tuple(durations),
-            aspect_ratios=aspect_ratios,
-            description=self.text("description", self.optional("description", ""), empty=True),
-            resolutions=resolutions,
-            person_generation=self.texts("person_generation", self.optional("person_generation", [])),
-            accepts_seed=accepts_seed,
-            inputs=inputs,
-            reference_types=reference_types,
-            options=self.choices("options", OPTIONS),
-            max_samples=max_samples,
-            extension_durations=tuple(extension_durations),
-            provider=provider,
-            price_per_second_by_resolution=prices,
-            aliases=aliases,
-            retired_at=retired_at,
-            replaced_by=replaced_by,
-        )
-        return _Draft(self.source, spec)
-
-    def required(self, name: str) -> Any:
-        if name not in self.entry:
-            self.fail(name, "is required")
-        return self.entry[name]
-
-    def optional(self, name: str, default: Any = None) -> Any:
-        return self.entry.get(name, default)
-
-    def text(self, name: str, value: Any, *, empty: bool = False) -> str:
-        if not isinstance(value, str) or not (empty or value.strip()):
-            self.fail(name, "must be a string" if empty else "must be a non-empty string")
-        return value
-
-    def public_id(self, name: str, value: Any) -> str:
-        if value is _MISSING:
-            self.fail(name, "is required")
-        if not isinstance(value, str) or not _ID.fullmatch(value) or len(value) > MAX_ID_CHARS:
-            problem = f"must be a non-empty string of at most {MAX_ID_CHARS} characters without spaces"
-            self.fail(name, f"{problem} (not {value!r})" if name == "aliases" else problem)
-        return value
-
-    def texts(self, name: str, value: Any, *, non_empty: bool = False) -> tuple[str, ...]:
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            self.fail(name, "must be a list of non-empty strings")
-        if non_empty and not value:
-            self.fail(name, "must be a non-empty list of strings")
-        self.unique(name, value)
-        return tuple(value)
-
-    def choices(self, name: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
-        values = self.texts(name, self.optional(name, []))
-        for value in values:
-            if value not in allowed:
-                self.fail(name, f"{value!r} is not one of: {', '.join(allowed)}")
-        return values
-
-    def unique(self, name: str, values: list[Any]) -> None:
-        for i, value in enumerate(values):
-            if value in values[:i]:
-                self.fail(name, f"lists {value!r} twice")
-
-    def cents(self, name: str, value: Any) -> int:
-        if type(value) is not int or value < 0:
-            self.fail(name, "must be a whole number of cents (an integer >= 0)")
-        return value
-
-    def prices(self, resolutions: tuple[str, ...]) -> tuple[tuple[str, int], ...]:
-        name = "price_per_second_by_resolution"
-        table = self.optional(name, {})
-        if not isinstance(table, dict):
-            self.fail(name, 'must be a table of cents by resolution, e.g. { "1080p" = 40 }')
-        for resolution, cents in table.items():
-            if resolution not in resolutions:
-                self.fail(name, f"{resolution!r} is not one of the resolutions ({_listing(resolutions)})")
-            if type(cents) is not int or cents < 0:
-                self.fail(name, f"{resolution!r}: must be a whole number of cents (an integer >= 0)")
-        return tuple(table.items())
+    upstreams = tuple(_upstream(source, name, table) for name, table in sections.items())
+    return _File(extends, tuple(drafts), upstreams)
 
 
-_MISSING = object()
+def _upstream(source: str, name: str, table: dict[str, Any]) -> _Upstream:
+    fields = ", ".join(_UPSTREAM_FIELDS)
+
+    def fail(problem: str) -> NoReturn:
+        raise CatalogError(f'catalog {source}: upstream "{name}": {problem}')
+
+    if not table:
+        fail(f"sets no limit (the fields are: {fields})")
+    for key, value in table.items():
+        if key not in _UPSTREAM_FIELDS:
+            fail(f'unknown field "{key}" (the fields are: {fields})')
+        # bool is an int to Python, not a count to an operator.
+        if type(value) is not int or value < 1:
+            fail(f'field "{key}": must be an integer >= 1, per credential (leave it out for no limit)')
+    return _Upstream(source, name, UpstreamCapacity(**table))
 
 
-def _build(drafts: tuple[_Draft, ...]) -> Catalog:
-    """The checks across models: unique public ids, replacements that exist and can serve."""
-    owners: dict[str, _Draft] = {d.id: d for d in drafts}
+def _build(drafts: tuple[Draft, ...], upstreams: tuple[_Upstream, ...]) -> Catalog:
+    """The checks across models: unique public ids, replacements that exist and can serve, and
+    capacity only for upstream models that serve one (a misspelt name would limit nothing)."""
+    owners: dict[str, Draft] = {d.id: d for d in drafts}
     for draft in drafts:
         for alias in draft.spec.aliases:
             other = owners.get(alias)
@@ -315,10 +139,17 @@ def _build(drafts: tuple[_Draft, ...]) -> Catalog:
             _check_served_by(draft, target)
             spec = dataclasses.replace(spec, provider_model=target.spec.provider_model)
         specs.append(spec)
-    return Catalog(tuple(specs))
+    served = list(dict.fromkeys(spec.provider_model for spec in specs))
+    for upstream in upstreams:
+        if upstream.name not in served:
+            raise CatalogError(
+                f'catalog {upstream.source}: upstream "{upstream.name}": no model in the catalog is '
+                f"served by it (the upstream models are: {listing(served)})"
+            )
+    return Catalog(tuple(specs), {u.name: u.capacity for u in upstreams})
 
 
-def _replacement(draft: _Draft, by_id: dict[str, _Draft]) -> _Draft:
+def _replacement(draft: Draft, by_id: dict[str, Draft]) -> Draft:
     """The model at the end of the replaced_by chain: the one whose upstream serves `draft`."""
     chain = [draft.id]
     current = draft
@@ -335,7 +166,7 @@ def _replacement(draft: _Draft, by_id: dict[str, _Draft]) -> _Draft:
     return current
 
 
-def _check_served_by(draft: _Draft, target: _Draft) -> None:
+def _check_served_by(draft: Draft, target: Draft) -> None:
     """What the retired model accepts must be something its replacement's upstream accepts."""
     old, new = draft.spec, target.spec
     # In an extension, the replacement may come from the other file: say which.
@@ -358,11 +189,7 @@ def _check_served_by(draft: _Draft, target: _Draft) -> None:
         for value in values:
             if value not in allowed:
                 problem = f'{value!r} is not served by its replacement "{new.id}"{where}'
-                draft.fail(name, f"{problem}, which allows {_listing(allowed)}")
+                draft.fail(name, f"{problem}, which allows {listing(allowed)}")
     if old.max_samples > new.max_samples:
         problem = f'{old.max_samples}, but its replacement "{new.id}"{where} allows {new.max_samples}'
         draft.fail("max_samples", problem)
-
-
-def _listing(values: Any) -> str:
-    return ", ".join(str(v) for v in values) or "none"
