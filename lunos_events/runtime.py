@@ -60,7 +60,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
                     catalog=catalog,
                     principals=PrincipalCache(settings.auth_cache_seconds),
                     pending_statuses=pending,
-                    generations=Generations(store, bus, provider, storage, settings, pending),
+                    generations=Generations(store, bus, provider, storage, settings, pending, catalog),
                 )
             finally:
                 await provider.aclose()

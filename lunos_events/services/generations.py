@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
 from lunos_events.bus.redis_bus import Bus
+from lunos_events.catalog import Catalog
 from lunos_events.errors import (
     Conflict,
     InvalidRequest,
@@ -107,6 +108,7 @@ class Generations:
         storage: VideoStorage,
         settings: Settings,
         pending: PendingStatuses,
+        catalog: Catalog,
     ) -> None:
         self.store = store
         self.bus = bus
@@ -120,7 +122,7 @@ class Generations:
         local = settings.resolved_provider() == "local"
         typical = settings.simulator_latency_seconds if local else TYPICAL_PROVIDER_SECONDS
         self.latencies = Latencies(store, typical)
-        self.starter = Starter(store, provider, storage, Capacity(bus, settings), self.lifecycle)
+        self.starter = Starter(store, provider, storage, Capacity(bus, settings, catalog), self.lifecycle)
 
     async def check_inputs(self, principal: Principal, request: GenerationRequest) -> None:
         """Refuse unusable media inputs (400, or 404 for a video to extend that is not the
