@@ -147,7 +147,7 @@ class Catalog:
     the upstream models that declare one."""
 
     models: tuple[ModelSpec, ...]
-    upstreams: dict[str, UpstreamCapacity] = field(default_factory=dict)
+    upstreams: dict[str, UpstreamCapacity] = field(default_factory=dict, hash=False)
     _by_id: dict[str, ModelSpec] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
