@@ -22,7 +22,7 @@ WAIT_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
 _WAIT_WINDOW_MS = 3_600_000  # the histogram covers the starts of the last hour
 
 
-async def credential_health(rt: Runtime) -> tuple[dict[str, str], dict[str, Any]]:
+async def provider_report(rt: Runtime) -> tuple[dict[str, str], dict[str, Any]]:
     """Each credential: "ok", "cooling" (answered 429/5xx lately) or "out" (its key was refused);
     and its capacity: operations in flight, and per upstream model its limits (null: unlimited)."""
     capacity = rt.generations.starter.capacity

@@ -4,9 +4,9 @@ for the credential as a whole and for each upstream model on it (Google's quotas
 One Lua script checks every candidate credential and reserves a slot on the least busy one with
 room under both counts, so any number of API and worker processes share a credential's quota
 without a race. As in the tier limits (bus/limits.py), in-flight operations are a sorted set scored
-by their deadline: a lost release frees itself. A credential that answered 429/5xx cools down (a key with a TTL); one
-whose key was refused (401/403) is out for longer. Redis only counts: the database says which
-credential holds which operation, and the worker's reconcile puts lost slots back.
+by their deadline: a lost release frees itself. A credential that answered 429/5xx cools down (a key
+with a TTL); one whose key was refused (401/403) is out for longer. Redis only counts: the database
+says which credential holds which operation, and the worker's reconcile puts lost slots back.
 """
 
 from __future__ import annotations
