@@ -46,7 +46,8 @@ def _settings(**overrides: Any) -> Settings:
 
 def _check_catalog(settings: Settings) -> None:
     """A bad model catalog stops start-up with its message (file, model, field), not a traceback."""
-    from lunos_events.catalog import CatalogError, load_catalog
+    from lunos_events.catalog import CatalogError
+    from lunos_events.catalog_file import load_catalog
 
     try:
         load_catalog(settings.catalog)

@@ -12,7 +12,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from lunos_events.bus.redis_bus import Bus, connect_bus
-from lunos_events.catalog import Catalog, load_catalog
+from lunos_events.catalog import Catalog
+from lunos_events.catalog_file import load_catalog
 from lunos_events.providers import build_provider
 from lunos_events.providers.base import VideoProvider
 from lunos_events.services.accounts import PrincipalCache
@@ -59,7 +60,7 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
                     catalog=catalog,
                     principals=PrincipalCache(settings.auth_cache_seconds),
                     running_statuses=running,
-                    generations=Generations(store, bus, provider, storage, settings, running),
+                    generations=Generations(store, bus, provider, storage, settings, running, catalog),
                 )
             finally:
                 await provider.aclose()

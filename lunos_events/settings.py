@@ -16,7 +16,7 @@ class TierLimits(BaseModel):
     """How much one account of a tier may do at once and per minute.
 
     Fields added after the first two have defaults, so a LUNOS_TIERS written before them still
-    reads (and gets the `standard` figures for them).
+    reads (and gets the `standard` figures for them; for queue_weight, 1: the plain round-robin).
     """
 
     submits_per_minute: int = Field(ge=0)
@@ -26,6 +26,11 @@ class TierLimits(BaseModel):
     webhook_sends_per_minute: int = Field(default=20, ge=0, description="/test and /redeliver")
     reads_per_minute: int = Field(
         default=600, ge=0, description="list, usage and stream-token requests, per API key"
+    )
+    queue_weight: int = Field(
+        default=1,
+        ge=1,
+        description="starts per turn in the provider queue's round-robin, where a weight-1 account gets one",
     )
 
 
@@ -38,7 +43,10 @@ DEFAULT_TIERS = {
         webhook_sends_per_minute=5,
         reads_per_minute=120,
     ),
-    "standard": TierLimits(submits_per_minute=60, max_in_flight=10),
+    # A weight is how many starts an account gets per turn when the provider's capacity is short.
+    # Kept small: every unit is one more start another account's single submit may wait behind
+    # (fair_queue.py). Paying tiers get more of a scarce quota, but never all of it.
+    "standard": TierLimits(submits_per_minute=60, max_in_flight=10, queue_weight=2),
     "pro": TierLimits(
         submits_per_minute=300,
         max_in_flight=50,
@@ -46,6 +54,7 @@ DEFAULT_TIERS = {
         max_webhook_endpoints=25,
         webhook_sends_per_minute=60,
         reads_per_minute=3000,
+        queue_weight=3,
     ),
     "dev": TierLimits(
         submits_per_minute=1000,
@@ -332,6 +341,10 @@ class Settings(BaseSettings):
 
     def tier_limits(self, tier: str) -> TierLimits:
         return self.tiers.get(tier) or self.tiers.get("free") or DEFAULT_TIERS["free"]
+
+    def queue_weight(self, tier: str) -> int:
+        """How many starts an account of `tier` takes per turn of the provider queue."""
+        return self.tier_limits(tier).queue_weight
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -15,7 +15,8 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from lunos_events.catalog import Catalog, CatalogError, ModelSpec, default_catalog_source, load_catalog
+from lunos_events.catalog import CatalogError, ModelSpec
+from lunos_events.catalog_file import default_catalog, default_catalog_source, load_catalog
 from lunos_events.runtime import Runtime
 from lunos_events.services.accounts import get_account
 from lunos_events.serving import running_service
@@ -133,7 +134,7 @@ def test_the_shipped_file_loads_and_is_package_data() -> None:
 
     catalog = load_catalog(None)
     assert [m.id for m in catalog.models] == list(BEFORE)
-    assert Catalog().models == catalog.models  # the default catalog is the shipped file
+    assert default_catalog().models == catalog.models  # the default catalog is the shipped file
     live = {m.id for m in catalog.models if m.replaced_by is None}
     assert live == {"google/veo-3.1-generate-001", "google/veo-3.1-fast-generate-001"}
     retired = {m.id: (m.retired_at, m.replaced_by) for m in catalog.models if m.retired_at}

@@ -120,7 +120,10 @@ async def test_readyz_follows_redis(tmp_path: Path) -> None:
             ready = await client.get("/readyz")
             assert ready.status_code == 200
             checks = {"database": "ok", "redis": "ok", "provider": {"default": "ok"}}
-            assert ready.json() == {"status": "ready", "checks": checks}
+            unlimited = {"starts_per_minute": None, "max_in_flight": None}
+            models = dict.fromkeys(("veo-3.1-generate-001", "veo-3.1-fast-generate-001"), unlimited)
+            capacity = {"default": {"in_flight": 0, "models": models}}
+            assert ready.json() == {"status": "ready", "checks": checks, "provider_capacity": capacity}
             redis_server.stop()
             down = await client.get("/readyz")
             assert down.status_code == 503

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lunos_events.api.app import create_app
-from lunos_events.catalog import load_catalog
+from lunos_events.catalog_file import load_catalog
 from lunos_events.runtime import open_runtime
 from lunos_events.settings import Settings
 from tests.conftest import create_user, make_settings

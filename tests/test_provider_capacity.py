@@ -13,7 +13,6 @@ from redis.asyncio import Redis
 from sqlalchemy import select
 
 from lunos_events.services import accounts
-from lunos_events.services.fair_queue import FairQueue
 from lunos_events.serving import running_service
 from lunos_events.settings import Settings
 from lunos_events.store.models import Event, Operation
@@ -111,9 +110,9 @@ async def test_fairness_another_account_waits_at_most_one_turn(settings, fake_go
         running_service(settings) as rt,
         httpx.AsyncClient(base_url=settings.resolved_public_base_url(), timeout=30) as client,
     ):
-        busy = await create_user(rt, "busy", "1000.00")
+        busy = await create_user(rt, "busy", "1000.00")  # both of the dev tier: equal weights
         quiet = await create_user(rt, "quiet", "100.00")
-        many = [await submit(client, busy, f"busy {i}") for i in range(12)]
+        many = [await submit(client, busy, f"busy {i}") for i in range(200)]
         one = await submit(client, quiet, "quiet one")
         await wait_for_status(client, one, auth(quiet), timeout=60)
         ops = await operations(rt, [*many, one])
@@ -128,17 +127,33 @@ async def test_fairness_another_account_waits_at_most_one_turn(settings, fake_go
         assert len(ahead) <= 1, [o.prompt for o in ahead]
 
 
-def test_fair_order_alternates_accounts_and_apps() -> None:
-    def op(account: str, app: str | None, at: int) -> Operation:
-        return Operation.model_construct(
-            id=f"{account}{app}{at}", account_id=account, app_id=app, created_at_ms=at
-        )
+WEIGHTED = {
+    "heavy": {"submits_per_minute": 1000, "max_in_flight": 500, "queue_weight": 3},
+    "light": {"submits_per_minute": 1000, "max_in_flight": 500, "queue_weight": 1},
+}
 
-    queue = FairQueue()
-    ops = [op("a", "x", 1), op("a", "x", 2), op("a", "y", 3), op("a", "x", 4), op("b", None, 5)]
-    assert [o.id for o in queue.order(ops)] == ["ax1", "bNone5", "ay3", "ax2", "ax4"]
-    queue.served(ops[0])  # after serving a, b goes first
-    assert [o.id for o in queue.order(ops[1:])][:2] == ["bNone5", "ay3"]
+
+@pytest.mark.settings(tiers=WEIGHTED)
+async def test_fairness_tier_weights_give_three_starts_to_one(settings, fake_google) -> None:
+    settings = pool_settings(settings, fake_google, 1, "key-a")
+    async with (
+        running_service(settings) as rt,
+        httpx.AsyncClient(base_url=settings.resolved_public_base_url(), timeout=30) as client,
+    ):
+        heavy = await create_user(rt, "heavy", "1000.00", tier="heavy")
+        light = await create_user(rt, "light", "1000.00", tier="light")
+        ids = [await submit(client, heavy, f"heavy {i}") for i in range(16)]
+        ids += [await submit(client, light, f"light {i}") for i in range(4)]
+        for op_id in ids[-4:]:
+            await wait_for_status(client, op_id, auth(light), timeout=90)
+        ops = sorted(
+            (o for o in (await operations(rt, ids)).values() if o.started_at_ms),
+            key=lambda o: o.started_at_ms or 0,
+        )
+        runs = "".join("H" if o.account_id == "heavy" else "l" for o in ops)
+        # Between two of the light account's starts, the heavy one (deep queue) gets its 3.
+        first, last = runs.index("l"), runs.rindex("l")
+        assert runs[first : last + 1] == "lHHHlHHHlHHHl", runs
 
 
 async def _forget_redis(redis_url: str, settings: Settings, account: str) -> None:

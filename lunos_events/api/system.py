@@ -16,7 +16,7 @@ from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from lunos_events.api.auth import bearer_token, runtime
-from lunos_events.api.capacity_metrics import capacity_metrics, credential_health
+from lunos_events.api.capacity_metrics import capacity_metrics, provider_report
 from lunos_events.api.errors import error_response
 from lunos_events.metrics import gauge
 from lunos_events.services.history import STATUSES
@@ -54,11 +54,12 @@ async def readyz(request: Request) -> JSONResponse:
         return JSONResponse({"error": f"Not ready: {', '.join(failed)} unreachable", "checks": checks}, 503)
     # Reported, not failing: with a credential out the others carry on, and submits queue meanwhile.
     try:
-        provider = await asyncio.wait_for(credential_health(rt), READY_CHECK_TIMEOUT_SECONDS)
+        provider, capacity = await asyncio.wait_for(provider_report(rt), READY_CHECK_TIMEOUT_SECONDS)
     except Exception as exc:  # Redis went away since its check: that check's next run reports it
         log.warning("provider credential health unavailable: %s", exc)
         return JSONResponse({"status": "ready", "checks": checks})
-    return JSONResponse({"status": "ready", "checks": {**checks, "provider": provider}})
+    checks_out = {**checks, "provider": provider}
+    return JSONResponse({"status": "ready", "checks": checks_out, "provider_capacity": capacity})
 
 
 def metrics_refusal(request: Request) -> Response | None:

@@ -1,11 +1,12 @@
-"""Provider capacity in Redis: per credential, starts per minute and operations in flight.
+"""Provider capacity in Redis: per credential, starts per minute and operations in flight, counted
+for the credential as a whole and for each upstream model on it (Google's quotas are per base model).
 
 One Lua script checks every candidate credential and reserves a slot on the least busy one with
-room, so any number of API and worker processes share a credential's quota without a race. As in
-the tier limits (bus/limits.py), in-flight operations are a sorted set scored by their deadline: a
-lost release frees itself. A credential that answered 429/5xx cools down (a key with a TTL); one
-whose key was refused (401/403) is out for longer. Redis only counts: the database says which
-credential holds which operation, and the worker's reconcile puts lost slots back.
+room under both counts, so any number of API and worker processes share a credential's quota
+without a race. As in the tier limits (bus/limits.py), in-flight operations are a sorted set scored
+by their deadline: a lost release frees itself. A credential that answered 429/5xx cools down (a key
+with a TTL); one whose key was refused (401/403) is out for longer. Redis only counts: the database
+says which credential holds which operation, and the worker's reconcile puts lost slots back.
 """
 
 from __future__ import annotations
@@ -18,33 +19,51 @@ from redis.asyncio.client import Pipeline
 WINDOW_MS = 60_000
 _DAY_MS = 86_400_000
 
-# KEYS: per candidate in_flight, starts, cool, out. ARGV: member, until_ms, the model's "queue
-# not empty" flag key ('' to ignore it), then per candidate max_in_flight, starts_per_minute
-# (0: unlimited). Returns the 1-based candidate taken, or 0.
+# KEYS: per candidate in_flight, starts, cool, out, and its model's in_flight, starts. ARGV:
+# member, until_ms, the model's "queue not empty" flag key ('' to ignore it), then per candidate
+# max_in_flight, starts_per_minute, and the model's max_in_flight, starts_per_minute (0: unlimited).
+# Returns the 1-based candidate taken, or 0.
+#
+# A release names the credentials only (whoever ends an operation does not know its model), so it
+# frees the credential's in_flight set alone; the model's set drops what was freed here, by keeping
+# only the members still in the credential's set (ZINTERSTORE, weights 1 0: the model set's scores).
 _TAKE = """
 if ARGV[3] ~= '' and redis.call('EXISTS', ARGV[3]) == 1 then return 0 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local function full(key, limit)
+  return limit > 0 and redis.call('ZCARD', key) >= limit
+end
 local best, best_used = 0, nil
-for i = 1, #KEYS / 4 do
-  local base = (i - 1) * 4
-  local in_flight, starts = KEYS[base + 1], KEYS[base + 2]
-  if redis.call('EXISTS', KEYS[base + 3]) == 0 and redis.call('EXISTS', KEYS[base + 4]) == 0 then
-    local max_in_flight, per_minute = tonumber(ARGV[2 + i * 2]), tonumber(ARGV[3 + i * 2])
+for i = 1, #KEYS / 6 do
+  local k, a = (i - 1) * 6, 3 + (i - 1) * 4
+  local in_flight, starts, model_in_flight, model_starts = KEYS[k + 1], KEYS[k + 2], KEYS[k + 5], KEYS[k + 6]
+  if redis.call('EXISTS', KEYS[k + 3]) == 0 and redis.call('EXISTS', KEYS[k + 4]) == 0 then
     redis.call('ZREMRANGEBYSCORE', in_flight, '-inf', now)
     redis.call('ZREMRANGEBYSCORE', starts, '-inf', now - 60000)
+    redis.call('ZREMRANGEBYSCORE', model_starts, '-inf', now - 60000)
+    if redis.call('EXISTS', model_in_flight) == 1 then
+      redis.call('ZINTERSTORE', model_in_flight, 2, model_in_flight, in_flight, 'WEIGHTS', 1, 0)
+      redis.call('PEXPIRE', model_in_flight, 86400000)  -- a store drops the key's expiry
+    end
     local used = redis.call('ZCARD', in_flight)
-    local room = (max_in_flight == 0 or used < max_in_flight)
-    if room and per_minute > 0 and redis.call('ZCARD', starts) >= per_minute then room = false end
-    if room and (best_used == nil or used < best_used) then best, best_used = i, used end
+    if not (full(in_flight, tonumber(ARGV[a + 1])) or full(starts, tonumber(ARGV[a + 2]))
+        or full(model_in_flight, tonumber(ARGV[a + 3])) or full(model_starts, tonumber(ARGV[a + 4])))
+        and (best_used == nil or used < best_used) then
+      best, best_used = i, used
+    end
   end
 end
 if best == 0 then return 0 end
-local base = (best - 1) * 4
-redis.call('ZADD', KEYS[base + 1], tonumber(ARGV[2]), ARGV[1])
-redis.call('PEXPIRE', KEYS[base + 1], 86400000)
-redis.call('ZADD', KEYS[base + 2], now, ARGV[1] .. ':' .. now)
-redis.call('PEXPIRE', KEYS[base + 2], 60000)
+local k = (best - 1) * 6
+for _, key in ipairs({KEYS[k + 1], KEYS[k + 5]}) do
+  redis.call('ZADD', key, tonumber(ARGV[2]), ARGV[1])
+  redis.call('PEXPIRE', key, 86400000)
+end
+for _, key in ipairs({KEYS[k + 2], KEYS[k + 6]}) do
+  redis.call('ZADD', key, now, ARGV[1] .. ':' .. now)
+  redis.call('PEXPIRE', key, 60000)
+end
 return best
 """
 
@@ -60,9 +79,13 @@ return backoff
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
+    """A credential that may take a start of one upstream model, and its limits (0: unlimited)."""
+
     name: str
-    max_in_flight: int  # 0: unlimited
-    starts_per_minute: int  # 0: unlimited
+    max_in_flight: int  # the credential's operations, of every model
+    starts_per_minute: int
+    model_max_in_flight: int = 0  # its operations of the model being started
+    model_starts_per_minute: int = 0
 
 
 class CapacityScripts:
@@ -80,21 +103,30 @@ class CapacityScripts:
         """A list the dispatchers block on: pushed whenever a slot frees."""
         return f"{self._prefix}:wake"
 
+    def _model_key(self, name: str, model: str, part: str) -> str:
+        return f"{self._prefix}:{name}:model:{model}:{part}"
+
     def _queued_key(self, model: str) -> str:
         return f"{self._prefix}:queued:{model}"
 
     async def take(
-        self, candidates: list[Candidate], member: str, until_ms: int, *, behind_queue: str | None = None
+        self,
+        model: str,
+        candidates: list[Candidate],
+        member: str,
+        until_ms: int,
+        *,
+        behind_queue: bool = False,
     ) -> str | None:
-        """Reserve a slot for `member` on the least busy candidate with room; None when none has,
-        or when `behind_queue` (a model) has operations waiting: a new submit does not jump them."""
-        keys = [
-            self._key(c.name, part) for c in candidates for part in ("in_flight", "starts", "cool", "out")
-        ]
-        flag = self._queued_key(behind_queue) if behind_queue else ""
-        args: list[str | int] = [member, until_ms, flag]
+        """Reserve a slot for `member`, an operation of the upstream `model`, on the least busy
+        candidate with room; None when none has, or (`behind_queue`) when operations of the model
+        are waiting: a new submit does not jump them."""
+        keys = []
+        args: list[str | int] = [member, until_ms, self._queued_key(model) if behind_queue else ""]
         for c in candidates:
-            args += [c.max_in_flight, c.starts_per_minute]
+            keys += [self._key(c.name, part) for part in ("in_flight", "starts", "cool", "out")]
+            keys += [self._model_key(c.name, model, part) for part in ("in_flight", "starts")]
+            args += [c.max_in_flight, c.starts_per_minute, c.model_max_in_flight, c.model_starts_per_minute]
         index = int(await self._take(keys=keys, args=args))
         return candidates[index - 1].name if index else None
 
@@ -173,9 +205,14 @@ class CapacityScripts:
             health[name] = ("out" if out else "cooling" if cool else "ok", int(used))
         return health
 
-    async def restore(self, name: str, operations: list[tuple[str, int]]) -> None:
-        """Slots for (operation id, until_ms) pairs a Redis restart lost (ZADD: already there is fine)."""
-        if operations:
-            key = self._key(name, "in_flight")
-            await self._redis.zadd(key, {op_id: until for op_id, until in operations})
-            await self._redis.pexpire(key, _DAY_MS)
+    async def restore(self, name: str, model: str, operations: list[tuple[str, int]]) -> None:
+        """Slots for (operation id, until_ms) pairs of `model` on credential `name` that a Redis
+        restart lost, in both counts (ZADD: already there is fine)."""
+        if not operations:
+            return
+        slots = {op_id: until for op_id, until in operations}
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key in (self._key(name, "in_flight"), self._model_key(name, model, "in_flight")):
+                pipe.zadd(key, slots)
+                pipe.pexpire(key, _DAY_MS)
+            await pipe.execute()

@@ -1,17 +1,21 @@
 """Provider capacity: which credential may start an operation now, and what a refusal does to it.
 
-The pool per upstream model is the settings' credentials that serve it. Starts go to the least
-busy one with room; a credential that answered 429/5xx cools down with a doubling backoff, one
-whose key was refused (401/403) is taken out for `OUT_SECONDS` and reported (log, /metrics,
-/readyz), and the others carry on.
+The pool per upstream model is the settings' credentials that serve it. A credential's limits are
+its own (settings, over all its models) and, per upstream model, the catalog's (Google's quotas are
+per project per base model): a start needs room under both, so for one model the tighter one
+holds. Starts go to the least busy credential with room; one that answered 429/5xx cools down with
+a doubling backoff, one whose key was refused (401/403) is taken out for `OUT_SECONDS` and reported
+(log, /metrics, /readyz), and the others carry on.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from lunos_events.bus.capacity import Candidate
 from lunos_events.bus.redis_bus import Bus
+from lunos_events.catalog import Catalog
 from lunos_events.settings import ProviderCredential, Settings
 
 log = logging.getLogger(__name__)
@@ -21,19 +25,54 @@ OUT_SECONDS = 600.0
 STARTED, BUSY, REFUSED, FAILED = "started", "busy", "refused", "failed"
 
 
-def _candidate(credential: ProviderCredential) -> Candidate:
-    return Candidate(credential.name, credential.max_in_flight or 0, credential.starts_per_minute or 0)
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one credential may do with one upstream model; None: unlimited."""
+
+    starts_per_minute: int | None
+    max_in_flight: int | None
+
+
+def _tighter(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else min(a, b)
 
 
 class Capacity:
-    def __init__(self, bus: Bus, settings: Settings) -> None:
+    def __init__(self, bus: Bus, settings: Settings, catalog: Catalog) -> None:
         self._scripts = bus.capacity
         self._settings = settings
+        self._catalog = catalog
         self._credentials = settings.provider_credentials()
         self.names = [c.name for c in self._credentials]
 
+    def _serving(self, provider_model: str) -> list[ProviderCredential]:
+        return [c for c in self._credentials if not c.models or provider_model in c.models]
+
     def pool(self, provider_model: str) -> list[Candidate]:
-        return [_candidate(c) for c in self._credentials if not c.models or provider_model in c.models]
+        model = self._catalog.capacity(provider_model)
+        return [
+            Candidate(
+                c.name,
+                c.max_in_flight or 0,
+                c.starts_per_minute or 0,
+                model.max_in_flight or 0,
+                model.starts_per_minute or 0,
+            )
+            for c in self._serving(provider_model)
+        ]
+
+    def limits(self) -> dict[str, dict[str, Limits]]:
+        """Per credential, per upstream model it serves: the effective limits (the tighter of the
+        credential's and the catalog's)."""
+        effective: dict[str, dict[str, Limits]] = {name: {} for name in self.names}
+        for model in self._catalog.upstream_models():
+            catalog = self._catalog.capacity(model)
+            for c in self._serving(model):
+                effective[c.name][model] = Limits(
+                    _tighter(c.starts_per_minute, catalog.starts_per_minute),
+                    _tighter(c.max_in_flight, catalog.max_in_flight),
+                )
+        return effective
 
     async def take(
         self, operation_id: str, provider_model: str, until_ms: int, *, behind_queue: bool
@@ -42,8 +81,9 @@ class Capacity:
         candidates = self.pool(provider_model)
         if not candidates:
             return None
-        queue = provider_model if behind_queue else None
-        return await self._scripts.take(candidates, operation_id, until_ms, behind_queue=queue)
+        return await self._scripts.take(
+            provider_model, candidates, operation_id, until_ms, behind_queue=behind_queue
+        )
 
     async def release(self, *operation_ids: str) -> None:
         await self._scripts.release(self.names, *operation_ids)

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
 from lunos_events.bus.redis_bus import Bus
+from lunos_events.catalog import Catalog
 from lunos_events.errors import (
     Conflict,
     InvalidRequest,
@@ -111,6 +112,7 @@ class Generations:
         storage: VideoStorage,
         settings: Settings,
         running: RunningStatuses,
+        catalog: Catalog,
     ) -> None:
         self.store = store
         self.bus = bus
@@ -124,12 +126,12 @@ class Generations:
         local = settings.resolved_provider() == "local"
         typical = settings.simulator_latency_seconds if local else TYPICAL_PROVIDER_SECONDS
         self.latencies = Latencies(store, typical)
-        self.queue_positions = QueuePositions(store)
+        self.queue_positions = QueuePositions(store, settings.queue_weight)
         self.progress_reports = ProgressReports(
             store, bus, self.outbox, self.latencies, settings.progress_event_seconds
         )
         self.starter = Starter(
-            store, provider, storage, Capacity(bus, settings), self.lifecycle, self.latencies
+            store, provider, storage, Capacity(bus, settings, catalog), self.lifecycle, self.latencies
         )
 
     async def check_inputs(self, principal: Principal, request: GenerationRequest) -> None:

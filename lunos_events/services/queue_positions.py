@@ -11,21 +11,30 @@ by more than that.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import bindparam, func, select
 from sqlmodel import col
 
-from lunos_events.services.fair_queue import QUEUED, FairQueue
+from lunos_events.services.fair_queue import QUEUED, FairQueue, Queued
 from lunos_events.services.timing import QueueSpot
-from lunos_events.store.models import PROCESSING, Operation
+from lunos_events.store.models import PROCESSING, Account, Operation
 from lunos_events.store.transactions import Store
 
 REFRESH_SECONDS = 1.0
 
-_QUEUE_OF_MODEL = select(
-    col(Operation.id), col(Operation.account_id), col(Operation.app_id), col(Operation.created_at_ms)
-).where(*QUEUED, col(Operation.provider_model) == bindparam("model"))
+_QUEUE_OF_MODEL = (
+    select(
+        col(Operation.id),
+        col(Operation.account_id),
+        col(Operation.app_id),
+        col(Operation.created_at_ms),
+        col(Account.tier),
+    )
+    .join(Account, col(Account.id) == col(Operation.account_id))
+    .where(*QUEUED, col(Operation.provider_model) == bindparam("model"))
+)
 _RUNNING_OF_MODEL = select(func.count()).where(
     col(Operation.status) == PROCESSING, col(Operation.provider_model) == bindparam("model")
 )
@@ -39,8 +48,9 @@ class _Snapshot:
 
 
 class QueuePositions:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, weight: Callable[[str], int]) -> None:
         self._store = store
+        self._weight = weight  # a tier's queue_weight
         self._snapshots: dict[str, _Snapshot] = {}
 
     async def spot(self, operation_id: str, provider_model: str) -> QueueSpot | None:
@@ -55,7 +65,14 @@ class QueuePositions:
         read_at = time.monotonic()
         queued = await self._store.all(_QUEUE_OF_MODEL, model=provider_model)
         running = int(await self._store.scalar(_RUNNING_OF_MODEL, model=provider_model) or 0)
-        order = FairQueue().order([Operation.model_construct(**row._asdict()) for row in queued])
+        order = FairQueue(self._weight).order(
+            [
+                Queued(
+                    Operation.model_construct(id=id, account_id=account, app_id=app, created_at_ms=at), tier
+                )
+                for id, account, app, at, tier in queued
+            ]
+        )
         snapshot = _Snapshot(read_at, running, {op.id: place for place, op in enumerate(order, start=1)})
         self._snapshots[provider_model] = snapshot
         return snapshot

@@ -59,19 +59,22 @@ async def reconcile_operations(ctx: dict[str, Any]) -> int:
             col(Operation.account_id),
             col(Operation.deadline_at_ms),
             col(Operation.provider_credential),
+            col(Operation.provider_model),
         ).where(col(Operation.status).in_(ACTIVE_STATUSES))
     )
     enqueued = 0
     by_account: dict[str, list[tuple[str, int]]] = {}
-    by_credential: dict[str, list[tuple[str, int]]] = {}
+    by_credential: dict[tuple[str, str], list[tuple[str, int]]] = {}
     for row in rows:
         enqueued += await rt.bus.enqueue_tracking(row.id)
         by_account.setdefault(row.account_id, []).append((row.id, row.deadline_at_ms))
         if row.provider_credential is not None:
-            by_credential.setdefault(row.provider_credential, []).append((row.id, row.deadline_at_ms))
-    # And the provider credentials' in-flight counts (adding what is already there changes nothing).
-    for credential, operations in by_credential.items():
-        await rt.bus.capacity.restore(credential, operations)
+            slot = (row.provider_credential, row.provider_model)
+            by_credential.setdefault(slot, []).append((row.id, row.deadline_at_ms))
+    # And the provider credentials' in-flight counts, per credential and per model on it (adding
+    # what is already there changes nothing).
+    for (credential, model), operations in by_credential.items():
+        await rt.bus.capacity.restore(credential, model, operations)
     # A Redis that came back empty also lost the in-flight counts the tier limits rely on.
     restored = 0
     for account_id, operations in by_account.items():

@@ -24,7 +24,7 @@ IDLE_SECONDS = 1.0
 class Dispatcher:
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
-        self._fair = FairQueue()
+        self._fair = FairQueue(rt.settings.queue_weight)
         self._waiting_models: set[str] = set()
 
     async def run(self) -> None:
@@ -44,7 +44,7 @@ class Dispatcher:
         starter = self._rt.generations.starter
         capacity = starter.capacity
         queued = await queued_operations(self._rt.store, PER_APP)
-        models = {op.provider_model for op in queued}
+        models = {q.op.provider_model for q in queued}
         for model in self._waiting_models - models:
             await capacity.queued(model, waiting=False)  # new submits may start at once again
         full: set[str] = set()
