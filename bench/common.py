@@ -1,4 +1,5 @@
-"""What the benchmarks share: ports, process figures from /proc, percentiles, starting servers."""
+"""What the benchmarks share: ports, process figures from /proc, percentiles, starting servers,
+operations written straight into the store."""
 
 from __future__ import annotations
 
@@ -10,18 +11,28 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from lunos_events.bus.embedded_redis import EmbeddedRedis
+from lunos_events.runtime import Runtime
+from lunos_events.services.accounts import Principal
+from lunos_events.services.generation_request import parse_generation_request
+from lunos_events.services.generations import new_operation
+from lunos_events.services.lifecycle import NewOperation
+from lunos_events.store.models import Operation
 from lunos_events.store.private_postgres import PrivatePostgres
 
 ROOT = Path(__file__).resolve().parent.parent
 DEBIAN_REDIS = "/usr/bin/redis-server"
 DATABASES = ("postgres", "sqlite")
+BENCH_MODEL = "google/veo-3.0-generate-preview"
+# Far enough away that no bench operation times out while it is measured.
+FAR_DEADLINE_SECONDS = 10**7
 
 
 def raise_fd_limit() -> int:
@@ -115,3 +126,27 @@ def backing_servers(
             binary = DEBIAN_REDIS if database == "postgres" else None
             redis_url = stack.enter_context(EmbeddedRedis(workdir / "redis", binary=binary)).url
         yield database_url, redis_url
+
+
+def new_operations(
+    rt: Runtime, account_id: str, count: int, stamp_ms: int, app_id: str | None = None
+) -> list[NewOperation]:
+    """`count` operations of one account (and app), as a submit makes them, ids from `stamp_ms` up."""
+    request = parse_generation_request(
+        {"model": BENCH_MODEL, "prompt": "bench"},
+        rt.catalog,
+        max_prompt_chars=rt.settings.max_prompt_chars,
+        header_app_id=app_id,
+    )
+    principal = Principal(account_id, "bench")
+    deadline = rt.settings.operation_deadline_seconds
+    return [new_operation(principal, request, stamp_ms + i, deadline) for i in range(count)]
+
+
+async def insert_operations(rt: Runtime, rows: Sequence[dict[str, Any]]) -> None:
+    """Write operation rows straight into the store (no submit, no tracking job: the worker's
+    start-up reconcile queues those), with a deadline no bench reaches."""
+    deadline = int((time.time() + FAR_DEADLINE_SECONDS) * 1000)
+    rows = [{**row, "deadline_at_ms": deadline} for row in rows]
+    async with rt.store.transaction() as conn:
+        await conn.execute(Operation.__table__.insert(), rows)  # type: ignore[attr-defined]

@@ -8,7 +8,8 @@ postgres`, a private PostgreSQL and Debian's redis-server) and ONE
 `lunos-events worker` process, with N operations pending at a slow provider (the local simulator
 with a latency of hours: every poll answers "still running"). The worker's start-up queues a
 tracking job per operation; each job polls once and re-queues itself `--interval` seconds later.
-After a warm-up, the arq try counter of every tracking job is read twice; polls per operation over
+After a warm-up, the queue is read through arq's public `queued_jobs()` more often than the interval:
+a job's score (when it runs next) moves each time it has polled, so the moves per operation over
 that window give the interval each operation was really polled at. "On schedule" means the p99
 interval stays within 1.5x the configured one.
 
@@ -31,27 +32,21 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from arq.constants import retry_key_prefix
-from sqlalchemy import update
-
 from bench.common import (
     DATABASES,
     backing_servers,
     bench_workdir,
     child_env,
     cpu_seconds,
+    insert_operations,
+    new_operations,
     percentile,
     start_lunos,
 )
-from lunos_events.bus.jobs import tracking_job_id
 from lunos_events.runtime import open_runtime
 from lunos_events.services import accounts
-from lunos_events.services.accounts import Principal
-from lunos_events.services.generation_request import parse_generation_request
-from lunos_events.services.generations import new_operation
 from lunos_events.services.provider_jobs import provider_job
 from lunos_events.settings import Settings, TierLimits
-from lunos_events.store.models import Operation
 
 ACCOUNT = "bench"
 SLOW_PROVIDER_SECONDS = 6 * 3600.0
@@ -77,31 +72,35 @@ async def pending_operations(settings: Settings, count: int) -> list[str]:
     """`count` operations already started at the (slow) provider, as a submit leaves them."""
     async with open_runtime(settings) as rt:
         await accounts.create_account(rt.store, ACCOUNT, 10**12, "bench")
-        principal = Principal(ACCOUNT, "bench")
-        request = parse_generation_request(
-            {"model": "google/veo-3.0-generate-preview", "prompt": "a slow one"},
-            rt.catalog,
-            max_prompt_chars=settings.max_prompt_chars,
-            header_app_id=None,
-        )
-        stamp = int(time.time() * 1000)
-        rows = []
-        for index in range(count):
-            op = new_operation(principal, request, stamp + index, settings.operation_deadline_seconds)
-            rows.append({**op.row(), "provider_operation": await rt.provider.start(provider_job(op))})
-        async with rt.store.transaction() as conn:
-            await conn.execute(Operation.__table__.insert(), rows)
-            await conn.execute(update(Operation).values(deadline_at_ms=stamp + 10**10))
-        return [row["id"] for row in rows]
+        ops = new_operations(rt, ACCOUNT, count, int(time.time() * 1000))
+        rows = [{**op.row(), "provider_operation": await rt.provider.start(provider_job(op))} for op in ops]
+        await insert_operations(rt, rows)
+        return [op.id for op in ops]
 
 
-async def tries(settings: Settings, op_ids: list[str]) -> list[int]:
+async def polls_in_window(settings: Settings, op_ids: list[str], window: float) -> tuple[list[int], float]:
+    """Polls per operation over `window` seconds, and the seconds the window really lasted.
+
+    A tracking job's score is when it runs next; each poll moves it (Retry(defer=interval)). Read
+    more often than the interval, no two polls of one operation fall between two reads (a job runs
+    again no sooner than an interval after its last run ended).
+    """
+    period = 0.8 * settings.poll_interval_seconds
     async with open_runtime(settings) as rt:
-        counts: list[int] = []
-        for start in range(0, len(op_ids), 1000):
-            keys = [retry_key_prefix + tracking_job_id(op) for op in op_ids[start : start + 1000]]
-            counts.extend(int(value or 0) for value in await rt.bus.redis.mget(keys))
-        return counts
+        wanted, moves = set(op_ids), dict.fromkeys(op_ids, 0)
+        scores: dict[str, int | None] = {}
+        began = time.monotonic()
+        while True:
+            for job in await rt.bus.redis.queued_jobs(queue_name=settings.queue_name):
+                op_id = job.args[0] if job.args else None
+                if op_id in wanted:
+                    if op_id in scores and scores[op_id] != job.score:
+                        moves[op_id] += 1
+                    scores[op_id] = job.score
+            elapsed = time.monotonic() - began
+            if elapsed >= window:
+                return [moves[op] for op in op_ids], elapsed
+            await asyncio.sleep(min(period, window - elapsed))
 
 
 def measure(database: str, count: int, interval: float, warmup: float, window: float) -> Schedule:
@@ -122,18 +121,12 @@ def measure(database: str, count: int, interval: float, warmup: float, window: f
         worker = start_lunos("worker", child_env(settings.as_env()))
         try:
             time.sleep(warmup)
-            first, cpu_first, started = (
-                asyncio.run(tries(settings, op_ids)),
-                cpu_seconds(worker.pid),
-                time.time(),
-            )
-            time.sleep(window)
-            last, cpu_last, ended = asyncio.run(tries(settings, op_ids)), cpu_seconds(worker.pid), time.time()
+            cpu_first = cpu_seconds(worker.pid)
+            polls, elapsed = asyncio.run(polls_in_window(settings, op_ids, window))
+            cpu_last = cpu_seconds(worker.pid)
         finally:
             worker.terminate()
             worker.wait(timeout=60)
-    elapsed = ended - started
-    polls = [b - a for a, b in zip(first, last, strict=True)]
     # An operation not polled at all in the window counts as polled at the window's length.
     intervals = [elapsed / n if n else elapsed for n in polls]
     return Schedule(count, intervals, sum(polls) / elapsed, (cpu_last - cpu_first) / elapsed)

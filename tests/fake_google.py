@@ -8,6 +8,7 @@ safety filtering, operations it forgets, and videos returned inline or as a URI.
 from __future__ import annotations
 
 import base64
+import bisect
 import json
 import re
 import tempfile
@@ -55,6 +56,7 @@ class FakeOperation:
     created: float
     polls: int = 0
     key: str | None = None  # the API key that started it (and alone may poll it)
+    seq: int = 0  # its place in start order (paced completions finish in this order)
 
 
 @dataclass
@@ -87,7 +89,13 @@ class FakeGoogle:
     paths: list[str] = field(default_factory=list)  # every API path called, in order
     token_requests: int = 0
     keys: dict[str, KeyQuota] = field(default_factory=dict)  # more API keys besides API_KEY
+    # Paced completions (benchmarks): operations finish in start order, this many per second from
+    # `completions_from` (time.monotonic(); None: nothing finishes yet), whatever latency_seconds says.
+    completions_per_second: float | None = None
+    completions_from: float | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _key_seqs: dict[str | None, list[int]] = field(default_factory=dict)  # per key, in start order
+    _starts: int = 0
 
     def video_for(self, prompt: str) -> bytes:
         """A real small MP4 whose picture depends on the prompt."""
@@ -154,11 +162,24 @@ class FakeGoogle:
         path.write_text(json.dumps(info))
         return path
 
+    def released(self, now: float) -> int:
+        """Paced: how many operations (in start order) have finished by `now`."""
+        if self.completions_per_second is None or self.completions_from is None:
+            return 0
+        return max(0, int((now - self.completions_from) * self.completions_per_second))
+
+    def finished(self, op: FakeOperation, now: float) -> bool:
+        if self.completions_per_second is not None:
+            return op.seq < self.released(now)
+        return now - op.created >= self.latency_seconds
+
     def running(self, key: str) -> int:
         now = time.monotonic()
-        return sum(
-            1 for op in self.operations.values() if op.key == key and now - op.created < self.latency_seconds
-        )
+        if self.completions_per_second is not None:
+            # Paced: what has finished is a prefix of the start order (a count, not a scan of them all).
+            seqs = self._key_seqs.get(key, [])
+            return len(seqs) - bisect.bisect_left(seqs, self.released(now))
+        return sum(1 for op in self.operations.values() if op.key == key and not self.finished(op, now))
 
     def quota_refusal(self, key: str) -> Response | None:
         """403 for a revoked key, 429 past its quotas; else the start counts against them."""
@@ -196,9 +217,12 @@ class FakeGoogle:
         resource = f"projects/{project or 'fake-project'}/locations/{location or 'us-central1'}"
         resource += f"/publishers/google/models/{model}"
         name = f"{resource}/operations/{uuid.uuid4()}"
-        self.operations[name] = FakeOperation(
-            name, model, instance["prompt"], parameters, time.monotonic(), key=key
-        )
+        with self._lock:
+            seq, self._starts = self._starts, self._starts + 1
+            self._key_seqs.setdefault(key, []).append(seq)
+            self.operations[name] = FakeOperation(
+                name, model, instance["prompt"], parameters, time.monotonic(), key=key, seq=seq
+            )
         return JSONResponse({"name": name})
 
     async def fetch(self, resource: str, body: dict[str, Any], key: str | None = None) -> Response:
@@ -214,7 +238,7 @@ class FakeGoogle:
         if op is None or other_key or not name.startswith(resource + "/operations/"):
             return error(404, f"Operation {name} not found")
         op.polls += 1
-        if time.monotonic() - op.created < self.latency_seconds:
+        if not self.finished(op, time.monotonic()):
             return JSONResponse({"name": name, "done": False})
         samples = op.parameters.get("sampleCount", 1)
         if BLOCK_MARKER in op.prompt:

@@ -14,6 +14,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+WORKER_QUEUE_SMALL = ["--in-flight", "40", "--queued", "60", "--rate", "10", "--seconds", "3"]
+WORKER_QUEUE_SMALL += ["--interval", "0.5", "--busy-every", "1"]
 SMALL_RUNS = {
     "http.py": (["--seconds", "0.3", "--rounds", "2", "--connections", "2", "--accounts", "3"], "x bare"),
     "submit_parts.py": (["--calls", "20"], "x baseline"),
@@ -26,6 +28,7 @@ SMALL_RUNS = {
         "nginx -> 2 API / 1 API direct",
     ),
     "capacity_queue.py": (["--operations", "30", "--slots", "5", "--latency", "0.3"], "dispatch latency"),
+    "worker_queue.py": (WORKER_QUEUE_SMALL, "vs baseline"),
 }
 
 # Scripts whose engine a test runs at its own size.
@@ -36,6 +39,7 @@ COVERED_ELSEWHERE = {"chaos.py": "tests/test_stack_chaos.py"}
 POSTGRES_RUNS = {
     "http.py": ["--seconds", "0.3", "--rounds", "1", "--connections", "2", "--accounts", "2"],
     "submit_parts.py": ["--calls", "10"],
+    "worker_queue.py": WORKER_QUEUE_SMALL,
 }
 
 
