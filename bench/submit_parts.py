@@ -32,7 +32,7 @@ from lunos_events.services import accounts, admission
 from lunos_events.services.accounts import Principal
 from lunos_events.services.generation_request import parse_generation_request
 from lunos_events.services.generations import new_operation
-from lunos_events.services.lifecycle import attach_provider_operation, create_operation
+from lunos_events.services.lifecycle import create_operation
 from lunos_events.settings import Settings, TierLimits
 from lunos_events.store.models import Operation
 from lunos_events.store.records import StoredEvent
@@ -66,9 +66,10 @@ async def measure(rt: Runtime, calls: int, raw_postgres_url: str | None) -> list
         async with store.transaction() as tx:
             return op.id, await create_operation(tx, op, None)
 
-    async def create_and_attach() -> None:
+    async def create_and_start() -> None:
         op_id, event = await created()
-        await attach_provider_operation(store, op_id, "provider-op", event)
+        # The provider accepted it: processing, its event stored and published, pending marked sent.
+        await generations.lifecycle.processing(op_id, "provider-op", 60.0, event, request_webhook=False)
 
     async def take() -> None:
         await bus.limits.take(
@@ -91,7 +92,7 @@ async def measure(rt: Runtime, calls: int, raw_postgres_url: str | None) -> list
         ("Store: point read", lambda: store.operation_status(op_id, "parts")),
         ("Store: one statement, autocommit", lambda: store.execute(touch)),
         ("Store: create transaction (5 trips)", created),
-        ("Store: create + attach", create_and_attach),
+        ("Store: create + processing transition", create_and_start),
         (
             "whole submit (admit_submit)",
             lambda: admission.admit_submit(

@@ -72,6 +72,8 @@ async def test_provider_start_failure_is_502_and_refunded(service, client) -> No
     assert (op.status, op.refunded, op.error) == ("failed", True, "Failed to start video generation")
     status = (await client.get(f"/v1/video/generations/{op.id}", headers=auth(key))).json()
     assert status.pop("events_url")
+    # It never started: no started_at, and it ended when the provider refused it.
+    assert status.pop("created_at") <= status.pop("completed_at")
     assert status == {
         "id": op.id,
         "status": "failed",

@@ -195,7 +195,7 @@ async def test_progress_webhooks_go_only_to_whoever_asked_for_them(
 
 
 async def test_a_queued_generation_shows_its_place_in_the_fair_order(settings: Settings) -> None:
-    with FakeGoogleServer(FakeGoogle(latency_seconds=4.0)) as server:
+    with FakeGoogleServer(FakeGoogle(latency_seconds=8.0)) as server:
         settings = pool_settings(settings, server, 1, "key-a")
         async with (
             running_service(settings) as rt,

@@ -102,7 +102,7 @@ async def open_every_kind(streams: Streams, key: str) -> tuple[list[SseReader], 
         await streams.open(on_a, account_path),
     ]
     first = await readers[2].next()
-    assert first is not None and first.json()["status"] == "pending"
+    assert first is not None and first.json()["status"] == "processing"  # started at its submit
     return readers, [operation_path, account_path]
 
 

@@ -45,7 +45,7 @@ async def test_tokens_open_only_their_own_stream(service, client: httpx.AsyncCli
     # The status response carries a fresh token too, and both open the operation's stream.
     polled = (await client.get(f"/v1/video/generations/{mine['id']}", headers=auth(key))).json()
     for token in (op_token, token_of(polled["events_url"])):
-        assert await first_event_status(client, events_path(mine["id"], token)) in ("pending", "completed")
+        assert await first_event_status(client, events_path(mine["id"], token)) in ("processing", "completed")
 
     # An operation's token opens neither another operation of the same account nor the account stream.
     response = await client.get(events_path(other["id"], op_token))
@@ -58,7 +58,7 @@ async def test_tokens_open_only_their_own_stream(service, client: httpx.AsyncCli
     async with client.stream("GET", f"/v1/video/events?token={account_token}") as response:
         assert response.status_code == 200
     assert await first_event_status(client, events_path(other["id"], account_token)) in (
-        "pending",
+        "processing",
         "completed",
     )
 
@@ -76,7 +76,7 @@ async def test_app_scoped_account_tokens(service, client: httpx.AsyncClient) -> 
         assert (await SseReader(response).next()).json()["id"] == in_app["id"]  # app-b's event skipped
     assert (await client.get(f"/v1/video/events?token={token}&app_id=app-b")).status_code == 403
     assert (await client.get(events_path(elsewhere["id"], token))).status_code == 403
-    assert await first_event_status(client, events_path(in_app["id"], token)) in ("pending", "completed")
+    assert await first_event_status(client, events_path(in_app["id"], token)) in ("processing", "completed")
 
 
 async def test_expired_tampered_and_foreign_tokens_are_refused(service, client: httpx.AsyncClient) -> None:

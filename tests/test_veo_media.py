@@ -125,6 +125,7 @@ async def test_safety_filtering_keeps_googles_reasons_and_count(veo_service, veo
     op_id = (await veo_client.post("/v1/video/generations", headers=auth(key), json=body)).json()["id"]
     final = await wait_for_status(veo_client, op_id, auth(key))
     final.pop("events_url")
+    assert final.pop("created_at") <= final.pop("started_at") <= final.pop("completed_at")
     assert final == {
         "id": op_id,
         "status": "failed",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import JSON, bindparam, insert, update
+from sqlalchemy import JSON, bindparam, case, insert, null, update
 from sqlmodel import col
 
 from lunos_events.bus.redis_bus import Bus
@@ -68,6 +68,10 @@ _FINISH = (
         refunded=bindparam("new_refunded"),
         updated_at_ms=bindparam("now"),
         completed_at_ms=bindparam("now"),
+        # A start claimed but never accepted by the provider is no start.
+        started_at_ms=case(
+            (col(Operation.provider_operation).is_(None), null()), else_=col(Operation.started_at_ms)
+        ),
     )
     .returning(
         col(Operation.account_id),
