@@ -7,6 +7,7 @@ from __future__ import annotations
 from lunos_events.ids import now_ms
 
 TRACK_OPERATION = "track_operation"
+WATCH_QUEUED = "watch_queued"
 DRAIN_WEBHOOKS = "drain_webhooks"
 DELIVER_WEBHOOK = "deliver_webhook"
 
@@ -18,6 +19,11 @@ DRAIN_WINDOW_MS = 200
 def tracking_job_id(operation_id: str) -> str:
     # One job id per operation: enqueueing an operation that is already tracked is a no-op.
     return f"track:{operation_id}"
+
+
+def watch_job_id(operation_id: str) -> str:
+    # A queued operation's one deadline watch (see worker/tracking.py).
+    return f"watch:{operation_id}"
 
 
 def drain_window(at_ms: int | None = None) -> int:

@@ -26,10 +26,12 @@ from lunos_events.bus.jobs import (
     DELIVER_WEBHOOK,
     DRAIN_WEBHOOKS,
     TRACK_OPERATION,
+    WATCH_QUEUED,
     delivery_job_id,
     drain_job_id,
     drain_window,
     tracking_job_id,
+    watch_job_id,
 )
 from lunos_events.bus.limits import LimitScripts
 from lunos_events.bus.messages import encode_event, revocations_channel
@@ -70,6 +72,11 @@ class Bus:
     async def enqueue_tracking(self, operation_id: str, defer_seconds: float = 0) -> bool:
         return await self.enqueue(
             TRACK_OPERATION, operation_id, job_id=tracking_job_id(operation_id), defer_seconds=defer_seconds
+        )
+
+    async def enqueue_watch(self, operation_id: str, defer_seconds: float) -> bool:
+        return await self.enqueue(
+            WATCH_QUEUED, operation_id, job_id=watch_job_id(operation_id), defer_seconds=defer_seconds
         )
 
     async def enqueue_drain(self) -> bool:

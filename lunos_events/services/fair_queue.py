@@ -31,7 +31,6 @@ from lunos_events.store.models import PENDING, Account, Operation
 from lunos_events.store.transactions import Store
 
 T = TypeVar("T")
-_COLUMNS = Operation.__table__.columns  # type: ignore[attr-defined]  # SQLModel declares no __table__
 QUEUED = (
     col(Operation.status) == PENDING,
     col(Operation.queued_at_ms).is_not(None),
@@ -109,9 +108,15 @@ class FairQueue:
         return self._served.get(account if app is None else f"{account}\0{app}", -1)
 
 
-async def queued_operations(store: Store, per_app: int) -> list[Queued]:
-    """The first `per_app` queued operations of every account's every app, with the account's tier
-    (one query: the join costs less than a tier lookup per account)."""
+# What the fair order needs of a queued operation (the dispatcher reads its whole row only to start it).
+_ORDERED_BY = ("id", "account_id", "app_id", "created_at_ms", "provider_model", "deadline_at_ms")
+_COLUMNS = Operation.__table__.columns  # type: ignore[attr-defined]  # SQLModel declares no __table__
+
+
+async def queued_operations(store: Store, per_app: int | None, model: str | None = None) -> list[Queued]:
+    """The first `per_app` (None: all) queued operations of every account's every app (of one
+    upstream `model`, if given), with the account's tier; only the fields the fair order reads are
+    set on each operation."""
     turn = (
         func.row_number()
         .over(
@@ -120,18 +125,20 @@ async def queued_operations(store: Store, per_app: int) -> list[Queued]:
         )
         .label("turn")
     )
-    ranked = select(col(Operation.id), turn).where(*QUEUED).subquery()
-    query = (
-        select(*_COLUMNS, col(Account.tier).label("account_tier"))
-        .join(ranked, ranked.c.id == col(Operation.id))
-        .join(Account, col(Account.id) == col(Operation.account_id))
-        .where(ranked.c.turn <= per_app, *QUEUED)
+    waiting = select(*(_COLUMNS[name] for name in _ORDERED_BY), turn).where(*QUEUED)
+    if model is not None:
+        waiting = waiting.where(col(Operation.provider_model) == model)
+    ranked = waiting.subquery()
+    query = select(*(ranked.c[name] for name in _ORDERED_BY), col(Account.tier)).join(
+        Account, col(Account.id) == ranked.c.account_id
     )
+    if per_app is not None:
+        query = query.where(ranked.c.turn <= per_app)
     rows: Sequence[Any] = await store.all(query)
     queued = []
     for row in rows:
         fields = row._asdict()
-        tier = fields.pop("account_tier")
+        tier = fields.pop("tier")
         queued.append(Queued(Operation.model_construct(**fields), tier))
     return queued
 

@@ -131,7 +131,14 @@ class Generations:
             store, bus, self.outbox, self.latencies, settings.progress_event_seconds
         )
         self.starter = Starter(
-            store, provider, storage, Capacity(bus, settings, catalog), self.lifecycle, self.latencies
+            store,
+            provider,
+            storage,
+            Capacity(bus, settings, catalog),
+            self.lifecycle,
+            self.latencies,
+            bus,
+            settings.poll_interval_seconds,
         )
 
     async def check_inputs(self, principal: Principal, request: GenerationRequest) -> None:

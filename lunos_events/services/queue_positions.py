@@ -17,24 +17,13 @@ from dataclasses import dataclass, field
 from sqlalchemy import bindparam, func, select
 from sqlmodel import col
 
-from lunos_events.services.fair_queue import QUEUED, FairQueue, Queued
+from lunos_events.services.fair_queue import FairQueue, queued_operations
 from lunos_events.services.timing import QueueSpot
-from lunos_events.store.models import PROCESSING, Account, Operation
+from lunos_events.store.models import PROCESSING, Operation
 from lunos_events.store.transactions import Store
 
 REFRESH_SECONDS = 1.0
 
-_QUEUE_OF_MODEL = (
-    select(
-        col(Operation.id),
-        col(Operation.account_id),
-        col(Operation.app_id),
-        col(Operation.created_at_ms),
-        col(Account.tier),
-    )
-    .join(Account, col(Account.id) == col(Operation.account_id))
-    .where(*QUEUED, col(Operation.provider_model) == bindparam("model"))
-)
 _RUNNING_OF_MODEL = select(func.count()).where(
     col(Operation.status) == PROCESSING, col(Operation.provider_model) == bindparam("model")
 )
@@ -63,16 +52,9 @@ class QueuePositions:
 
     async def _read(self, provider_model: str) -> _Snapshot:
         read_at = time.monotonic()
-        queued = await self._store.all(_QUEUE_OF_MODEL, model=provider_model)
+        queued = await queued_operations(self._store, None, provider_model)
         running = int(await self._store.scalar(_RUNNING_OF_MODEL, model=provider_model) or 0)
-        order = FairQueue(self._weight).order(
-            [
-                Queued(
-                    Operation.model_construct(id=id, account_id=account, app_id=app, created_at_ms=at), tier
-                )
-                for id, account, app, at, tier in queued
-            ]
-        )
+        order = FairQueue(self._weight).order(queued)
         snapshot = _Snapshot(read_at, running, {op.id: place for place, op in enumerate(order, start=1)})
         self._snapshots[provider_model] = snapshot
         return snapshot

@@ -15,6 +15,7 @@ from typing import Literal
 from sqlalchemy import bindparam, func, update
 from sqlmodel import col
 
+from lunos_events.bus.redis_bus import Bus
 from lunos_events.errors import START_FAILED_CODE
 from lunos_events.ids import now_ms
 from lunos_events.logs import operation_context
@@ -69,8 +70,12 @@ class Starter:
         capacity: Capacity,
         lifecycle: Lifecycle,
         latencies: Latencies,
+        bus: Bus,
+        poll_interval_seconds: float,
     ) -> None:
         self.capacity = capacity
+        self._bus = bus
+        self._poll_interval = poll_interval_seconds
         self._store = store
         self._provider = provider
         self._storage = storage
@@ -95,13 +100,25 @@ class Starter:
         await self.capacity.queued(op.provider_model)
 
     async def start_on(
-        self, op: Operation | NewOperation, credential: str, published: StoredEvent | None = None
+        self,
+        op: Operation | NewOperation,
+        credential: str,
+        published: StoredEvent | None = None,
+        *,
+        untracked: bool = False,
     ) -> tuple[Outcome, str | None]:
-        """Claim and start `op` on `credential`, whose slot the caller holds for it."""
+        """Claim and start `op` on `credential`, whose slot the caller holds for it.
+
+        `untracked`: a queued operation has no tracking job (a deadline watch stands in for it), so
+        one is queued once the claim is made, before the provider is called: whatever happens to
+        the start from then on, the tracking job sees to it.
+        """
         claim = {"operation_id": op.id, "credential": credential, "now": now_ms()}
         if (await self._store.execute(_CLAIM, claim)).rowcount != 1:
             await self.capacity.release(op.id)
             return GONE, None
+        if untracked:
+            await self._bus.enqueue_tracking(op.id, self._poll_interval)
         job = provider_job(op, media_loader(self._storage, op), credential)
         with operation_context(op.id):
             try:

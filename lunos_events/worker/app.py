@@ -13,11 +13,12 @@ from arq.worker import Worker
 from sqlalchemy import select
 from sqlmodel import col
 
-from lunos_events.bus.jobs import TRACK_OPERATION
+from lunos_events.bus.jobs import TRACK_OPERATION, WATCH_QUEUED
+from lunos_events.ids import now_ms
 from lunos_events.logs import operation_context
 from lunos_events.runtime import Runtime
 from lunos_events.services import idempotency, limits, retention
-from lunos_events.store.models import ACTIVE_STATUSES, Operation
+from lunos_events.store.models import ACTIVE_STATUSES, PENDING, Operation
 from lunos_events.webhooks.jobs import (
     close_webhook_courier,
     open_webhook_courier,
@@ -25,12 +26,14 @@ from lunos_events.webhooks.jobs import (
     webhook_functions,
 )
 from lunos_events.worker.dispatch import Dispatcher
-from lunos_events.worker.tracking import track
+from lunos_events.worker.tracking import seconds_to_deadline, track, watch_queued
 
 log = logging.getLogger(__name__)
 
 # Tracking retries are bounded by the operation deadline, not by a try count.
 _UNBOUNDED_TRIES = 10**9
+# Between full reconcile passes while Redis keeps its data (the cron runs twice a minute).
+FULL_RECONCILE_SECONDS = 300.0
 
 
 async def track_operation(ctx: dict[str, Any], operation_id: str) -> None:
@@ -45,14 +48,33 @@ async def track_operation(ctx: dict[str, Any], operation_id: str) -> None:
         raise Retry(defer=delay)
 
 
+async def watch_queued_operation(ctx: dict[str, Any], operation_id: str) -> None:
+    rt: Runtime = ctx["rt"]
+    with operation_context(operation_id):
+        try:
+            delay = await watch_queued(rt, operation_id)
+        except Exception:
+            log.exception("watching %s failed; retrying", operation_id)
+            delay = rt.settings.poll_interval_seconds
+    if delay is not None:
+        raise Retry(defer=delay)
+
+
 async def relay_events(ctx: dict[str, Any]) -> int:
     rt: Runtime = ctx["rt"]
     return await rt.generations.outbox.relay_unpublished()
 
 
 async def reconcile_operations(ctx: dict[str, Any]) -> int:
-    """Make sure every active operation has a tracking job (lost queue, crash, Redis restart)."""
+    """Make sure every active operation has its job: a tracking job, or a queued one's deadline
+    watch (lost queue, crash, Redis restart); and restore the counts kept in Redis.
+
+    A full pass costs a Redis round trip per operation, so it runs when Redis has lost its data (or
+    at start-up, on a new Redis) and otherwise at most every `FULL_RECONCILE_SECONDS`.
+    """
     rt: Runtime = ctx["rt"]
+    if not await rt.bus.take_turn("reconcile", FULL_RECONCILE_SECONDS):
+        return 0
     rows = await rt.store.all(
         select(
             col(Operation.id),
@@ -60,13 +82,22 @@ async def reconcile_operations(ctx: dict[str, Any]) -> int:
             col(Operation.deadline_at_ms),
             col(Operation.provider_credential),
             col(Operation.provider_model),
+            col(Operation.status),
+            col(Operation.queued_at_ms),
+            col(Operation.created_at_ms),
+            col(Operation.parameters),
         ).where(col(Operation.status).in_(ACTIVE_STATUSES))
     )
+    now = now_ms()
     enqueued = 0
     by_account: dict[str, list[tuple[str, int]]] = {}
     by_credential: dict[tuple[str, str], list[tuple[str, int]]] = {}
     for row in rows:
-        enqueued += await rt.bus.enqueue_tracking(row.id)
+        if row.status == PENDING and row.provider_credential is None and row.queued_at_ms is not None:
+            waiting = Operation.model_construct(**row._asdict())
+            enqueued += await rt.bus.enqueue_watch(row.id, seconds_to_deadline(waiting, now))
+        else:
+            enqueued += await rt.bus.enqueue_tracking(row.id)
         by_account.setdefault(row.account_id, []).append((row.id, row.deadline_at_ms))
         if row.provider_credential is not None:
             slot = (row.provider_credential, row.provider_model)
@@ -81,7 +112,9 @@ async def reconcile_operations(ctx: dict[str, Any]) -> int:
         restored += await limits.restore_in_flight(rt.bus, account_id, operations)
     if enqueued or restored:
         log.info(
-            "reconcile: re-enqueued %d tracking job(s), restored %d in-flight slot(s)", enqueued, restored
+            "reconcile: re-enqueued %d tracking or watch job(s), restored %d in-flight slot(s)",
+            enqueued,
+            restored,
         )
     return enqueued
 
@@ -122,6 +155,13 @@ def build_worker(rt: Runtime, pool: ArqRedis) -> Worker:
             func(
                 track_operation,
                 name=TRACK_OPERATION,
+                max_tries=_UNBOUNDED_TRIES,
+                keep_result=0,
+                timeout=settings.job_timeout_seconds,
+            ),
+            func(
+                watch_queued_operation,
+                name=WATCH_QUEUED,
                 max_tries=_UNBOUNDED_TRIES,
                 keep_result=0,
                 timeout=settings.job_timeout_seconds,

@@ -13,11 +13,13 @@ import logging
 
 from lunos_events.runtime import Runtime
 from lunos_events.services.fair_queue import FairQueue, queued_operations
+from lunos_events.services.starts import GONE
 
 log = logging.getLogger(__name__)
 
-# How many queued operations per app one round looks at: enough for any free capacity to be used.
-PER_APP = 50
+# How many queued operations per app one round looks at: a round that starts them all is followed at
+# once by another, so this only bounds what one read returns (and the fair order sorts).
+PER_APP = 10
 IDLE_SECONDS = 1.0
 
 
@@ -57,9 +59,20 @@ class Dispatcher:
                 full.add(op.provider_model)
                 continue
             self._fair.served(op)
-            starts.append(starter.start_on(op, credential))
+            starts.append(self._start(op.id, credential))
         for model in models:
             await capacity.queued(model)
         self._waiting_models = models
         outcomes = await asyncio.gather(*starts)
-        return sum(1 for outcome, _ in outcomes if outcome == "started")
+        return sum(1 for outcome in outcomes if outcome == "started")
+
+    async def _start(self, operation_id: str, credential: str) -> str:
+        """Start a queued operation on `credential`, whose slot was taken for it: its whole row is
+        read only now (the queue is read with what its order needs)."""
+        starter = self._rt.generations.starter
+        op = await self._rt.store.operation(operation_id)
+        if op is None:
+            await starter.capacity.release(operation_id)
+            return GONE
+        outcome, _ = await starter.start_on(op, credential, untracked=True)
+        return outcome

@@ -17,7 +17,7 @@ from lunos_events.services.provider_jobs import (
     media_loader,
     provider_job,
 )
-from lunos_events.store.models import ACTIVE_STATUSES, COMPLETED, FAILED, Operation
+from lunos_events.store.models import ACTIVE_STATUSES, COMPLETED, FAILED, PENDING, Operation
 from lunos_events.worker.outputs import store_outputs
 from lunos_events.worker.worker_start import start_in_worker
 
@@ -45,9 +45,7 @@ async def track(rt: Runtime, operation_id: str) -> float | None:
     now = now_ms()
 
     if now > op.deadline_at_ms:
-        await rt.generations.lifecycle.finish(
-            op.id, FAILED, error=TIMED_OUT, error_code=DEADLINE_EXCEEDED, refund=True
-        )
+        await _time_out(rt, op.id)
         return None
     if op.provider_operation is None:
         return await _unstarted(rt, op, now)
@@ -92,14 +90,14 @@ async def track(rt: Runtime, operation_id: str) -> float | None:
 async def _unstarted(rt: Runtime, op: Operation, now: int) -> float | None:
     """Queued, waiting for its inputs, or its start in flight (in this or an API process)."""
     interval = rt.settings.poll_interval_seconds
-    start_deadline = op.parameters.get(START_DEADLINE)
-    if op.provider_credential is None and start_deadline and now > op.created_at_ms + start_deadline * 1000:
-        await rt.generations.lifecycle.finish(
-            op.id, FAILED, error=NOT_STARTED, error_code=DEADLINE_EXCEEDED, refund=True
-        )
+    if op.provider_credential is None and _start_deadline_passed(op, now):
+        await _not_started(rt, op.id)
         return None
     if op.provider_credential is None and op.queued_at_ms is not None:
-        return interval  # the dispatcher starts it; this job only watches its deadlines
+        # The dispatcher starts it (and tracks it from then on): until then only its deadlines
+        # matter, which one deferred job watches, rather than a poll of every queued operation.
+        await rt.bus.enqueue_watch(op.id, seconds_to_deadline(op, now))
+        return None
     if op.provider_credential is None and op.parameters.get(STARTS_IN_WORKER):
         return await start_in_worker(rt, op)
     # A start claimed in this or an API process, or a submit that died before claiming it.
@@ -110,6 +108,48 @@ async def _unstarted(rt: Runtime, op: Operation, now: int) -> float | None:
         )
         return None
     return interval
+
+
+async def watch_queued(rt: Runtime, operation_id: str) -> float | None:
+    """A queued operation's deadline watch: fails it if it is still queued past a deadline.
+    Returns the seconds until it should look again, or None once there is nothing to watch."""
+    op = await load_operation(rt, operation_id)
+    if op is None or op.status != PENDING or op.provider_credential is not None or op.queued_at_ms is None:
+        return None  # ended, or started (its tracking job took over), or not queued
+    now = now_ms()
+    if now > op.deadline_at_ms:
+        await _time_out(rt, op.id)
+        return None
+    if _start_deadline_passed(op, now):
+        await _not_started(rt, op.id)
+        return None
+    return seconds_to_deadline(op, now)
+
+
+async def _time_out(rt: Runtime, operation_id: str) -> None:
+    await rt.generations.lifecycle.finish(
+        operation_id, FAILED, error=TIMED_OUT, error_code=DEADLINE_EXCEEDED, refund=True
+    )
+
+
+async def _not_started(rt: Runtime, operation_id: str) -> None:
+    await rt.generations.lifecycle.finish(
+        operation_id, FAILED, error=NOT_STARTED, error_code=DEADLINE_EXCEEDED, refund=True
+    )
+
+
+def _start_deadline_passed(op: Operation, now: int) -> bool:
+    start_deadline = op.parameters.get(START_DEADLINE)
+    return start_deadline is not None and now > op.created_at_ms + start_deadline * 1000
+
+
+def seconds_to_deadline(op: Operation, now: int) -> float:
+    """Until the first of a queued operation's deadlines (its start deadline, or its deadline)."""
+    deadline = op.deadline_at_ms
+    start_deadline = op.parameters.get(START_DEADLINE)
+    if start_deadline:
+        deadline = min(deadline, op.created_at_ms + int(start_deadline * 1000))
+    return max(0.0, (deadline - now) / 1000) + 0.05  # just past it
 
 
 def _safety(result: Failed) -> dict[str, Any] | None:
