@@ -31,11 +31,32 @@ from lunos_client.errors import (
     VideoNotReadyError,
     WaitTimeoutError,
 )
-from lunos_client.models import VideoEvent, VideoGeneration, VideoPage, VideoStatus
+from lunos_client.models import (
+    CANCELLED,
+    COMPLETED,
+    DELETED,
+    FAILED,
+    FINAL_STATUSES,
+    PENDING,
+    PROCESSING,
+    PROGRESS_EVENT,
+    VideoEvent,
+    VideoGeneration,
+    VideoPage,
+    VideoStatus,
+)
 from lunos_client.sync_client import LunosClient, VideoResource
 
 __all__ = [
+    "CANCELLED",
+    "COMPLETED",
     "DEFAULT_BASE_URL",
+    "DELETED",
+    "FAILED",
+    "FINAL_STATUSES",
+    "PENDING",
+    "PROCESSING",
+    "PROGRESS_EVENT",
     "APIConnectionError",
     "APIError",
     "AsyncLunosClient",

@@ -38,7 +38,10 @@ class AsyncVideoResource(VideoAPI):
         self, operation_id: str | None = None, last_event_id: int | None = None, *, app_id: str | None = None
     ) -> AsyncIterator[VideoEvent]:
         """Events of one operation (ends after its final status) or, with no id, of the whole account
-        (or of `app_id`), forever. Reconnects after a disconnect and resumes after the last event."""
+        (or of `app_id`), forever. Reconnects after a disconnect and resumes after the last event.
+
+        `video.progress` reports come in between the status changes while an operation is
+        processing: transient events (`id` None), never replayed after a reconnect."""
         session = StreamSession(
             self._stream_call(operation_id, app_id),
             self._transport.policy,
@@ -79,6 +82,7 @@ class AsyncVideoResource(VideoAPI):
         max_wait: float = DEFAULT_MAX_WAIT,
         use_events: bool = True,
         on_status: StatusCallback | None = None,
+        on_progress: StatusCallback | None = None,
         **options: Any,
     ) -> VideoStatus:
         """Submit, then wait for the final status (see `LunosClient.video.generate_and_wait`)."""
@@ -89,6 +93,7 @@ class AsyncVideoResource(VideoAPI):
             max_wait=max_wait,
             use_events=use_events,
             on_status=on_status,
+            on_progress=on_progress,
         )
 
     async def wait(
@@ -99,12 +104,21 @@ class AsyncVideoResource(VideoAPI):
         max_wait: float = DEFAULT_MAX_WAIT,
         use_events: bool = True,
         on_status: StatusCallback | None = None,
+        on_progress: StatusCallback | None = None,
     ) -> VideoStatus:
         """Wait for an operation already submitted: over its event stream, else by polling."""
-        waiter = Waiter(operation.id, poll_interval=poll_interval, max_wait=max_wait, on_status=on_status)
+        waiter = Waiter(
+            operation.id,
+            poll_interval=poll_interval,
+            max_wait=max_wait,
+            on_status=on_status,
+            on_progress=on_progress,
+        )
         if (final := waiter.observe(operation)) is not None:
             return final
         if use_events and operation.events_url:
+            if waiter.wants_progress and (final := waiter.observe(await self.get_video_status(operation.id))):
+                return final  # events carry no queue place: one poll tells it (and may tell the end)
             session = waiter.stream_session(operation.events_url, self._transport.policy)
             items = self._session_items(session)
             try:

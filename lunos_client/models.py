@@ -8,17 +8,42 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 DEFAULT_MODEL = "google/veo-3.0-generate-preview"
 WIDESCREEN = "16:9"
 MP4 = "mp4"
 
+# Accepted, waiting for its start (queued behind provider capacity, or its start in flight).
 PENDING = "pending"
+# The provider accepted it and is making the video.
+PROCESSING = "processing"
 COMPLETED = "completed"
-# Statuses after which nothing changes any more. Anything else (today `pending`) is in progress,
-# so a server that adds an intermediate status does not end a wait early.
-FINAL_STATUSES = frozenset({COMPLETED, "failed", "cancelled", "deleted"})
+FAILED = "failed"
+CANCELLED = "cancelled"
+DELETED = "deleted"
+# Statuses after which nothing changes any more. Anything else (today `pending` and `processing`)
+# is unfinished, so a server that adds an intermediate status does not end a wait early.
+FINAL_STATUSES = frozenset({COMPLETED, FAILED, CANCELLED, DELETED})
+# A running operation's estimated progress: not a status change, and sent without an event id.
+PROGRESS_EVENT = "video.progress"
+
+
+def _timestamp(value: Any) -> datetime | None:
+    """An ISO 8601 time as the server writes it ("2026-12-06T07:44:16.569Z"); None if absent or
+    unreadable (the text stays in `raw`): a timing field is never worth failing a status over."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _count(value: Any) -> int | None:
+    # bool is an int to Python, never a count to the API.
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 @dataclass(frozen=True)
@@ -37,6 +62,17 @@ class VideoStatus:
     # Why it failed (safety_filtered, provider_error, …); `safety` carries the filter's reasons and count.
     error_code: str | None = None
     safety: dict[str, Any] | None = None
+    # Timing (aware UTC datetimes): created_at always; started_at once processing; completed_at
+    # once ended. A listing's entries carry these three only.
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    # Estimates: progress is 0 while pending, 1-99 while processing, 100 once completed (absent
+    # when it failed or was cancelled); eta_seconds while queued (wait + run) or processing
+    # (remaining); queue_position (1 = next) only while pending in a queue.
+    progress: int | None = None
+    eta_seconds: int | None = None
+    queue_position: int | None = None
 
     @property
     def is_final(self) -> bool:
@@ -45,6 +81,15 @@ class VideoStatus:
     @property
     def is_completed(self) -> bool:
         return self.status == COMPLETED
+
+    @property
+    def is_processing(self) -> bool:
+        return self.status == PROCESSING
+
+    @property
+    def is_queued(self) -> bool:
+        """Pending behind the provider's capacity, with a known place in the queue."""
+        return self.status == PENDING and self.queue_position is not None
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> VideoStatus:
@@ -59,6 +104,12 @@ class VideoStatus:
             thumbnail_url=body.get("thumbnail_url"),
             error_code=body.get("error_code"),
             safety=body.get("safety"),
+            created_at=_timestamp(body.get("created_at")),
+            started_at=_timestamp(body.get("started_at")),
+            completed_at=_timestamp(body.get("completed_at")),
+            progress=_count(body.get("progress")),
+            eta_seconds=_count(body.get("eta_seconds")),
+            queue_position=_count(body.get("queue_position")),
         )
 
 
@@ -71,28 +122,33 @@ class VideoGeneration(VideoStatus):
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> VideoGeneration:
         status = VideoStatus.from_json(body)
-        return cls(
-            id=status.id,
-            status=status.status,
-            video_url=status.video_url,
-            error=status.error,
-            events_url=status.events_url,
-            raw=body,
-            operation_name=body.get("operation_name"),
-        )
+        return cls(**{**vars(status), "raw": body}, operation_name=body.get("operation_name"))
 
 
 @dataclass(frozen=True)
 class VideoEvent:
-    """One status change from an event stream: `id` is the account's event sequence number."""
+    """One event from a stream: a status change (`video.<status>`), or a `video.progress` report.
 
-    id: int
-    type: str  # video.<status>
+    `id` is the account's event sequence number; None for a transient event (a progress report on
+    a stream), which is never replayed: a resume goes on after the last event that had an id.
+    """
+
+    id: int | None
+    type: str  # video.<status> | video.progress
     status: VideoStatus
 
+    @property
+    def is_transient(self) -> bool:
+        return self.id is None
+
+    @property
+    def is_progress(self) -> bool:
+        return self.type == PROGRESS_EVENT
+
     @classmethod
-    def from_sse(cls, event_id: str, event_type: str, data: str) -> VideoEvent:
-        return cls(id=int(event_id), type=event_type, status=VideoStatus.from_json(json.loads(data)))
+    def from_sse(cls, event_id: str | None, event_type: str, data: str) -> VideoEvent:
+        event_number = None if event_id is None else int(event_id)
+        return cls(id=event_number, type=event_type, status=VideoStatus.from_json(json.loads(data)))
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ from lunos_client.errors import APIConnectionError
 from lunos_client.models import VideoEvent
 from lunos_client.transport import RetryPolicy
 
+EVENT_TYPE_PREFIX = "video."
+
 
 class Tick:
     """Yielded to internal readers on heartbeats and reconnects, so they can check a deadline."""
@@ -95,10 +97,13 @@ class StreamSession:
         if item is None or isinstance(item, Tick):
             return item
         event_id, event_type, data = item
-        if event_id is None:
-            return None  # every event of this API has an id; anything else is not ours
+        if event_id is None and not event_type.startswith(EVENT_TYPE_PREFIX):
+            return None  # not an event of this API
         event = VideoEvent.from_sse(event_id, event_type, data)
-        self.last_event_id = event.id
+        if event.id is not None:
+            # A transient event (a progress report, no id) is never replayed: a resume goes on
+            # after the last event that had an id, as EventSource keeps its Last-Event-ID.
+            self.last_event_id = event.id
         if self.ends_on_final and event.status.is_final:
             self.finished = True
         return event

@@ -38,7 +38,10 @@ class VideoResource(VideoAPI):
         self, operation_id: str | None = None, last_event_id: int | None = None, *, app_id: str | None = None
     ) -> Iterator[VideoEvent]:
         """Events of one operation (ends after its final status) or, with no id, of the whole account
-        (or of `app_id`), forever. Reconnects after a disconnect and resumes after the last event."""
+        (or of `app_id`), forever. Reconnects after a disconnect and resumes after the last event.
+
+        `video.progress` reports come in between the status changes while an operation is
+        processing: transient events (`id` None), never replayed after a reconnect."""
         session = StreamSession(
             self._stream_call(operation_id, app_id),
             self._transport.policy,
@@ -79,11 +82,16 @@ class VideoResource(VideoAPI):
         max_wait: float = DEFAULT_MAX_WAIT,
         use_events: bool = True,
         on_status: StatusCallback | None = None,
+        on_progress: StatusCallback | None = None,
         **options: Any,
     ) -> VideoStatus:
         """Submit, then wait for the final status: live over the operation's event stream when the
         server offers one, else (or once the stream fails) by polling every `poll_interval` seconds.
-        Returns the completed status; raises GenerationFailedError or WaitTimeoutError."""
+        Returns the completed status; raises GenerationFailedError or WaitTimeoutError.
+
+        `on_status` gets each new status (pending, processing, the final one); `on_progress` each
+        new estimate: a processing status with a new `progress`/`eta_seconds`, a queued one with
+        its `queue_position` (asking for it costs one poll before the stream is followed)."""
         created = self.generate_video(prompt, **options)
         return self.wait(
             created,
@@ -91,6 +99,7 @@ class VideoResource(VideoAPI):
             max_wait=max_wait,
             use_events=use_events,
             on_status=on_status,
+            on_progress=on_progress,
         )
 
     def wait(
@@ -101,12 +110,21 @@ class VideoResource(VideoAPI):
         max_wait: float = DEFAULT_MAX_WAIT,
         use_events: bool = True,
         on_status: StatusCallback | None = None,
+        on_progress: StatusCallback | None = None,
     ) -> VideoStatus:
         """Wait for an operation already submitted (see `generate_and_wait`)."""
-        waiter = Waiter(operation.id, poll_interval=poll_interval, max_wait=max_wait, on_status=on_status)
+        waiter = Waiter(
+            operation.id,
+            poll_interval=poll_interval,
+            max_wait=max_wait,
+            on_status=on_status,
+            on_progress=on_progress,
+        )
         if (final := waiter.observe(operation)) is not None:
             return final
         if use_events and operation.events_url:
+            if waiter.wants_progress and (final := waiter.observe(self.get_video_status(operation.id))):
+                return final  # events carry no queue place: one poll tells it (and may tell the end)
             session = waiter.stream_session(operation.events_url, self._transport.policy)
             try:
                 for item in self._session_items(session):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from pathlib import Path
 from typing import Protocol
 
@@ -13,9 +14,39 @@ from lunos_client import DEFAULT_BASE_URL, LunosClient, LunosClientError, VideoS
 from lunos_client.models import DEFAULT_MODEL
 
 
-def _show_status(status: VideoStatus) -> None:
-    detail = status.video_url or status.error or ""
-    click.echo(f"{status.id}  {status.status}  {detail}".rstrip(), err=True)
+def describe(status: VideoStatus) -> str:
+    """What a person wants to know of a status: its place in the queue, how far it is, the result."""
+    if status.is_queued:
+        eta = f" · ~{status.eta_seconds} s" if status.eta_seconds is not None else ""
+        return f"queued #{status.queue_position}{eta}"
+    if status.is_processing and status.progress is not None:
+        eta = f" · ~{status.eta_seconds} s left" if status.eta_seconds is not None else ""
+        return f"{status.progress}%{eta}"
+    return status.video_url or status.error or ""
+
+
+class StatusLines:
+    """Prints each status change, each new queue place, and progress at most every `every` seconds
+    (reports arrive every few seconds; a line per report would bury the status changes)."""
+
+    def __init__(self, every: float) -> None:
+        self._every = every
+        self._printed_at = float("-inf")
+        self._last_line = ""
+
+    def status(self, status: VideoStatus) -> None:
+        self._print(status)
+
+    def progress(self, status: VideoStatus) -> None:
+        if status.is_queued or time.monotonic() - self._printed_at >= self._every:
+            self._print(status)
+
+    def _print(self, status: VideoStatus) -> None:
+        line = f"{status.id}  {status.status}  {describe(status)}".rstrip()
+        if line != self._last_line:  # the first estimate of a status is often the status itself
+            self._printed_at = time.monotonic()
+            self._last_line = line
+            click.echo(line, err=True)
 
 
 class _ProgressBar(Protocol):
@@ -56,6 +87,13 @@ def _download(client: LunosClient, status: VideoStatus, out: Path) -> Path:
 @click.option("--api-key", envvar="LUNOS_API_KEY", required=True, help="API key (LUNOS_API_KEY).")
 @click.option("--base-url", envvar="LUNOS_BASE_URL", default=DEFAULT_BASE_URL, show_default=True)
 @click.option("--max-wait", type=float, default=600.0, show_default=True, help="Seconds to wait at most.")
+@click.option(
+    "--progress-every",
+    type=click.FloatRange(min=0),
+    default=5.0,
+    show_default=True,
+    help="Seconds at least between two progress lines.",
+)
 def generate(
     prompt: str,
     wait: bool,
@@ -66,11 +104,13 @@ def generate(
     api_key: str,
     base_url: str,
     max_wait: float,
+    progress_every: float,
 ) -> None:
     """Generate a video from PROMPT on a running lunos-events server.
 
-    Prints the operation id; with --wait shows each status change as it happens; with --out saves
-    the finished video with a progress bar.
+    Prints the operation id; with --wait shows each status change as it happens (its place while
+    queued, its estimated progress while processing); with --out saves the finished video with a
+    progress bar.
     """
     try:
         with LunosClient(api_key, base_url=base_url, app_id=app_id) as client:
@@ -78,7 +118,14 @@ def generate(
             if not (wait or out):
                 click.echo(created.id)
                 return
-            final = client.video.wait(created, poll_interval=5, max_wait=max_wait, on_status=_show_status)
+            lines = StatusLines(progress_every)
+            final = client.video.wait(
+                created,
+                poll_interval=5,
+                max_wait=max_wait,
+                on_status=lines.status,
+                on_progress=lines.progress,
+            )
             if out is not None:
                 click.echo(_download(client, final, out))
             else:

@@ -92,9 +92,18 @@ async def test_console_main_flows(service: Runtime, client: httpx.AsyncClient) -
         await page.click("#tab-operations")
         await page.locator("#operations tr").first.wait_for()
         assert await page.locator("#operations tr").count() == 1
+        statuses = await page.locator("#ops-status option").evaluate_all("os => os.map(o => o.value)")
+        assert statuses == ["", "pending", "processing", "completed", "failed", "cancelled", "deleted"]
         await page.select_option("#ops-status", "failed")
         await page.click("#operations-filter button[type=submit]")
         await page.wait_for_function("() => document.querySelectorAll('#operations tr').length === 0")
+        # The server takes every status the console offers (its one video is completed, not running).
+        await page.select_option("#ops-status", "processing")
+        async with page.expect_response(lambda r: "status=processing" in r.url) as answered:
+            await page.click("#operations-filter button[type=submit]")
+        assert (await answered.value).status == 200
+        await page.wait_for_function("() => document.querySelectorAll('#operations tr').length === 0")
+        assert await page.locator("#error").is_hidden()
 
         # Usage: the chart, reached from the keyboard (arrow keys move between tabs).
         await page.focus("#tab-operations")

@@ -70,6 +70,7 @@ async def test_blocking_client_every_method(service, tmp_path: Path) -> None:
                 final.id, tmp_path / "out" / "sunset.mp4", progress=lambda *p: progress.append(p)
             )
             events = list(lunos.video.stream_events(created.id))
+            history = list(lunos.video.stream_events(created.id, last_event_id=0))
         return locals()
 
     seen = await in_thread(scenario)
@@ -83,7 +84,14 @@ async def test_blocking_client_every_method(service, tmp_path: Path) -> None:
     assert isinstance(seen["polled"], VideoStatus) and seen["polled"].id == created.id
 
     assert final.is_completed and final.video_url.startswith(f"{base_url(service)}/media/py-sync/")
-    assert [s.status for s in seen["statuses"]] == ["pending", "completed"]
+    assert [s.status for s in seen["statuses"]] == ["pending", "processing", "completed"]
+    # The final status tells when it was made, typed: created, started, completed, in that order.
+    assert final.progress == 100 and final.eta_seconds is None and final.queue_position is None
+    assert final.created_at is not None and final.created_at.tzinfo is not None
+    assert final.created_at <= final.started_at <= final.completed_at
+    processing = seen["statuses"][1]
+    assert processing.is_processing and not processing.is_final
+    assert 1 <= processing.progress <= 99 and processing.eta_seconds >= 1
     data = seen["saved"].read_bytes()
     assert probe_mp4(data)["codec"] == "h264"
     assert seen["progress"][-1] == (len(data), len(data))
@@ -93,6 +101,14 @@ async def test_blocking_client_every_method(service, tmp_path: Path) -> None:
     events = seen["events"]
     assert all(isinstance(e, VideoEvent) for e in events)
     assert events[-1].type == "video.completed" and events[-1].status.id == created.id
+    # From the start (after event 0): every status change, each once, in order. Progress reports
+    # (transient, no id) come only while it runs, so their count depends on timing: set apart.
+    history = seen["history"]
+    changes = [e for e in history if not e.is_progress]
+    assert [e.type for e in changes] == ["video.pending", "video.processing", "video.completed"]
+    assert all(e.status.id == created.id for e in history)
+    assert changes[0].id < changes[1].id < changes[2].id
+    assert all(e.is_transient and e.status.is_processing for e in history if e.is_progress)
 
     # What reached the server is what each method promises.
     ops = await operations_of(service, "py-sync")
@@ -111,9 +127,16 @@ async def test_async_client_every_method(service, tmp_path: Path) -> None:
         created = await lunos.video.generate_video("A lion", negative_prompt="cartoon")
         assert isinstance(created, VideoGeneration) and created.status == "pending"
         assert (await lunos.video.get_video_status(created.id)).id == created.id
+        # The stream opens on the current state: the provider took it during the submit.
         events = [e async for e in lunos.video.stream_events(created.id)]
-        assert [e.type for e in events] == ["video.pending", "video.completed"]
-        assert events[1].id > events[0].id
+        changes = [e for e in events if not e.is_progress]
+        assert [e.type for e in changes] == ["video.processing", "video.completed"]
+        assert changes[0].id < changes[1].id
+        assert [e.status.status for e in changes] == ["processing", "completed"]
+        # Reports, if any came while it ran, sit between the processing and the completed events.
+        reports = [n for n, e in enumerate(events) if e.is_progress]
+        assert all(0 < n < len(events) - 1 for n in reports)
+        assert all(events[n].id is None and 1 <= events[n].status.progress <= 99 for n in reports)
         plain = await lunos.video.generate("A city")
         wide = await lunos.video.generate_widescreen("A chase")
         mp4 = await lunos.video.generate_mp4("A forest", aspect_ratio="16:9")
@@ -121,7 +144,7 @@ async def test_async_client_every_method(service, tmp_path: Path) -> None:
             "A sunset", poll_interval=0.2, max_wait=60, on_status=lambda s: statuses.append(s.status)
         )
         saved = await lunos.video.download(final, tmp_path / "sunset.mp4")
-    assert statuses == ["pending", "completed"]
+    assert statuses == ["pending", "processing", "completed"]
     assert probe_mp4(saved.read_bytes())["frames"] > 0
     ops = await operations_of(service, "py-async")
     assert {op.app_id for op in ops.values()} == {"async-app"}
@@ -187,7 +210,10 @@ async def test_waits_end_at_max_wait_and_unfinished_videos_are_not_downloaded(
                     lunos.video.generate_and_wait(
                         "A slow one", poll_interval=0.2, max_wait=1, use_events=use_events
                     )
-                assert caught.value.last_status is not None and caught.value.last_status.status == "pending"
+                # Unfinished: the provider is making it (it started at once), with an estimate.
+                last = caught.value.last_status
+                assert last is not None and last.status == "processing", last
+                assert 1 <= last.progress <= 99 and last.eta_seconds >= 1 and last.started_at
                 with pytest.raises(VideoNotReadyError):
                     lunos.video.download(caught.value.operation_id, tmp_path / "downloads" / "early.mp4")
         assert not files_in(tmp_path / "downloads")

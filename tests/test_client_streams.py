@@ -47,20 +47,33 @@ async def test_account_stream_resumes_after_a_forced_disconnect(service) -> None
         await stream.aclose()
 
 
-@pytest.mark.settings(sse_retry_ms=50, simulator_latency_seconds=2)
+# Long enough a run for progress reports every 0.3 s on both sides of the cut.
+@pytest.mark.settings(sse_retry_ms=50, simulator_latency_seconds=3, progress_event_seconds=0.3)
 async def test_operation_stream_resumes_after_a_forced_disconnect(service) -> None:
     key = await create_user(service, "py-op-resume")
     async with cuttable_proxy(service.settings.resolved_public_base_url()) as proxy:
         async with AsyncLunosClient(key, base_url=proxy.url) as lunos:
             created = await lunos.video.generate("A lion")
             stream = lunos.video.stream_events(created.id)
+            # The current state first: the provider took it during the submit.
             first = await anext(stream)
-            assert (first.type, first.status.status) == ("video.pending", "pending")
+            assert (first.type, first.status.status) == ("video.processing", "processing")
+            assert first.id is not None and 1 <= first.status.progress <= 99
+            report = await anext(stream)
+            assert (report.type, report.id, report.status.status) == ("video.progress", None, "processing")
+            assert report.is_transient and report.status.eta_seconds >= 1
             connections = proxy.connections
-            proxy.cut()
+            proxy.cut()  # right after a report: the resume must go on from the processing event
             rest = [event async for event in stream]  # ends by itself after the final status
-    assert [(e.type, e.status.id) for e in rest] == [("video.completed", created.id)]
-    assert rest[0].id > first.id
+    # Nothing replayed twice: the report without an id did not move (or lose) the resume point.
+    changes = [e for e in rest if not e.is_progress]
+    assert [(e.type, e.status.id) for e in changes] == [("video.completed", created.id)]
+    assert changes[0].id > first.id and changes[0].status.progress == 100
+    # Reports go on after the resume, rising, each transient.
+    reports = [e for e in rest if e.is_progress]
+    assert reports and all(e.id is None and e.status.status == "processing" for e in reports)
+    figures = [report.status.progress, *(e.status.progress for e in reports)]
+    assert figures == sorted(figures) and figures[-1] <= 99
     assert proxy.connections > connections
 
 
@@ -114,3 +127,33 @@ async def test_generate_and_wait_falls_back_to_polling(service) -> None:
     # The API key never goes to another origin; the events_url carries its own token.
     assert not any(sent_key for _, _, sent_key in stream_tries)
     assert f"/v1/video/generations/{final.id}" in log.paths("GET")
+
+
+@pytest.mark.settings(simulator_latency_seconds=3, progress_event_seconds=0.3)
+async def test_waits_report_rising_progress_from_events_and_from_polls(service) -> None:
+    key = await create_user(service, "py-progress")
+    async with AsyncLunosClient(key, base_url=service.settings.resolved_public_base_url()) as lunos:
+        for use_events in (True, False):
+            # Waiting on one already a second into its run: the stream opens on its stored
+            # processing event (progress of its start), older news than the status in hand.
+            created = await lunos.video.generate("A lion")
+            await anyio.sleep(1.0)
+            midway = await lunos.video.get_video_status(created.id)
+            assert midway.is_processing and midway.progress >= 20, midway
+            seen: list = []
+            statuses: list = []
+            final = await lunos.video.wait(
+                midway,
+                poll_interval=0.2,
+                max_wait=60,
+                use_events=use_events,
+                on_status=statuses.append,
+                on_progress=seen.append,
+            )
+            assert final.is_completed and final.progress == 100
+            assert [s.status for s in statuses] == ["processing", "completed"], use_events
+            figures = [s.progress for s in seen]
+            # Each estimate once, only ever rising, never claiming done before it is.
+            assert figures[0] == midway.progress and len(figures) >= 3, (use_events, figures)
+            assert figures == sorted(set(figures)) and figures[-1] <= 99, (use_events, figures)
+            assert all(s.is_processing and s.eta_seconds >= 1 for s in seen)

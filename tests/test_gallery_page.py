@@ -4,6 +4,8 @@ screenshots at desktop and phone widths."""
 
 from __future__ import annotations
 
+import re
+
 import anyio
 import httpx
 import pytest
@@ -24,7 +26,15 @@ async def submit(client: httpx.AsyncClient, key: str, app: str, prompt: str) -> 
     return response.json()["id"]
 
 
-@pytest.mark.settings(simulator_latency_seconds=1.5)
+CARD_PROGRESS = """(id) => { const card = document.querySelector(`li.card[data-id="${id}"]`);
+  const box = card && card.querySelector('.card-progress'), bar = box && box.querySelector('progress');
+  if (!box || box.hidden) return null;
+  const words = box.querySelector('.progress-label').textContent;
+  return [words, bar.hasAttribute('value') ? bar.value : null]; }"""
+GENERATING = re.compile(r"Generating (\d+)% · ~\d+ s left")
+
+
+@pytest.mark.settings(simulator_latency_seconds=1.5, progress_event_seconds=0.2)
 async def test_gallery_lists_follows_filters_scrolls_and_plays(
     service: Runtime, client: httpx.AsyncClient
 ) -> None:
@@ -72,10 +82,27 @@ async def test_gallery_lists_follows_filters_scrolls_and_plays(
         new_id = await submit(client, key, "studio", "A brand new clip")
         new_card = page.locator(f'#gallery li.card[data-id="{new_id}"]')
         await new_card.wait_for(timeout=15_000)
-        assert await new_card.get_attribute("data-status") == "pending"
+        assert await new_card.get_attribute("data-status") in ("pending", "processing")
+        # While it runs, the card's bar follows the progress reports, with its words.
+        await page.wait_for_function(f"() => ({CARD_PROGRESS})({new_id!r})?.[1] > 0", timeout=15_000)
+        words, value = await page.evaluate(CARD_PROGRESS, new_id)
+        assert (m := GENERATING.fullmatch(words)) and int(m.group(1)) == value <= 99, words
+        assert await new_card.get_attribute("data-status") == "processing"
+        assert await new_card.locator(".badge").text_content() == "processing"
+        await new_card.scroll_into_view_if_needed()
+        await screenshot(page, "gallery-processing", full_page=False)
+        # Then it rises, report by report, until the completed event takes the bar away.
+        seen = [value]
+        with anyio.fail_after(30):
+            while (shown := await page.evaluate(CARD_PROGRESS, new_id)) is not None:
+                if shown[1] != seen[-1]:
+                    seen.append(shown[1])
+                await anyio.sleep(0.03)
+        assert len(seen) >= 2 and seen == sorted(seen) and seen[-1] <= 99, seen
         await page.locator(f'#gallery li.card[data-id="{new_id}"][data-status="completed"]').wait_for(
             timeout=30_000
         )
+        assert await page.evaluate(CARD_PROGRESS, new_id) is None  # the bar goes with the run
         assert (await cards.evaluate_all("cards => cards.map(c => c.dataset.id)"))[0] == new_id
         await page.wait_for_function("() => document.getElementById('balance').textContent === '152.00'")
 
@@ -97,6 +124,8 @@ async def test_gallery_lists_follows_filters_scrolls_and_plays(
             " return c.length === 7 && c.every(x => x.querySelector('.app').textContent === 'app mobile'); }"
         )
         await page.fill("#filter-app", "")
+        statuses = await page.locator("#filter-status option").evaluate_all("os => os.map(o => o.value)")
+        assert statuses == ["", "pending", "processing", "completed", "failed", "cancelled", "deleted"]
         await page.select_option("#filter-status", "failed")
         await page.locator("#gallery-empty:not([hidden])").wait_for()
         assert await cards.count() == 0

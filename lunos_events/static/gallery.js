@@ -1,11 +1,11 @@
 // The gallery: the account's videos newest first, live over the account stream (a stream token,
 // never the key, in the URL), filters, infinite scroll on the list cursor, and usage per day.
-// Relies on live.js for `$` and `sameOrigin`.
+// Relies on live.js for `$`, `sameOrigin`, `progressOf` and `isBehind`.
 "use strict";
 
 (() => {
   const PAGE = 12;
-  const STATUS_EVENTS = ["video.pending", "video.completed", "video.failed", "video.cancelled"];
+  const STATUS_EVENTS = ["video.pending", "video.processing", "video.completed", "video.failed", "video.cancelled"];
   const gallery = {
     key: "", connected: false, nextAfter: null, loading: false, cards: new Map(),
     source: null, lastEventId: null, currency: "USD", usage: [], generation: 0,
@@ -77,7 +77,7 @@
       const placeholder = document.createElement("span");
       placeholder.className = "placeholder";
       placeholder.textContent = entry.status === "completed" ? "No poster · ready to play"
-        : entry.status === "pending" ? "Generating…" : "No video";
+        : entry.status === "pending" ? "Queued…" : entry.status === "processing" ? "Generating…" : "No video";
       media.append(placeholder);
     }
     if (entry.status === "completed" && entry.video_url) {
@@ -96,7 +96,21 @@
     badge.className = `badge ${entry.status}`;
     badge.textContent = entry.status;
     card.querySelector(".card-error").textContent = entry.error || "";
-    renderMedia(card, entry);
+    renderProgress(card, entry);
+    if (card.dataset.drawn !== entry.status) renderMedia(card, entry); // not on every progress report
+    card.dataset.drawn = entry.status;
+  }
+
+  // While it waits or runs: a bar (indeterminate while queued) and its words, from live.js.
+  function renderProgress(card, entry) {
+    const box = card.querySelector(".card-progress");
+    const shown = entry.status === "pending" || entry.status === "processing" ? progressOf(entry) : null;
+    box.hidden = !shown;
+    if (!shown) return;
+    const bar = box.querySelector("progress");
+    if (shown.value === null) bar.removeAttribute("value"); else bar.value = shown.value;
+    bar.setAttribute("aria-label", `${shown.label}: ${entry.prompt || entry.id}`);
+    box.querySelector(".progress-label").textContent = shown.label;
   }
 
   function makeCard(entry) {
@@ -104,7 +118,9 @@
     card.className = "card";
     card.dataset.id = entry.id;
     card.innerHTML = `<div class="media"></div><div class="body"><div class="prompt"></div>
-      <div><span class="badge"></span></div><div class="meta"><span class="model"></span>
+      <div><span class="badge"></span></div>
+      <div class="card-progress" hidden><progress max="100"></progress><span class="progress-label"></span></div>
+      <div class="meta"><span class="model"></span>
       <span class="cost"></span><span class="app"></span><time></time></div><div class="card-error error"></div></div>`;
     card.querySelector(".prompt").textContent = entry.prompt || entry.id;
     card.querySelector(".model").textContent = entry.model;
@@ -163,17 +179,25 @@
     refreshTimer = setTimeout(() => { loadAccount().catch(fail); loadUsage().catch(fail); }, 500);
   }
 
+  function update(card, status) {
+    if (isBehind(status, card.entry)) return; // older news than the card shows
+    card.entry = { ...card.entry, ...status };
+    renderStatus(card, card.entry);
+  }
+
   function onEvent(event) {
     gallery.lastEventId = event.lastEventId;
     const status = JSON.parse(event.data);
     const card = gallery.cards.get(status.id);
-    if (card) {
-      renderStatus(card, { ...card.entry, ...status });
-      card.entry = { ...card.entry, ...status };
-    } else {
-      loadNewest();
-    }
+    if (card) update(card, status); else loadNewest();
     refreshSoon();
+  }
+
+  // A progress report: no id (EventSource keeps the last one), nothing to charge or list anew.
+  function onProgress(event) {
+    const status = JSON.parse(event.data);
+    const card = gallery.cards.get(status.id);
+    if (card) update(card, status);
   }
 
   async function openStream() {
@@ -184,6 +208,7 @@
     const source = new EventSource(url.pathname + url.search);
     gallery.source = source;
     for (const type of STATUS_EVENTS) source.addEventListener(type, onEvent);
+    source.addEventListener("video.progress", onProgress);
     source.onopen = () => { $("live-state").textContent = "● live"; };
     source.onerror = () => {
       if (gallery.source !== source) return;
