@@ -128,7 +128,12 @@ class Generations:
         self.latencies = Latencies(store, typical)
         self.queue_positions = QueuePositions(store, settings.queue_weight)
         self.progress_reports = ProgressReports(
-            store, bus, self.outbox, self.latencies, settings.progress_event_seconds
+            store,
+            bus,
+            self.outbox,
+            self.latencies,
+            settings.progress_event_seconds,
+            settings.poll_interval_seconds,
         )
         self.starter = Starter(
             store,

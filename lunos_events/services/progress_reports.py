@@ -10,6 +10,7 @@ numbered and delivered like any event, because a delivery is retried from its st
 from __future__ import annotations
 
 import logging
+import time
 
 from redis.exceptions import RedisError
 from sqlalchemy import String, bindparam, cast, exists, or_, select
@@ -30,6 +31,9 @@ from lunos_events.store.transactions import Store
 from lunos_events.store.webhook_models import OperationWebhook, WebhookEndpoint
 
 log = logging.getLogger(__name__)
+
+ASKED_SECONDS = 30.0
+MAX_KEPT = 100_000
 
 
 # A cheap first look (one read, no transaction) at whether any webhook asked for progress: the
@@ -52,9 +56,20 @@ _ANY_PROGRESS_WEBHOOK = select(
 
 class ProgressReports:
     def __init__(
-        self, store: Store, bus: Bus, outbox: Outbox, latencies: Latencies, every_seconds: float
+        self,
+        store: Store,
+        bus: Bus,
+        outbox: Outbox,
+        latencies: Latencies,
+        every_seconds: float,
+        poll_interval_seconds: float,
     ) -> None:
         self._every_seconds = every_seconds
+        # An operation's polls (one tracking job at a time) are at least this far apart: when that is
+        # as far as reports must be, each poll may report without asking Redis whose turn it is.
+        self._polls_far_enough = poll_interval_seconds >= every_seconds
+        # operation id -> (time.monotonic() until which it is kept, whether a webhook asked for progress)
+        self._asked: dict[str, tuple[float, bool]] = {}
         self._store = store
         self._bus = bus
         self._outbox = outbox
@@ -74,7 +89,9 @@ class ProgressReports:
             return None
 
     async def _report(self, op: Operation, started_at_ms: int) -> StoredEvent | None:
-        if not await self._bus.take_turn(f"progress:{op.id}", self._every_seconds):
+        if not self._polls_far_enough and not await self._bus.take_turn(
+            f"progress:{op.id}", self._every_seconds
+        ):
             return None
         now = now_ms()
         run_seconds = await self._latencies.run_seconds(op.provider_model)
@@ -82,7 +99,7 @@ class ProgressReports:
             PROCESSING, op.created_at_ms, op.started_at_ms, None, run_seconds=run_seconds, at_ms=now
         )
         data = status_object(op.id, PROCESSING, None, None, timing=times)
-        if await self._store.scalar(_ANY_PROGRESS_WEBHOOK, account_id=op.account_id, operation_id=op.id):
+        if await self._webhook_asked(op):
             async with self._store.transaction() as tx:
                 # Delivered to the webhooks that asked for it (per endpoint app, as every event).
                 event = await append_event(
@@ -100,3 +117,20 @@ class ProgressReports:
         )
         await self._bus.publish(event)
         return event
+
+    async def _webhook_asked(self, op: Operation) -> bool:
+        """Whether a webhook asked for `op`'s progress, read at most every `ASKED_SECONDS` per
+        operation: an endpoint that subscribes meanwhile gets the reports from then on."""
+        now = time.monotonic()
+        kept = self._asked.get(op.id)
+        if kept is not None and kept[0] > now:
+            return kept[1]
+        asked = bool(
+            await self._store.scalar(_ANY_PROGRESS_WEBHOOK, account_id=op.account_id, operation_id=op.id)
+        )
+        if len(self._asked) >= MAX_KEPT:
+            self._asked = {k: v for k, v in self._asked.items() if v[0] > now}
+            if len(self._asked) >= MAX_KEPT:
+                self._asked.clear()
+        self._asked[op.id] = (now + ASKED_SECONDS, asked)
+        return asked
