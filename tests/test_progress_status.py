@@ -225,3 +225,36 @@ async def test_a_queued_generation_shows_its_place_in_the_fair_order(settings: S
                     await anyio.sleep(0.2)
             assert status["status"] == PROCESSING and "queue_position" not in status
             assert (await wait_for_status(client, mine, auth(quiet), timeout=60))["status"] == COMPLETED
+
+
+async def test_a_queued_generation_is_watched_not_polled(settings: Settings) -> None:
+    """A queued operation has one deferred job that watches its deadline, not a poll every interval;
+    its tracking job is queued once the dispatcher starts it."""
+    with FakeGoogleServer(FakeGoogle(latency_seconds=3.0)) as server:
+        settings = pool_settings(settings, server, 1, "key-a")
+        async with (
+            running_service(settings) as rt,
+            httpx.AsyncClient(base_url=settings.resolved_public_base_url(), timeout=30) as client,
+        ):
+            key = await create_user(rt, "watched", "100.00")
+            running = str((await submit(client, key, prompt="first"))["id"])
+            queued = str((await submit(client, key, prompt="second"))["id"])
+
+            async def job_ids() -> set[str]:
+                jobs = await rt.bus.redis.queued_jobs(queue_name=settings.queue_name)
+                return {job.job_id for job in jobs if job.job_id}
+
+            # The submit's first tracking run (one poll interval later) hands the queued one over.
+            with anyio.fail_after(10):
+                while f"track:{queued}" in (ids := await job_ids()) or f"watch:{queued}" not in ids:
+                    await anyio.sleep(0.05)
+            assert f"track:{running}" in ids and f"watch:{running}" not in ids
+            for _ in range(10):  # and it stays so: nothing polls it
+                assert f"track:{queued}" not in await job_ids()
+                await anyio.sleep(0.1)
+
+            # Started once the slot frees: tracked from then on, to its end.
+            final = await wait_for_status(client, queued, auth(key), timeout=60)
+            assert final["status"] == COMPLETED
+            op = await rt.store.operation(queued)
+            assert op is not None and op.provider_operation is not None
