@@ -183,8 +183,12 @@ async def test_reconcile_restores_in_flight_slots_a_fresh_redis_lost(service, cl
     key = await create_user(service, "amnesia", "100.00", tier="free")
     held = (await submit(client, key)).json()["id"]
     assert (await submit(client, key)).status_code == 429
-    # What a Redis restarted without persistence leaves: no in-flight count for the account.
-    await service.bus.redis.delete(f"{service.settings.redis_key_prefix}:limits:amnesia:in_flight")
+    # What a Redis restarted without persistence leaves: none of the service's keys, so no in-flight
+    # count for the account (nor the mark of the last full reconcile).
+    redis, prefix = service.bus.redis, service.settings.redis_key_prefix
+    lost = [k async for k in redis.scan_iter(match=f"{prefix}*", count=1000)]
+    assert f"{prefix}:limits:amnesia:in_flight".encode() in lost
+    await redis.delete(*lost)
     await reconcile_operations({"rt": service})
     refused = await submit(client, key)
     assert refused.status_code == 429 and "in flight" in refused.json()["error"]

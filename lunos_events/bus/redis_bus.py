@@ -14,11 +14,14 @@ tracking and restores in-flight slots after Redis lost its data.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from typing import Any
 
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
+from arq.jobs import Job, JobStatus
 from redis.exceptions import RedisError
 
 from lunos_events.bus.capacity import CapacityScripts
@@ -73,6 +76,24 @@ class Bus:
         return await self.enqueue(
             TRACK_OPERATION, operation_id, job_id=tracking_job_id(operation_id), defer_seconds=defer_seconds
         )
+
+    async def hand_tracking_over(self, operation_id: str, defer_seconds: float, wait_seconds: float) -> bool:
+        """Make sure a run of the operation's tracking job is due: queue one, or find one queued.
+
+        Its id may be taken by a run in progress that saw the operation still queued and is ending
+        its chain (a queued operation is watched, not tracked): then wait for that run to end, and
+        queue one. False if none could be made due within `wait_seconds`.
+        """
+        job = Job(tracking_job_id(operation_id), self.redis, _queue_name=self.redis.default_queue_name)
+        give_up_at = time.monotonic() + wait_seconds
+        while True:
+            if await self.enqueue_tracking(operation_id, defer_seconds):
+                return True
+            if await job.status() in (JobStatus.queued, JobStatus.deferred):
+                return True  # that run sees the operation as it is by then
+            if time.monotonic() > give_up_at:
+                return False
+            await asyncio.sleep(0.05)
 
     async def enqueue_watch(self, operation_id: str, defer_seconds: float) -> bool:
         return await self.enqueue(

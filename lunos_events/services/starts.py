@@ -32,6 +32,9 @@ from lunos_events.store.transactions import Store
 
 log = logging.getLogger(__name__)
 
+# How long a start waits for a tracking run in progress (one poll) to end, to queue the next one.
+HANDOVER_SECONDS = 30.0
+
 Outcome = Literal["started", "queued", "failed", "gone"]
 QUEUED: Outcome = "queued"
 GONE: Outcome = "gone"  # it ended (cancelled, timed out) or another process claimed it
@@ -117,8 +120,8 @@ class Starter:
         if (await self._store.execute(_CLAIM, claim)).rowcount != 1:
             await self.capacity.release(op.id)
             return GONE, None
-        if untracked:
-            await self._bus.enqueue_tracking(op.id, self._poll_interval)
+        if untracked and not await self._bus.hand_tracking_over(op.id, self._poll_interval, HANDOVER_SECONDS):
+            log.warning("no tracking job for %s yet: the next full reconcile queues one", op.id)
         job = provider_job(op, media_loader(self._storage, op), credential)
         with operation_context(op.id):
             try:
