@@ -247,3 +247,26 @@ async def test_models_show_queue_depth_and_observed_times(settings, fake_google)
         assert queue["depth"] == 2
         metrics = (await client.get("/metrics")).text
         assert 'lunos_provider_queue_depth{model="veo-3.1-generate-001"} 2.0' in metrics
+
+
+async def test_a_queued_operation_past_its_deadline_fails_and_is_refunded(settings, fake_google) -> None:
+    # The only credential is refused (taken out for minutes): nothing can start, and the deadline,
+    # which counts from the submit, fails the queued operation (its watch job, not a poll).
+    settings = pool_settings(settings, fake_google, 1, "key-a").model_copy(
+        update={"operation_deadline_seconds": 2.0}
+    )
+    fake_google.fake.keys["key-a"].revoked = True
+    async with (
+        running_service(settings) as rt,
+        httpx.AsyncClient(base_url=settings.resolved_public_base_url(), timeout=30) as client,
+    ):
+        key = await create_user(rt, "late", "10.00")
+        queued = await submit(client, key, "waits past its deadline")
+        assert (await client.get(f"/v1/video/generations/{queued}", headers=auth(key))).json()[
+            "status"
+        ] == "pending"
+        final = await wait_for_status(client, queued, auth(key), timeout=30)
+        assert (final["status"], final["error_code"]) == ("failed", "deadline_exceeded")
+        assert "started_at" not in final  # it never started
+        assert fake_google.fake.operations == {}
+        assert (await accounts.get_account(rt.store, "late")).balance_cents == 1000
