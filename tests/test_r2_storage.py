@@ -170,6 +170,11 @@ async def test_google_and_r2_end_to_end(settings, s3_endpoint, r2_bucket) -> Non
                 await conn.execute(
                     update(Operation).where(Operation.id == submitted["id"]).values(video_url=closing)
                 )
+            # A list shows it re-signed too (a gallery of week-old videos keeps working).
+            listed = (await client.get("/v1/video/generations", headers=auth(key))).json()["data"]
+            [entry] = [e for e in listed if e["id"] == submitted["id"]]
+            assert entry["video_url"] != closing and entry["video_urls"][0] == entry["video_url"]
+            assert presigned_expiry(entry["video_url"]) > presigned_expiry(closing) + 3600
             again = (await client.get(f"/v1/video/generations/{submitted['id']}", headers=auth(key))).json()
             assert again["status"] == "completed" and again["video_url"] != closing
             assert presigned_expiry(again["video_url"]) > presigned_expiry(closing) + 3600

@@ -154,6 +154,7 @@ async def list_operations(request: Request) -> JSONResponse:
         app_id=parse_app_id(query.get("app_id")),
         limit=history.parse_limit(query.get("limit")),
         after=history.Cursor.decode(after) if after else None,
+        relink=runtime(request).generations.relink,
     )
     if account_id is not None:  # the admin list always says whose an operation is
         for entry in page["data"]:

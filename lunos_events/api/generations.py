@@ -118,6 +118,7 @@ async def list_generations(request: Request) -> JSONResponse:
         app_id=parse_app_id(query.get("app_id")),
         limit=history.parse_limit(query.get("limit")),
         after=history.Cursor.decode(after) if after else None,
+        relink=runtime(request).generations.relink,
     )
     return JSONResponse(page)
 

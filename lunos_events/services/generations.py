@@ -264,9 +264,7 @@ class Generations:
             )
         video_url, outcome = row.video_url, row.outcome
         if video_url and row.status == COMPLETED:
-            video_url = await self.refreshed_video_url(op_id, row.video_key, video_url)
-            if outcome:
-                outcome = await self._refreshed_outcome(row.video_key, video_url, outcome)
+            video_url, outcome = await self._fresh_links(op_id, row.video_key, video_url, outcome)
         times = await self._timing(op_id, row)
         return status_object(op_id, row.status, video_url, row.error, row.error_code, outcome, times)
 
@@ -285,6 +283,19 @@ class Generations:
             at_ms=now_ms(),
             queued=queued,
         )
+
+    async def relink(self, op: Operation) -> tuple[str, dict[str, Any] | None]:
+        """A completed operation's video URL and outcome, re-signed where about to expire
+        (history.Relink: what a list shows)."""
+        return await self._fresh_links(op.id, op.video_key, op.video_url or "", op.outcome)
+
+    async def _fresh_links(
+        self, op_id: str, key: str, video_url: str, outcome: dict[str, Any] | None
+    ) -> tuple[str, dict[str, Any] | None]:
+        video_url = await self.refreshed_video_url(op_id, key, video_url)
+        if outcome:
+            outcome = await self._refreshed_outcome(key, video_url, outcome)
+        return video_url, outcome
 
     async def _refreshed_outcome(self, key: str, video_url: str, outcome: dict[str, Any]) -> dict[str, Any]:
         """The outcome's URLs, re-signed where they are about to expire (not stored: they are cheap)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,7 +18,7 @@ from lunos_events.money import CURRENCY, format_amount
 from lunos_events.numerals import ascii_int
 from lunos_events.services.status import status_object
 from lunos_events.services.timing import EPOCH, iso, timestamps
-from lunos_events.store.models import ACTIVE_STATUSES, DELETED, TERMINAL_STATUSES, Operation
+from lunos_events.store.models import ACTIVE_STATUSES, COMPLETED, DELETED, TERMINAL_STATUSES, Operation
 from lunos_events.store.transactions import Store
 
 STATUSES = (*ACTIVE_STATUSES, *sorted(TERMINAL_STATUSES), DELETED)
@@ -149,6 +150,11 @@ async def operation_page(
     return page, (Cursor(page[-1].created_at_ms, page[-1].id) if more else None)
 
 
+# A completed operation's links as they should be shown: its video URL and its outcome (other
+# samples, poster), re-signed where a presigned one is about to expire.
+Relink = Callable[[Operation], Awaitable[tuple[str, dict[str, Any] | None]]]
+
+
 async def list_operations(
     store: Store,
     account_id: str | None,
@@ -157,14 +163,19 @@ async def list_operations(
     app_id: str | None,
     limit: int,
     after: Cursor | None,
+    relink: Relink,
 ) -> dict[str, Any]:
     page, cursor = await operation_page(
         store, account_id, status=status, app_id=app_id, limit=limit, after=after
     )
-    return {
-        "data": [listed(row, with_account=account_id is None) for row in page],
-        "next_after": cursor.encode() if cursor is not None else None,
-    }
+    data = []
+    for row in page:
+        entry = listed(row, with_account=account_id is None)
+        if row.status == COMPLETED and row.video_url:
+            entry["video_url"], outcome = await relink(row)
+            entry.update(outcome or {})
+        data.append(entry)
+    return {"data": data, "next_after": cursor.encode() if cursor is not None else None}
 
 
 DAY_MS = 86_400_000
