@@ -37,7 +37,7 @@ from lunos_events.runtime import Runtime
 from lunos_events.services import accounts
 from lunos_events.serving import running_service
 from lunos_events.settings import Settings
-from lunos_events.store.models import Operation
+from lunos_events.store.models import ACTIVE_STATUSES, Operation
 
 BODY = {"model": "google/veo-3.1-generate-001", "prompt": "bench", "parameters": {"durationSeconds": 4}}
 
@@ -79,7 +79,7 @@ async def _run(
 async def _until_done(rt: Runtime) -> None:
     while True:
         done = await rt.store.scalar(
-            select(col(Operation.id)).where(col(Operation.status) == "pending").limit(1)
+            select(col(Operation.id)).where(col(Operation.status).in_(ACTIVE_STATUSES)).limit(1)
         )
         if done is None:
             return

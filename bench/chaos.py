@@ -283,18 +283,21 @@ class Chaos:
         try:
             while time.monotonic() < deadline:
                 with contextlib.suppress(Exception):  # the database may still be coming back
-                    pending = await store.scalar(
+                    unsettled = await store.scalar(
                         text(
-                            "SELECT (SELECT count(*) FROM operations WHERE status = 'pending') + "
+                            "SELECT (SELECT count(*) FROM operations"
+                            " WHERE status IN ('pending', 'processing')) + "
                             "(SELECT count(*) FROM webhook_deliveries WHERE status = 'pending')"
                         )
                     )
                     rows = await store.all(text("SELECT id, event_seq FROM accounts"))
                     seqs = {row.id: row.event_seq for row in rows}
                     behind = [s for s in load.records.subscribers if s.last < seqs.get(s.account.id, 0)]
-                    if pending == 0 and not behind:
+                    if unsettled == 0 and not behind:
                         return
-                    waiting = f"{pending} pending operation(s) or deliveries, {len(behind)} stream(s) behind"
+                    waiting = (
+                        f"{unsettled} operation(s) or deliveries unsettled, {len(behind)} stream(s) behind"
+                    )
                 await asyncio.sleep(0.5)
             print(
                 f"drain: gave up after {self.options.drain_seconds:.0f} s: {waiting}",
