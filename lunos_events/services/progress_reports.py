@@ -95,9 +95,7 @@ class ProgressReports:
             return None
         now = now_ms()
         run_seconds = await self._latencies.run_seconds(op.provider_model)
-        times = timing(
-            PROCESSING, op.created_at_ms, op.started_at_ms, None, run_seconds=run_seconds, at_ms=now
-        )
+        times = timing(PROCESSING, op.created_at_ms, started_at_ms, None, run_seconds=run_seconds, at_ms=now)
         data = status_object(op.id, PROCESSING, None, None, timing=times)
         if await self._webhook_asked(op):
             async with self._store.transaction() as tx:

@@ -79,7 +79,6 @@ _ENABLED_ENDPOINTS = select(
 _REQUEST_WEBHOOK = select(col(OperationWebhook.url), col(OperationWebhook.events)).where(
     col(OperationWebhook.operation_id) == bindparam("operation_id")
 )
-_WEBHOOKS_VERSION = select(col(Account.webhooks_version)).where(col(Account.id) == bindparam("account_id"))
 _INSERT_DELIVERY = insert(WebhookDelivery.__table__)  # type: ignore[attr-defined]  # SQLModel declares no __table__
 
 
@@ -182,9 +181,16 @@ async def record_deliveries(
     `webhooks_version`: the account's, read in this transaction. `request_webhook=False` says the
     operation has no per-request webhook (its creator knows), which saves the lookup.
     """
-    targets = await _subscribers(
-        tx, account_id, operation_id, app_id, type, webhooks_version, request_webhook
-    )
+    targets: list[tuple[str | None, str]] = [
+        (endpoint_id, url)
+        for endpoint_id, url, events, endpoint_app in await enabled_endpoints(
+            tx, account_id, webhooks_version
+        )
+        if type in events and (endpoint_app is None or endpoint_app == app_id)
+    ]
+    hook = await tx.first(_REQUEST_WEBHOOK, operation_id=operation_id) if request_webhook else None
+    if hook is not None and type in hook[1]:
+        targets.append((None, hook[0]))
     if not targets:
         return 0
     payload = webhook_payload(type, created_at_ms, data)
@@ -204,37 +210,6 @@ async def record_deliveries(
         ],
     )
     return len(targets)
-
-
-async def _subscribers(
-    tx: Tx,
-    account_id: str,
-    operation_id: str,
-    app_id: str | None,
-    type: str,
-    webhooks_version: int,
-    request_webhook: bool,
-) -> list[tuple[str | None, str]]:
-    """(endpoint id, url) of every endpoint subscribed to the event; None for the per-request webhook."""
-    targets: list[tuple[str | None, str]] = [
-        (endpoint_id, url)
-        for endpoint_id, url, events, endpoint_app in await enabled_endpoints(
-            tx, account_id, webhooks_version
-        )
-        if type in events and (endpoint_app is None or endpoint_app == app_id)
-    ]
-    hook = await tx.first(_REQUEST_WEBHOOK, operation_id=operation_id) if request_webhook else None
-    if hook is not None and type in hook[1]:
-        targets.append((None, hook[0]))
-    return targets
-
-
-async def has_subscribers(tx: Tx, account_id: str, operation_id: str, app_id: str | None, type: str) -> bool:
-    """Whether a webhook (an endpoint or the operation's own) asked for events of `type`."""
-    version = await tx.first(_WEBHOOKS_VERSION, account_id=account_id)
-    if version is None:
-        return False
-    return bool(await _subscribers(tx, account_id, operation_id, app_id, type, version[0], True))
 
 
 # A delivery no attempt has been made of, never redelivered: owned by the drain jobs

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from arq import Retry, cron, func
@@ -36,28 +37,28 @@ _UNBOUNDED_TRIES = 10**9
 FULL_RECONCILE_SECONDS = 300.0
 
 
-async def track_operation(ctx: dict[str, Any], operation_id: str) -> None:
+async def _step(
+    ctx: dict[str, Any], operation_id: str, step: Callable[[Runtime, str], Awaitable[float | None]]
+) -> None:
+    """Run one step of an operation's job; again after the delay it returns (or after a poll
+    interval, if it failed), never once it returns None."""
     rt: Runtime = ctx["rt"]
     with operation_context(operation_id):
         try:
-            delay = await track(rt, operation_id)
+            delay = await step(rt, operation_id)
         except Exception:
-            log.exception("tracking %s failed; retrying", operation_id)
+            log.exception("%s of %s failed; retrying", step.__name__, operation_id)
             delay = rt.settings.poll_interval_seconds
     if delay is not None:
         raise Retry(defer=delay)
+
+
+async def track_operation(ctx: dict[str, Any], operation_id: str) -> None:
+    await _step(ctx, operation_id, track)
 
 
 async def watch_queued_operation(ctx: dict[str, Any], operation_id: str) -> None:
-    rt: Runtime = ctx["rt"]
-    with operation_context(operation_id):
-        try:
-            delay = await watch_queued(rt, operation_id)
-        except Exception:
-            log.exception("watching %s failed; retrying", operation_id)
-            delay = rt.settings.poll_interval_seconds
-    if delay is not None:
-        raise Retry(defer=delay)
+    await _step(ctx, operation_id, watch_queued)
 
 
 async def relay_events(ctx: dict[str, Any]) -> int:

@@ -138,17 +138,19 @@ async def _not_started(rt: Runtime, operation_id: str) -> None:
     )
 
 
-def _start_deadline_passed(op: Operation, now: int) -> bool:
+def _start_deadline_ms(op: Operation) -> int | None:
     start_deadline = op.parameters.get(START_DEADLINE)
-    return start_deadline is not None and now > op.created_at_ms + start_deadline * 1000
+    return None if not start_deadline else op.created_at_ms + int(start_deadline * 1000)
+
+
+def _start_deadline_passed(op: Operation, now: int) -> bool:
+    start_deadline = _start_deadline_ms(op)
+    return start_deadline is not None and now > start_deadline
 
 
 def seconds_to_deadline(op: Operation, now: int) -> float:
     """Until the first of a queued operation's deadlines (its start deadline, or its deadline)."""
-    deadline = op.deadline_at_ms
-    start_deadline = op.parameters.get(START_DEADLINE)
-    if start_deadline:
-        deadline = min(deadline, op.created_at_ms + int(start_deadline * 1000))
+    deadline = min(op.deadline_at_ms, _start_deadline_ms(op) or op.deadline_at_ms)
     return max(0.0, (deadline - now) / 1000) + 0.05  # just past it
 
 
