@@ -17,10 +17,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
+from arq.constants import job_key_prefix
 from arq.jobs import Job, JobStatus
 from redis.exceptions import RedisError
 
@@ -42,6 +44,8 @@ from lunos_events.settings import Settings
 from lunos_events.store.records import StoredEvent
 
 log = logging.getLogger(__name__)
+
+_EXISTS_BATCH = 1000
 
 
 class Bus:
@@ -94,6 +98,19 @@ class Bus:
             if time.monotonic() > give_up_at:
                 return False
             await asyncio.sleep(0.05)
+
+    async def missing_jobs(self, job_ids: Sequence[str]) -> list[str]:
+        """Those of `job_ids` that arq holds no job for (queued, deferred or running): one
+        pipelined round trip per `_EXISTS_BATCH` ids."""
+        missing: list[str] = []
+        for first in range(0, len(job_ids), _EXISTS_BATCH):
+            batch = job_ids[first : first + _EXISTS_BATCH]
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for job_id in batch:
+                    pipe.exists(job_key_prefix + job_id)
+                found = await pipe.execute()
+            missing += [job_id for job_id, exists in zip(batch, found, strict=True) if not exists]
+        return missing
 
     async def enqueue_watch(self, operation_id: str, defer_seconds: float) -> bool:
         return await self.enqueue(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Literal
 
+from redis.exceptions import RedisError
 from sqlalchemy import bindparam, func, update
 from sqlmodel import col
 
@@ -114,14 +115,19 @@ class Starter:
 
         `untracked`: a queued operation has no tracking job (a deadline watch stands in for it), so
         one is queued once the claim is made, before the provider is called: whatever happens to
-        the start from then on, the tracking job sees to it.
+        the start from then on, the tracking job sees to it. If none can be, the claim is undone
+        and the operation waits in the queue for a later round.
         """
         claim = {"operation_id": op.id, "credential": credential, "now": now_ms()}
         if (await self._store.execute(_CLAIM, claim)).rowcount != 1:
             await self.capacity.release(op.id)
             return GONE, None
-        if untracked and not await self._bus.hand_tracking_over(op.id, self._poll_interval, HANDOVER_SECONDS):
-            log.warning("no tracking job for %s yet: the next full reconcile queues one", op.id)
+        if untracked and not await self._hand_tracking_over(op.id):
+            # Never a start nothing would track: back to the queue, for a later round.
+            await self._store.execute(_UNCLAIM, claim)
+            await self.capacity.queued(op.provider_model)
+            await self.capacity.release(op.id)
+            return QUEUED, None
         job = provider_job(op, media_loader(self._storage, op), credential)
         with operation_context(op.id):
             try:
@@ -146,3 +152,12 @@ class Starter:
         own_webhook = op.has_request_webhook if isinstance(op, NewOperation) else True
         await self._lifecycle.processing(op.id, name, run_seconds, published, request_webhook=own_webhook)
         return "started", name
+
+    async def _hand_tracking_over(self, operation_id: str) -> bool:
+        try:
+            if await self._bus.hand_tracking_over(operation_id, self._poll_interval, HANDOVER_SECONDS):
+                return True
+            log.warning("%s stays queued: a tracking run in progress did not end in time", operation_id)
+        except RedisError as exc:
+            log.warning("%s stays queued: its tracking job could not be queued: %s", operation_id, exc)
+        return False

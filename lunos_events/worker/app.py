@@ -5,16 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from arq import Retry, cron, func
 from arq.connections import ArqRedis
 from arq.worker import Worker
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlmodel import col
 
-from lunos_events.bus.jobs import TRACK_OPERATION, WATCH_QUEUED
+from lunos_events.bus.jobs import TRACK_OPERATION, WATCH_QUEUED, tracking_job_id, watch_job_id
 from lunos_events.ids import now_ms
 from lunos_events.logs import operation_context
 from lunos_events.runtime import Runtime
@@ -33,8 +33,9 @@ log = logging.getLogger(__name__)
 
 # Tracking retries are bounded by the operation deadline, not by a try count.
 _UNBOUNDED_TRIES = 10**9
-# Between full reconcile passes while Redis keeps its data (the cron runs twice a minute).
-FULL_RECONCILE_SECONDS = 300.0
+# Between restores of the counts kept in Redis while it keeps its data (the reconcile runs twice a
+# minute).
+RESTORE_COUNTS_SECONDS = 300.0
 
 
 async def _step(
@@ -68,14 +69,15 @@ async def relay_events(ctx: dict[str, Any]) -> int:
 
 async def reconcile_operations(ctx: dict[str, Any]) -> int:
     """Make sure every active operation has its job: a tracking job, or a queued one's deadline
-    watch (lost queue, crash, Redis restart); and restore the counts kept in Redis.
+    watch (lost with a crash, a Redis restart that lost its last writes, or an empty Redis); and
+    restore the counts kept in Redis.
 
-    A full pass costs a Redis round trip per operation, so it runs when Redis has lost its data (or
-    at start-up, on a new Redis) and otherwise at most every `FULL_RECONCILE_SECONDS`.
+    Every run reads the active operations and asks Redis, pipelined, which of their jobs exist, so
+    a lost job is queued again within half a minute. The counts are restored only when Redis has
+    lost its data (or at start-up, on a new Redis) and otherwise at most every
+    `RESTORE_COUNTS_SECONDS`: a restore re-adds the slot of an operation that ended after the read.
     """
     rt: Runtime = ctx["rt"]
-    if not await rt.bus.take_turn("reconcile", FULL_RECONCILE_SECONDS):
-        return 0
     rows = await rt.store.all(
         select(
             col(Operation.id),
@@ -90,27 +92,23 @@ async def reconcile_operations(ctx: dict[str, Any]) -> int:
         ).where(col(Operation.status).in_(ACTIVE_STATUSES))
     )
     now = now_ms()
+    watched = {
+        row.id
+        for row in rows
+        if row.status == PENDING and row.provider_credential is None and row.queued_at_ms is not None
+    }
+    job_ids = {(watch_job_id if row.id in watched else tracking_job_id)(row.id): row for row in rows}
     enqueued = 0
-    by_account: dict[str, list[tuple[str, int]]] = {}
-    by_credential: dict[tuple[str, str], list[tuple[str, int]]] = {}
-    for row in rows:
-        if row.status == PENDING and row.provider_credential is None and row.queued_at_ms is not None:
+    for job_id in await rt.bus.missing_jobs(list(job_ids)):
+        row = job_ids[job_id]
+        if row.id in watched:
             waiting = Operation.model_construct(**row._asdict())
             enqueued += await rt.bus.enqueue_watch(row.id, seconds_to_deadline(waiting, now))
         else:
             enqueued += await rt.bus.enqueue_tracking(row.id)
-        by_account.setdefault(row.account_id, []).append((row.id, row.deadline_at_ms))
-        if row.provider_credential is not None:
-            slot = (row.provider_credential, row.provider_model)
-            by_credential.setdefault(slot, []).append((row.id, row.deadline_at_ms))
-    # And the provider credentials' in-flight counts, per credential and per model on it (adding
-    # what is already there changes nothing).
-    for (credential, model), operations in by_credential.items():
-        await rt.bus.capacity.restore(credential, model, operations)
-    # A Redis that came back empty also lost the in-flight counts the tier limits rely on.
     restored = 0
-    for account_id, operations in by_account.items():
-        restored += await limits.restore_in_flight(rt.bus, account_id, operations)
+    if await rt.bus.take_turn("restore-counts", RESTORE_COUNTS_SECONDS):
+        restored = await _restore_counts(rt, rows)
     if enqueued or restored:
         log.info(
             "reconcile: re-enqueued %d tracking or watch job(s), restored %d in-flight slot(s)",
@@ -118,6 +116,24 @@ async def reconcile_operations(ctx: dict[str, Any]) -> int:
             restored,
         )
     return enqueued
+
+
+async def _restore_counts(rt: Runtime, rows: Sequence[Row[Any]]) -> int:
+    """The provider credentials' in-flight counts (per credential, and per model on it) and the
+    accounts' in-flight slots of the tier limits; adding what is already there changes nothing."""
+    by_account: dict[str, list[tuple[str, int]]] = {}
+    by_credential: dict[tuple[str, str], list[tuple[str, int]]] = {}
+    for row in rows:
+        by_account.setdefault(row.account_id, []).append((row.id, row.deadline_at_ms))
+        if row.provider_credential is not None:
+            slot = (row.provider_credential, row.provider_model)
+            by_credential.setdefault(slot, []).append((row.id, row.deadline_at_ms))
+    for (credential, model), operations in by_credential.items():
+        await rt.bus.capacity.restore(credential, model, operations)
+    restored = 0
+    for account_id, operations in by_account.items():
+        restored += await limits.restore_in_flight(rt.bus, account_id, operations)
+    return restored
 
 
 async def purge_idempotency_keys(ctx: dict[str, Any]) -> int:
