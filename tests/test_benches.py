@@ -29,6 +29,7 @@ SMALL_RUNS = {
     ),
     "capacity_queue.py": (["--operations", "30", "--slots", "5", "--latency", "0.3"], "dispatch latency"),
     "worker_queue.py": (WORKER_QUEUE_SMALL, "vs baseline"),
+    "reconcile.py": (["--running", "100", "--queued", "200"], "x baseline"),
 }
 
 # Scripts whose engine a test runs at its own size.
@@ -40,6 +41,7 @@ POSTGRES_RUNS = {
     "http.py": ["--seconds", "0.3", "--rounds", "1", "--connections", "2", "--accounts", "2"],
     "submit_parts.py": ["--calls", "10"],
     "worker_queue.py": WORKER_QUEUE_SMALL,
+    "reconcile.py": ["--running", "100", "--queued", "200"],
 }
 
 

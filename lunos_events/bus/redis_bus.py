@@ -46,6 +46,14 @@ from lunos_events.store.records import StoredEvent
 log = logging.getLogger(__name__)
 
 _EXISTS_BATCH = 1000
+# The (1-based) positions of the KEYS that do not exist: one call instead of a command per key.
+_MISSING_KEYS = """
+local missing = {}
+for index, key in ipairs(KEYS) do
+  if redis.call('EXISTS', key) == 0 then missing[#missing + 1] = index end
+end
+return missing
+"""
 
 
 class Bus:
@@ -55,6 +63,7 @@ class Bus:
         self._key_prefix = key_prefix
         self.limits = LimitScripts(redis, key_prefix)
         self.capacity = CapacityScripts(redis, key_prefix)
+        self._missing_keys = redis.register_script(_MISSING_KEYS)
 
     async def publish(self, event: StoredEvent) -> None:
         await self.redis.publish(self.events_channel, encode_event(event))
@@ -100,16 +109,13 @@ class Bus:
             await asyncio.sleep(0.05)
 
     async def missing_jobs(self, job_ids: Sequence[str]) -> list[str]:
-        """Those of `job_ids` that arq holds no job for (queued, deferred or running): one
-        pipelined round trip per `_EXISTS_BATCH` ids."""
+        """Those of `job_ids` that arq holds no job for (queued, deferred or running): one script
+        call per `_EXISTS_BATCH` ids."""
         missing: list[str] = []
         for first in range(0, len(job_ids), _EXISTS_BATCH):
             batch = job_ids[first : first + _EXISTS_BATCH]
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for job_id in batch:
-                    pipe.exists(job_key_prefix + job_id)
-                found = await pipe.execute()
-            missing += [job_id for job_id, exists in zip(batch, found, strict=True) if not exists]
+            absent = await self._missing_keys(keys=[job_key_prefix + job_id for job_id in batch])
+            missing += [batch[index - 1] for index in absent]
         return missing
 
     async def enqueue_watch(self, operation_id: str, defer_seconds: float) -> bool:

@@ -72,9 +72,9 @@ async def reconcile_operations(ctx: dict[str, Any]) -> int:
     watch (lost with a crash, a Redis restart that lost its last writes, or an empty Redis); and
     restore the counts kept in Redis.
 
-    Every run reads the active operations and asks Redis, pipelined, which of their jobs exist, so
-    a lost job is queued again within half a minute. The counts are restored only when Redis has
-    lost its data (or at start-up, on a new Redis) and otherwise at most every
+    Every run reads the active operations and asks Redis which of their jobs exist (one script call
+    per thousand), so a lost job is queued again within half a minute. The counts are restored
+    only when Redis has lost its data (or at start-up, on a new Redis) and otherwise at most every
     `RESTORE_COUNTS_SECONDS`: a restore re-adds the slot of an operation that ended after the read.
     """
     rt: Runtime = ctx["rt"]
@@ -87,25 +87,22 @@ async def reconcile_operations(ctx: dict[str, Any]) -> int:
             col(Operation.provider_model),
             col(Operation.status),
             col(Operation.queued_at_ms),
-            col(Operation.created_at_ms),
-            col(Operation.parameters),
         ).where(col(Operation.status).in_(ACTIVE_STATUSES))
     )
-    now = now_ms()
     watched = {
         row.id
         for row in rows
         if row.status == PENDING and row.provider_credential is None and row.queued_at_ms is not None
     }
-    job_ids = {(watch_job_id if row.id in watched else tracking_job_id)(row.id): row for row in rows}
+    job_ids = {(watch_job_id if row.id in watched else tracking_job_id)(row.id): row.id for row in rows}
+    missing = [job_ids[job_id] for job_id in await rt.bus.missing_jobs(list(job_ids))]
     enqueued = 0
-    for job_id in await rt.bus.missing_jobs(list(job_ids)):
-        row = job_ids[job_id]
-        if row.id in watched:
-            waiting = Operation.model_construct(**row._asdict())
-            enqueued += await rt.bus.enqueue_watch(row.id, seconds_to_deadline(waiting, now))
-        else:
-            enqueued += await rt.bus.enqueue_tracking(row.id)
+    for operation_id in missing:
+        if operation_id not in watched:
+            enqueued += await rt.bus.enqueue_tracking(operation_id)
+    now = now_ms()
+    for waiting in await _deadlines(rt, [op_id for op_id in missing if op_id in watched]):
+        enqueued += await rt.bus.enqueue_watch(waiting.id, seconds_to_deadline(waiting, now))
     restored = 0
     if await rt.bus.take_turn("restore-counts", RESTORE_COUNTS_SECONDS):
         restored = await _restore_counts(rt, rows)
@@ -116,6 +113,23 @@ async def reconcile_operations(ctx: dict[str, Any]) -> int:
             restored,
         )
     return enqueued
+
+
+async def _deadlines(rt: Runtime, operation_ids: list[str]) -> list[Operation]:
+    """What a deadline watch needs of these operations (their start deadline is a parameter): read
+    only for the watches that are missing, a thousand at a time."""
+    found: list[Operation] = []
+    for first in range(0, len(operation_ids), 1000):
+        rows = await rt.store.all(
+            select(
+                col(Operation.id),
+                col(Operation.created_at_ms),
+                col(Operation.deadline_at_ms),
+                col(Operation.parameters),
+            ).where(col(Operation.id).in_(operation_ids[first : first + 1000]))
+        )
+        found += [Operation.model_construct(**row._asdict()) for row in rows]
+    return found
 
 
 async def _restore_counts(rt: Runtime, rows: Sequence[Row[Any]]) -> int:
