@@ -10,6 +10,7 @@ from datetime import datetime
 import anyio
 import httpx
 import pytest
+from sqlalchemy import text
 from standardwebhooks.webhooks import Webhook
 
 from lunos_events.runtime import Runtime
@@ -133,6 +134,39 @@ async def test_a_generation_is_processing_with_progress_until_it_completes(
     for field in ("created_at", "started_at", "completed_at"):
         assert final[field] == completed[field]
     assert 2.5 <= seconds_between(str(final["started_at"]), str(final["completed_at"])) < 30
+
+
+@pytest.mark.settings(simulator_latency_seconds=8.0, progress_event_seconds=60.0)
+async def test_an_operation_stream_opens_on_its_progress_as_of_now(
+    service: Runtime, client: httpx.AsyncClient
+) -> None:
+    """The first frame of an operation stream is the current state: the latest stored event (its id,
+    so a resume keeps its place) with progress and ETA as of now, not as of when it was stored."""
+    key = await create_user(service, "late-viewer")
+    op_id = str((await submit(client, key))["id"])
+    with anyio.fail_after(10):
+        while (status := await poll(client, key, op_id))["status"] != PROCESSING or int(
+            str(status["progress"])
+        ) < 20:
+            await anyio.sleep(0.2)
+    async with service.store.reading() as conn:
+        stored = (
+            await conn.execute(
+                text("SELECT seq, data FROM events WHERE operation_id = :op AND type = 'video.processing'"),
+                {"op": op_id},
+            )
+        ).one()
+    assert json.loads(stored.data)["progress"] == 1  # stored at the start
+
+    path = f"/v1/video/generations/{op_id}/events"
+    async with client.stream("GET", path, headers=auth(key)) as stream:
+        first = await SseReader(stream).next()
+    assert first is not None and first.event == "video.processing" and first.id == str(stored.seq)
+    shown = first.json()
+    assert shown["status"] == PROCESSING and shown["id"] == op_id
+    assert int(shown["progress"]) >= int(str(status["progress"])) >= 20
+    assert int(shown["eta_seconds"]) < 8
+    assert shown["started_at"] == status["started_at"]
 
 
 @pytest.mark.settings(**RUNNING)

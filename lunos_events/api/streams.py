@@ -123,12 +123,14 @@ async def operation_events(request: Request) -> Response:
         if feed is None:
             # The client already has the final status: 204 tells EventSource not to reconnect.
             return Response(status_code=204)
-        if access.grant is not None:
-            try:
+        try:
+            if access.grant is not None:
                 access.grant.allow_operation(op_id, feed.app_id)
-            except BaseException:
-                feed.close()
-                raise
+            if feed.first is not None:
+                feed.first = await rt.generations.current_state(feed.first)
+        except BaseException:
+            feed.close()
+            raise
         return hold(EventStreamResponse(feed, rt.settings))
 
 

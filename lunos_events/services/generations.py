@@ -6,7 +6,9 @@ Submits come in through services/admission.py: `create`, then `launch`, then `st
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import update
@@ -30,6 +32,7 @@ from lunos_events.ids import (
     sample_key,
     video_key,
 )
+from lunos_events.json_text import compact_json
 from lunos_events.money import charged
 from lunos_events.providers.base import VideoProvider
 from lunos_events.services import idempotency
@@ -238,8 +241,24 @@ class Generations:
         return {"id": op.id, **started, "status": PENDING, **charged(op.cost_cents)}
 
     async def status(self, principal: Principal, op_id: str) -> dict[str, Any]:
+        return await self._status(principal.account_id, op_id)
+
+    async def current_state(self, event: StoredEvent) -> StoredEvent:
+        """An active operation's latest stored event, its timing as of now: progress, ETA and
+        queue position move between events, and a stream's first frame should not show them as
+        they were when it was stored. Unchanged if the status itself has moved on since (its own
+        event follows)."""
+        stored = json.loads(event.data)
+        if stored.get("status") not in ACTIVE_STATUSES:
+            return event
+        current = await self._status(event.account_id, event.operation_id)
+        if current["status"] != stored["status"]:
+            return event
+        return replace(event, data=compact_json({**stored, **current}))
+
+    async def _status(self, account_id: str, op_id: str) -> dict[str, Any]:
         # Another account's id answers exactly like an unknown one: existence is never revealed.
-        if operation_owner(op_id) != principal.account_id:
+        if operation_owner(op_id) != account_id:
             raise NotFound("Operation not found")
         running = self.running.known_running(op_id)
         if running is not None:
@@ -254,7 +273,7 @@ class Generations:
             )
             return status_object(op_id, PROCESSING, None, None, timing=times)
         version = self.running.version
-        row = await self.store.operation_status(op_id, principal.account_id)
+        row = await self.store.operation_status(op_id, account_id)
         if row is None:
             raise NotFound("Operation not found")
         if row.status == PROCESSING and row.error is None and row.started_at_ms is not None:
