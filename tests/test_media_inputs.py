@@ -14,15 +14,17 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from lunos_events.media.images import check_image, encode_image
-from lunos_events.providers.local import SAFETY_BLOCK_MARKER
+from lunos_events.providers.local import SAFETY_BLOCK_MARKER, START_FAILURE_MARKER
 from lunos_events.services import accounts
 from lunos_events.services.image_fetch import InputUnreachable, fetch_image
+from lunos_events.store.models import Operation
 from tests.conftest import auth, create_user
 from tests.helpers import wait_for_status
 from tests.loopback_server import LoopbackServer
@@ -66,12 +68,38 @@ async def test_image_to_video_starts_from_the_image(service, client) -> None:
     assert difference(first, frames[0]) < CLOSE
     # It moves: later frames are not the still image.
     assert difference(first, frames[len(frames) // 2]) > 1.0
-    # The inputs are kept in storage, not in the row, and never served.
+    # The inputs were kept in storage, not in the row, never served, and removed once it ended.
     op = await service.store.operation(submitted["id"])
     inputs = op.parameters["inputs"]
     assert inputs.startswith("i2v/inputs/") and "data" not in json.dumps(op.parameters)
-    assert (service.settings.videos_dir / inputs).is_file()
+    assert not (service.settings.videos_dir / inputs).exists()
     assert (await client.get(f"/media/{inputs}")).status_code == 404
+
+
+@pytest.mark.settings(simulator_latency_seconds=30.0)
+async def test_inputs_are_removed_when_the_operation_ends_any_way(service, client) -> None:
+    """The request's images are the client's data: kept while the provider may need them, removed
+    at the end, whether it completed, failed or was cancelled."""
+    key = await create_user(service, "forgetful", "10.00")
+    payload = body({"image": image_data(png(picture()))})
+    response = await client.post("/v1/video/generations", headers=auth(key), json=payload)
+    assert response.status_code == 200, response.text
+    op = await service.store.operation(response.json()["id"])
+    stored = service.settings.videos_dir / op.parameters["inputs"]
+    assert stored.is_file()  # while it runs
+    cancelled = await client.post(f"/v1/video/generations/{op.id}/cancel", headers=auth(key))
+    assert cancelled.json()["status"] == "cancelled"
+    assert not stored.exists()
+
+    refused = body({"image": image_data(png(picture()))}, prompt=f"a fox {START_FAILURE_MARKER}")
+    response = await client.post("/v1/video/generations", headers=auth(key), json=refused)
+    assert response.status_code == 502, response.text
+    failed = await service.store.all(
+        select(Operation.parameters).where(Operation.account_id == "forgetful", Operation.status == "failed")
+    )
+    assert len(failed) == 1
+    assert not (service.settings.videos_dir / failed[0].parameters["inputs"]).exists()
+    assert await balance(service, "forgetful") == 1000  # both refunded
 
 
 async def test_first_and_last_frame(service, client) -> None:

@@ -202,7 +202,7 @@ async def test_inputs_are_put_read_and_deleted(settings, s3_endpoint, r2_bucket)
 
 
 async def test_samples_poster_and_inputs_on_r2_with_google(settings, s3_endpoint, r2_bucket) -> None:
-    with FakeGoogleServer(FakeGoogle()) as google:
+    with FakeGoogleServer(FakeGoogle(latency_seconds=2.0)) as google:
         configured = google_settings(settings, google, **r2_overrides(s3_endpoint, r2_bucket))
         async with (
             running_service(configured) as rt,
@@ -217,22 +217,26 @@ async def test_samples_poster_and_inputs_on_r2_with_google(settings, s3_endpoint
             }
             response = await client.post("/v1/video/generations", headers=auth(key), json=body)
             assert response.status_code == 200, response.text
-            final = await wait_for_status(client, response.json()["id"], auth(key))
+            op = await rt.store.operation(response.json()["id"])
+            assert op is not None
+            # Its inputs are in the bucket while it runs, and removed once it ended.
+            inputs = op.parameters["inputs"]
+            stored = s3_client(s3_endpoint).get_object(Bucket=r2_bucket, Key=inputs)
+            assert stored["ContentType"] == "application/json"
+            assert json.loads(stored["Body"].read())["image"] == image_data(first)
+            final = await wait_for_status(client, op.id, auth(key))
             assert final["status"] == "completed", final
+            with pytest.raises(ClientError):
+                s3_client(s3_endpoint).head_object(Bucket=r2_bucket, Key=inputs)
             async with httpx.AsyncClient() as http:
                 videos = [await http.get(url) for url in final["video_urls"]]
                 poster = await http.get(final["thumbnail_url"])
             assert [v.headers["content-type"] for v in videos] == ["video/mp4", "video/mp4"]
             assert videos[0].content != videos[1].content
             assert poster.headers["content-type"] == "image/jpeg"
-            op = await rt.store.operation(response.json()["id"])
-            stored = s3_client(s3_endpoint).get_object(Bucket=r2_bucket, Key=op.parameters["inputs"])
-            assert stored["ContentType"] == "application/json"
-            assert json.loads(stored["Body"].read())["image"] == image_data(first)
 
-            # A delete removes every object the operation stored: samples, poster and inputs.
+            # A delete removes every object the operation stored: samples and poster.
             keys = [sample_key(op.video_key, 0), sample_key(op.video_key, 1), poster_key(op.video_key)]
-            keys.append(op.parameters["inputs"])
             s3 = s3_client(s3_endpoint)
             assert all(s3.head_object(Bucket=r2_bucket, Key=k)["ContentLength"] > 0 for k in keys)
             deleted = await client.delete(f"/v1/video/generations/{op.id}", headers=auth(key))

@@ -138,3 +138,33 @@ async def test_the_hourly_job_follows_the_settings(service, client) -> None:
     assert await count(service, select(func.count()).where(Event.account_id == "settled")) == events
     status = (await client.get(f"/v1/video/generations/{op_id}", headers=auth(key))).json()
     assert status["status"] == "deleted" and "video_url" not in status
+
+
+async def test_inputs_an_operations_end_left_behind_are_swept_within_the_week(service, client) -> None:
+    """An operation's end removes its inputs; when that removal failed (storage away), the hourly
+    run removes them once the operation ended over an hour ago, and forgets their key."""
+    key = await create_user(service, "leftovers")
+    ids = await ended_operations(service, client, key, 4)
+    videos = service.settings.videos_dir
+    ended_ago = {ids[0]: 2 * 3600 * 1000, ids[1]: 6 * DAY_MS, ids[2]: 10 * 60 * 1000, ids[3]: 8 * DAY_MS}
+    for op_id, ago in ended_ago.items():
+        inputs = f"leftovers/inputs/{op_id[-6:]}.json"
+        (videos / inputs).parent.mkdir(parents=True, exist_ok=True)
+        (videos / inputs).write_text('{"image": {"data": "", "mimeType": "image/png"}}')
+        await age(
+            service,
+            Operation,
+            Operation.id == op_id,
+            completed_at_ms=now_ms() - ago,
+            parameters={"aspectRatio": "16:9", "inputs": inputs},
+        )
+
+    assert await prune_retention({"rt": service}) == 2
+    for op_id, ago in ended_ago.items():
+        op = await service.store.operation(op_id)
+        inputs = f"leftovers/inputs/{op_id[-6:]}.json"
+        swept = 3600 * 1000 < ago < 7 * DAY_MS
+        assert (videos / inputs).exists() is not swept, (op_id, ago)
+        assert ("inputs" in op.parameters) is not swept
+        assert op.parameters["aspectRatio"] == "16:9" and op.status == "completed"
+    assert await prune_retention({"rt": service}) == 0  # done once

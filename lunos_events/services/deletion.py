@@ -19,6 +19,7 @@ from sqlmodel import col
 
 from lunos_events.errors import Conflict, NotFound
 from lunos_events.ids import now_ms, operation_owner, poster_key, sample_key
+from lunos_events.services.input_store import stored_inputs
 from lunos_events.services.status import status_object
 from lunos_events.storage.base import VideoStorage
 from lunos_events.store.models import (
@@ -43,8 +44,8 @@ def stored_keys(
     outcome, parameters = outcome or {}, parameters or {}
     samples = max(1, len(outcome.get("video_urls") or ()))
     keys = [*(sample_key(video_key, index) for index in range(samples)), poster_key(video_key)]
-    if isinstance(parameters.get("inputs"), str):
-        keys.append(parameters["inputs"])
+    if (inputs := stored_inputs(parameters)) is not None:
+        keys.append(inputs)
     return keys
 
 

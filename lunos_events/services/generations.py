@@ -40,7 +40,7 @@ from lunos_events.services.accounts import Principal
 from lunos_events.services.capacity import Capacity
 from lunos_events.services.events import mark_published
 from lunos_events.services.generation_request import GenerationRequest
-from lunos_events.services.input_store import inputs_document, inputs_key, save_inputs
+from lunos_events.services.input_store import INPUTS, inputs_document, inputs_key, save_inputs
 from lunos_events.services.lifecycle import (
     Lifecycle,
     NewOperation,
@@ -50,7 +50,7 @@ from lunos_events.services.media_request import check_media
 from lunos_events.services.outbox import Outbox
 from lunos_events.services.progress import TYPICAL_PROVIDER_SECONDS, Latencies
 from lunos_events.services.progress_reports import ProgressReports
-from lunos_events.services.provider_jobs import INPUTS, STARTS_IN_WORKER
+from lunos_events.services.provider_jobs import STARTS_IN_WORKER
 from lunos_events.services.queue_positions import QueuePositions
 from lunos_events.services.running_statuses import Running, RunningStatuses
 from lunos_events.services.starts import Starter
@@ -125,7 +125,7 @@ class Generations:
         self._storage = storage
         self._stamps = OperationStamps()
         self.outbox = Outbox(store, bus)
-        self.lifecycle = Lifecycle(store, bus, self.outbox, running, settings)
+        self.lifecycle = Lifecycle(store, storage, bus, self.outbox, running, settings)
         local = settings.resolved_provider() == "local"
         typical = settings.simulator_latency_seconds if local else TYPICAL_PROVIDER_SECONDS
         self.latencies = Latencies(store, typical)

@@ -21,6 +21,14 @@ from lunos_events.services.media_request import ImageSource, MediaRequest
 from lunos_events.storage.base import VideoStorage
 
 INPUTS_CONTENT_TYPE = "application/json"
+# In an operation's `parameters`: the storage key of its media inputs.
+INPUTS = "inputs"
+
+
+def stored_inputs(parameters: dict[str, Any] | None) -> str | None:
+    """The storage key of an operation's media inputs, if it has any."""
+    key = (parameters or {}).get(INPUTS)
+    return key if isinstance(key, str) else None
 
 
 class InputsMissing(Exception):

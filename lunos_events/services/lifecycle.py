@@ -3,6 +3,7 @@ money and the matching event move in the same transaction."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,15 +16,19 @@ from lunos_events.faults import crash_point
 from lunos_events.ids import now_ms
 from lunos_events.services import limits
 from lunos_events.services.events import append_event, mark_published
+from lunos_events.services.input_store import stored_inputs
 from lunos_events.services.outbox import Outbox
 from lunos_events.services.running_statuses import RunningStatuses
 from lunos_events.services.status import event_type, status_object
 from lunos_events.services.timing import timestamps, timing
 from lunos_events.services.webhook_fanout import RequestWebhook, store_request_webhook
 from lunos_events.settings import Settings
+from lunos_events.storage.base import VideoStorage
 from lunos_events.store.models import ACTIVE_STATUSES, PENDING, PROCESSING, Account, Operation
 from lunos_events.store.records import StoredEvent
 from lunos_events.store.transactions import Store, Tx
+
+log = logging.getLogger(__name__)
 
 # The debit also takes the account's next event sequence number (and its webhooks version), for the
 # `video.pending` event that follows: one statement fewer on every submit.
@@ -79,6 +84,7 @@ _FINISH = (
         col(Operation.cost_cents),
         col(Operation.created_at_ms),
         col(Operation.started_at_ms),
+        col(Operation.parameters),
     )
 )
 
@@ -174,7 +180,13 @@ class Ending:
     refund: bool = False
 
 
-async def finish_transition(tx: Tx, operation_id: str, ending: Ending) -> StoredEvent | None:
+@dataclass(frozen=True)
+class Ended:
+    event: StoredEvent
+    inputs: str | None  # the storage key of its media inputs, which nothing needs any more
+
+
+async def finish_transition(tx: Tx, operation_id: str, ending: Ending) -> Ended | None:
     """End an active (pending or processing) operation in `status`, refunding it if asked, with its
     event; None when it had ended already."""
     now = now_ms()
@@ -191,10 +203,10 @@ async def finish_transition(tx: Tx, operation_id: str, ending: Ending) -> Stored
     )
     if changed is None:
         return None
-    account_id, app_id, cost_cents, created_at_ms, started_at_ms = changed
+    account_id, app_id, cost_cents, created_at_ms, started_at_ms, parameters = changed
     if ending.refund:
         await tx.execute(_CREDIT, {"account_id": account_id, "amount": cost_cents})
-    return await append_event(
+    event = await append_event(
         tx,
         account_id=account_id,
         operation_id=operation_id,
@@ -210,15 +222,23 @@ async def finish_transition(tx: Tx, operation_id: str, ending: Ending) -> Stored
             timing(ending.status, created_at_ms, started_at_ms, now, run_seconds=0, at_ms=now),
         ),
     )
+    return Ended(event, stored_inputs(parameters))
 
 
 class Lifecycle:
     """Starts and ends operations: the transition, then its consequences outside the transaction."""
 
     def __init__(
-        self, store: Store, bus: Bus, outbox: Outbox, running: RunningStatuses, settings: Settings
+        self,
+        store: Store,
+        storage: VideoStorage,
+        bus: Bus,
+        outbox: Outbox,
+        running: RunningStatuses,
+        settings: Settings,
     ) -> None:
         self._store = store
+        self._storage = storage
         self._bus = bus
         self._outbox = outbox
         self._running = running
@@ -239,17 +259,28 @@ class Lifecycle:
         """End an active operation in `status`. Returns its event, or None if it had ended already."""
         ending = Ending(status, video_url, error, error_code, outcome, refund)
         async with self._store.transaction() as tx:
-            event = await finish_transition(tx, operation_id, ending)
+            ended = await finish_transition(tx, operation_id, ending)
         self._running.forget(operation_id)  # it has ended, whoever changed it
-        if event is None:
+        if ended is None:
             return None
+        event = ended.event
         crash_point(self._settings, "committed")
         # The slot goes first, so that a client told of the end by the event finds it free.
         await limits.give_back(self._bus, event.account_id, operation_id)
         # Its provider slot too (on whichever credential held it), waking the queue's dispatchers.
         await self._bus.capacity.release(self._credentials, operation_id)
         await self._outbox.release(event)
+        if ended.inputs is not None:
+            await self._forget_inputs(operation_id, ended.inputs)
         return event
+
+    async def _forget_inputs(self, operation_id: str, key: str) -> None:
+        """The request's images (and the pointer to a video it extended) are the client's data,
+        kept only while the provider may need them: removed once the operation ended."""
+        try:
+            await self._storage.delete(key)
+        except Exception:  # the hourly retention run removes what is left (services/retention.py)
+            log.warning("could not remove the inputs of %s (%s)", operation_id, key, exc_info=True)
 
     async def processing(
         self,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from lunos_events.providers.base import GenerationJob, MediaInputs, MediaLoader, no_media
-from lunos_events.services.input_store import load_media
+from lunos_events.services.input_store import load_media, stored_inputs
 from lunos_events.services.lifecycle import NewOperation
 from lunos_events.storage.base import VideoStorage
 from lunos_events.store.models import Operation
@@ -11,15 +11,14 @@ from lunos_events.store.models import Operation
 START_FAILED = "Failed to start video generation"
 # Stored in `parameters` next to the documented fields and handed to the provider as options.
 MODEL_OPTIONS = ("resolution", "seed", "personGeneration", "generateAudio", "enhancePrompt")
-# In `parameters`: the storage key of the operation's media inputs, and whether the worker starts
-# it (after fetching image URLs) rather than the submit.
-INPUTS = "inputs"
+# In `parameters`: whether the worker starts the operation (after fetching image URLs) rather than
+# the submit.
 STARTS_IN_WORKER = "startsInWorker"
 
 
 def media_loader(storage: VideoStorage, op: Operation | NewOperation) -> MediaLoader:
     """Loads the operation's stored media inputs when a provider asks for them."""
-    key = op.parameters.get(INPUTS)
+    key = stored_inputs(op.parameters)
     if key is None:
         return no_media
 

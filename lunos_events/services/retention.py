@@ -1,5 +1,6 @@
 """Retention: the worker's hourly pruning of finished webhook deliveries (with their attempts),
-of old events, and (when LUNOS_VIDEO_RETENTION_DAYS is set) of old videos.
+of old events, (when LUNOS_VIDEO_RETENTION_DAYS is set) of old videos, and of media inputs an
+operation's end failed to remove.
 
 Every batch is found by a read outside any transaction, then removed by primary key in a short
 transaction of its own: no long lock on either backend (SQLite has one writer at a time, so a long
@@ -21,15 +22,18 @@ from sqlmodel import col
 
 from lunos_events.ids import now_ms
 from lunos_events.services.deletion import delete_expired_videos
+from lunos_events.services.input_store import INPUTS
 from lunos_events.settings import Settings
 from lunos_events.storage.base import VideoStorage
-from lunos_events.store.models import ACTIVE_STATUSES, Account, Event, Operation
+from lunos_events.store.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Account, Event, Operation
 from lunos_events.store.transactions import Store
 from lunos_events.store.webhook_models import DELIVERY_PENDING, WebhookAttempt, WebhookDelivery
 
 log = logging.getLogger(__name__)
 
-DAY_MS = 24 * 3600 * 1000
+HOUR_MS = 3600 * 1000
+DAY_MS = 24 * HOUR_MS
+INPUTS_SWEEP_DAYS = 7
 
 
 @dataclass
@@ -37,6 +41,7 @@ class Pruned:
     deliveries: int = 0
     events: int = 0
     videos: int = 0
+    inputs: int = 0
 
 
 def _cutoff(days: float, now: int) -> int | None:
@@ -125,6 +130,35 @@ async def prune_events(store: Store, ended_before_ms: int, batch: int) -> int:
             return total
 
 
+async def prune_ended_inputs(store: Store, storage: VideoStorage, now: int, batch: int) -> int:
+    """Remove the stored media inputs that operations ended in the last week (but over an hour
+    ago) still name, and the name. An operation's end removes them at once (services/lifecycle.py):
+    this is for a removal that failed there, retried every hour for a week."""
+    total = 0
+    while True:
+        rows = await store.all(
+            select(col(Operation.id), col(Operation.parameters))
+            .where(
+                col(Operation.completed_at_ms) >= now - INPUTS_SWEEP_DAYS * DAY_MS,
+                col(Operation.completed_at_ms) < now - HOUR_MS,
+                col(Operation.status).in_(TERMINAL_STATUSES),
+                col(Operation.parameters)[INPUTS].as_string().is_not(None),
+            )
+            .limit(batch)
+        )
+        if not rows:
+            return total
+        for row in rows:
+            await storage.delete(row.parameters[INPUTS])
+        async with store.transaction() as tx:
+            for row in rows:
+                kept = {name: value for name, value in row.parameters.items() if name != INPUTS}
+                await tx.execute(update(Operation).where(col(Operation.id) == row.id).values(parameters=kept))
+        total += len(rows)
+        if len(rows) < batch:
+            return total
+
+
 async def prune(store: Store, storage: VideoStorage, settings: Settings) -> Pruned:
     """One retention run, as the hourly cron job makes it."""
     now = now_ms()
@@ -136,7 +170,8 @@ async def prune(store: Store, storage: VideoStorage, settings: Settings) -> Prun
         pruned.events = await prune_events(store, cutoff, batch)
     if (cutoff := _cutoff(settings.video_retention_days, now)) is not None:
         pruned.videos = await delete_expired_videos(store, storage, cutoff)
-    if pruned.deliveries or pruned.events or pruned.videos:
+    pruned.inputs = await prune_ended_inputs(store, storage, now, batch)
+    if pruned.deliveries or pruned.events or pruned.videos or pruned.inputs:
         log.info("retention: removed %s", pruned)
     return pruned
 
@@ -147,4 +182,11 @@ async def events_pruned_seq(store: Store, account_id: str) -> int:
     return int(value or 0)
 
 
-__all__ = ["Pruned", "events_pruned_seq", "prune", "prune_events", "prune_webhook_deliveries"]
+__all__ = [
+    "Pruned",
+    "events_pruned_seq",
+    "prune",
+    "prune_ended_inputs",
+    "prune_events",
+    "prune_webhook_deliveries",
+]

@@ -160,7 +160,7 @@ async def prune_retention(ctx: dict[str, Any]) -> int:
     """Hourly: remove what the LUNOS_RETENTION_* and LUNOS_VIDEO_RETENTION_DAYS settings let go."""
     rt: Runtime = ctx["rt"]
     pruned = await retention.prune(rt.store, rt.storage, rt.settings)
-    return pruned.deliveries + pruned.events + pruned.videos
+    return pruned.deliveries + pruned.events + pruned.videos + pruned.inputs
 
 
 async def _on_startup(ctx: dict[str, Any]) -> None:

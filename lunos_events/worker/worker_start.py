@@ -13,8 +13,7 @@ from lunos_events.errors import INPUT_INVALID, INPUT_UNREACHABLE
 from lunos_events.logs import operation_context
 from lunos_events.runtime import Runtime
 from lunos_events.services.image_fetch import InputInvalid, InputUnreachable
-from lunos_events.services.input_store import InputsMissing, fetch_inputs
-from lunos_events.services.provider_jobs import INPUTS
+from lunos_events.services.input_store import INPUTS, InputsMissing, fetch_inputs
 from lunos_events.store.models import FAILED, Operation
 
 log = logging.getLogger(__name__)
