@@ -116,6 +116,16 @@ async def test_gallery_lists_follows_filters_scrolls_and_plays(
         )
         await screenshot(page, "gallery-desktop")
 
+        # Deleted elsewhere: the card says so at once (its video.deleted event), with nothing to play.
+        deleted = await client.delete(f"/v1/video/generations/{new_id}", headers=auth(key))
+        assert deleted.status_code == 200, deleted.text
+        await page.locator(f'#gallery li.card[data-id="{new_id}"][data-status="deleted"]').wait_for(
+            timeout=15_000
+        )
+        assert await new_card.locator(".badge").text_content() == "deleted"
+        assert await new_card.locator(".media").text_content() == "Video deleted"
+        assert await new_card.locator(".media video, .media img, button.play").count() == 0
+
         # Filters: by app, then by status.
         await page.fill("#filter-app", "mobile")
         await page.click("#filters button[type=submit]")

@@ -240,7 +240,7 @@ async def test_samples_poster_and_inputs_on_r2_with_google(settings, s3_endpoint
             s3 = s3_client(s3_endpoint)
             assert all(s3.head_object(Bucket=r2_bucket, Key=k)["ContentLength"] > 0 for k in keys)
             deleted = await client.delete(f"/v1/video/generations/{op.id}", headers=auth(key))
-            assert deleted.status_code == 200 and deleted.json() == {"id": op.id, "status": "deleted"}
+            assert deleted.status_code == 200 and deleted.json()["status"] == "deleted"
             # The times stay: it was made, ran and ended, then its video was deleted.
             kept = {"created_at", "started_at", "completed_at"}
             for k in keys:

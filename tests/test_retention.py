@@ -135,7 +135,8 @@ async def test_the_hourly_job_follows_the_settings(service, client) -> None:
     events = await count(service, select(func.count()).where(Event.account_id == "settled"))
     await age(service, Operation, Operation.id == op_id, completed_at_ms=now_ms() - 31 * DAY_MS)
     assert await prune_retention({"rt": service}) == 1  # the video only: events are kept (0 = for ever)
-    assert await count(service, select(func.count()).where(Event.account_id == "settled")) == events
+    # (and one more: its video.deleted)
+    assert await count(service, select(func.count()).where(Event.account_id == "settled")) == events + 1
     status = (await client.get(f"/v1/video/generations/{op_id}", headers=auth(key))).json()
     assert status["status"] == "deleted" and "video_url" not in status
 

@@ -102,8 +102,9 @@ async def delete_generation(request: Request) -> JSONResponse:
     principal = await authenticate(request)
     rt = runtime(request)
     status = await deletion.delete_generation(
-        rt.store, rt.storage, principal.account_id, request.path_params["operation_id"]
+        rt.store, rt.storage, rt.generations.outbox, principal.account_id, request.path_params["operation_id"]
     )
+    status["events_url"] = operation_events_url(request, principal, status["id"])
     return JSONResponse(status)
 
 

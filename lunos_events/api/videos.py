@@ -144,7 +144,7 @@ async def delete_video(request: Request) -> JSONResponse:
         # One still being made is cancelled and refunded first; one that ended meanwhile is not.
         with contextlib.suppress(Conflict):
             await rt.generations.cancel(principal, op.id)
-    await deletion.delete_generation(rt.store, rt.storage, principal.account_id, op.id)
+    await deletion.delete_generation(rt.store, rt.storage, rt.generations.outbox, principal.account_id, op.id)
     return JSONResponse({"id": op.id, "object": "video.deleted", "deleted": True})
 
 

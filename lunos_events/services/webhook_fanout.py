@@ -19,7 +19,7 @@ from lunos_events.errors import InvalidRequest
 from lunos_events.json_text import compact_json
 from lunos_events.services.status import PROGRESS_EVENT, event_type
 from lunos_events.services.timing import iso
-from lunos_events.store.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Account
+from lunos_events.store.models import ACTIVE_STATUSES, DELETED, TERMINAL_STATUSES, Account
 from lunos_events.store.transactions import Store, Tx
 from lunos_events.store.webhook_models import (
     DELIVERY_PENDING,
@@ -30,8 +30,11 @@ from lunos_events.store.webhook_models import (
 from lunos_events.url_guard import check_url_syntax
 
 DELIVERY_ID_PREFIX = "msg_"
-# video.progress only when asked for: it is sent at most every few seconds per running operation.
-EVENT_TYPES = frozenset({*(event_type(s) for s in {*ACTIVE_STATUSES, *TERMINAL_STATUSES}), PROGRESS_EVENT})
+# video.progress only when asked for: it is sent at most every few seconds per running operation;
+# video.deleted too (a video removed by its owner or by retention, after its operation ended).
+EVENT_TYPES = frozenset(
+    {*(event_type(s) for s in {*ACTIVE_STATUSES, *TERMINAL_STATUSES, DELETED}), PROGRESS_EVENT}
+)
 DEFAULT_EVENT_TYPES = tuple(sorted(event_type(s) for s in TERMINAL_STATUSES))
 
 

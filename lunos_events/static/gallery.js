@@ -5,7 +5,8 @@
 
 (() => {
   const PAGE = 12;
-  const STATUS_EVENTS = ["video.pending", "video.processing", "video.completed", "video.failed", "video.cancelled"];
+  const STATUS_EVENTS = ["video.pending", "video.processing", "video.completed", "video.failed", "video.cancelled",
+    "video.deleted"];
   const gallery = {
     key: "", connected: false, nextAfter: null, loading: false, cards: new Map(),
     source: null, lastEventId: null, currency: "USD", usage: [], generation: 0,
@@ -69,7 +70,7 @@
   function renderMedia(card, entry) {
     const media = card.querySelector(".media");
     media.replaceChildren();
-    if (entry.thumbnail_url) {
+    if (entry.thumbnail_url && entry.status !== "deleted") {
       const img = document.createElement("img");
       img.src = entry.thumbnail_url; img.alt = ""; img.loading = "lazy";
       media.append(img);
@@ -77,7 +78,8 @@
       const placeholder = document.createElement("span");
       placeholder.className = "placeholder";
       placeholder.textContent = entry.status === "completed" ? "No poster · ready to play"
-        : entry.status === "pending" ? "Queued…" : entry.status === "processing" ? "Generating…" : "No video";
+        : entry.status === "pending" ? "Queued…" : entry.status === "processing" ? "Generating…"
+        : entry.status === "deleted" ? "Video deleted" : "No video";
       media.append(placeholder);
     }
     if (entry.status === "completed" && entry.video_url) {

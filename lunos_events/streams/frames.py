@@ -6,9 +6,10 @@ from sse_starlette import ServerSentEvent
 
 from lunos_events.json_text import compact_json
 from lunos_events.services.events import StoredEvent
-from lunos_events.store.models import TERMINAL_STATUSES
+from lunos_events.store.models import DELETED, TERMINAL_STATUSES
 
 _EVENT_TYPE_PREFIX = "video."
+_FINAL_STATUSES = frozenset({*TERMINAL_STATUSES, DELETED})
 
 
 def event_frame(event: StoredEvent) -> bytes:
@@ -48,4 +49,5 @@ def retry_frame(retry_ms: int) -> bytes:
 
 
 def is_terminal(event: StoredEvent) -> bool:
-    return event.type.removeprefix(_EVENT_TYPE_PREFIX) in TERMINAL_STATUSES
+    """An operation's last status event: it ended (a deletion, after that, is final too)."""
+    return event.type.removeprefix(_EVENT_TYPE_PREFIX) in _FINAL_STATUSES
