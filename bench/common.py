@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
+import secrets
 import socket
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from lunos_events.services.accounts import Principal
 from lunos_events.services.generation_request import parse_generation_request
 from lunos_events.services.generations import new_operation
 from lunos_events.services.lifecycle import NewOperation
+from lunos_events.settings import Settings
 from lunos_events.store.models import Operation
 from lunos_events.store.private_postgres import PrivatePostgres
 
@@ -126,6 +128,17 @@ def backing_servers(
             binary = DEBIAN_REDIS if database == "postgres" else None
             redis_url = stack.enter_context(EmbeddedRedis(workdir / "redis", binary=binary)).url
         yield database_url, redis_url
+
+
+def bench_settings(workdir: Path, database_url: str | None, redis_url: str, **fields: Any) -> Settings:
+    """Settings for a bench's own runtime on `backing_servers`' database and Redis."""
+    return Settings(
+        data_dir=workdir / "data",
+        database_url=database_url,
+        redis_url=redis_url,
+        stream_token_secret=secrets.token_hex(32),
+        **fields,
+    )
 
 
 def new_operations(

@@ -25,14 +25,20 @@ from pathlib import Path
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import argparse
-import secrets
 import time
 from typing import Any
 
 import uvloop
 from arq.constants import job_key_prefix
 
-from bench.common import DATABASES, backing_servers, bench_workdir, insert_operations, new_operations
+from bench.common import (
+    DATABASES,
+    backing_servers,
+    bench_settings,
+    bench_workdir,
+    insert_operations,
+    new_operations,
+)
 from lunos_events.bus.jobs import tracking_job_id
 from lunos_events.ids import now_ms
 from lunos_events.runtime import Runtime, open_runtime
@@ -101,12 +107,7 @@ def main() -> None:
     args = parser.parse_args()
     workdir = bench_workdir("lunos-bench-reconcile-")
     with backing_servers(workdir, args.database) as (database_url, redis_url):
-        settings = Settings(
-            data_dir=workdir / "data",
-            database_url=database_url,
-            redis_url=redis_url,
-            stream_token_secret=secrets.token_hex(32),
-        )
+        settings = bench_settings(workdir, database_url, redis_url)
         figures = uvloop.run(measure(settings, args.running, args.queued))
     total = args.running + args.queued
     baseline = figures["baseline"]

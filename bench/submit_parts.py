@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy import update
 from sqlmodel import col
 
-from bench.common import DATABASES, backing_servers, bench_workdir
+from bench.common import DATABASES, backing_servers, bench_settings, bench_workdir
 from lunos_events.ids import OperationStamps
 from lunos_events.runtime import Runtime, open_runtime
 from lunos_events.services import accounts, admission
@@ -133,11 +133,10 @@ def main() -> None:
     args = parser.parse_args()
     workdir = bench_workdir("lunos-bench-parts-")
     with backing_servers(workdir, args.database) as (database_url, redis_url):
-        settings = Settings(
-            data_dir=workdir / "data",
-            database_url=database_url,
-            redis_url=redis_url,
-            stream_token_secret=secrets.token_hex(32),
+        settings = bench_settings(
+            workdir,
+            database_url,
+            redis_url,
             tiers={"bench": TierLimits(submits_per_minute=10**9, max_in_flight=10**9)},
             simulator_latency_seconds=3600,
         )
