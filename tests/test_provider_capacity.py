@@ -127,6 +127,31 @@ async def test_fairness_another_account_waits_at_most_one_turn(settings, fake_go
         assert len(ahead) <= 1, [o.prompt for o in ahead]
 
 
+async def test_a_start_turned_away_keeps_its_accounts_turn(settings, fake_google) -> None:
+    """A 429 at the dispatcher's start puts the operation back in the queue without using up its
+    account's turn: it is the next one started, not the other account's."""
+    settings = pool_settings(settings, fake_google, 1, "key-a")
+    fake_google.fake.latency_seconds = 3.0  # the first one runs while the others queue
+    async with (
+        running_service(settings) as rt,
+        httpx.AsyncClient(base_url=settings.resolved_public_base_url(), timeout=30) as client,
+    ):
+        first = await create_user(rt, "first", "100.00")
+        second = await create_user(rt, "second", "100.00")
+        running = await submit(client, first, "running")
+        turned_away = await submit(client, first, "turned away")
+        other = await submit(client, second, "the other account's")
+        ops = await operations(rt, [running, turned_away, other])
+        assert ops[running].provider_operation is not None and ops[turned_away].queued_at_ms is not None
+        starts = len(fake_google.fake.start_requests)
+        fake_google.fake.start_errors = [429]  # the dispatcher's next start request
+        for op_id, key in ((turned_away, first), (other, second)):
+            assert (await wait_for_status(client, op_id, auth(key), timeout=60))["status"] == "completed"
+        assert len(fake_google.fake.start_requests) == starts + 3  # the 429, then the two starts
+        ops = await operations(rt, [turned_away, other])
+        assert ops[turned_away].started_at_ms < ops[other].started_at_ms  # type: ignore[operator]
+
+
 WEIGHTED = {
     "heavy": {"submits_per_minute": 1000, "max_in_flight": 500, "queue_weight": 3},
     "light": {"submits_per_minute": 1000, "max_in_flight": 500, "queue_weight": 1},

@@ -13,7 +13,8 @@ import logging
 
 from lunos_events.runtime import Runtime
 from lunos_events.services.fair_queue import FairQueue, queued_operations
-from lunos_events.services.starts import GONE
+from lunos_events.services.starts import GONE, QUEUED
+from lunos_events.store.models import Operation
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ class Dispatcher:
         for model in self._waiting_models - models:
             await capacity.queued(model, waiting=False)  # new submits may start at once again
         full: set[str] = set()
+        chosen: list[Operation] = []
         starts = []
         for op in self._fair.order(queued):
             if op.provider_model in full:
@@ -58,12 +60,17 @@ class Dispatcher:
             if credential is None:
                 full.add(op.provider_model)
                 continue
-            self._fair.served(op)
+            chosen.append(op)
             starts.append(self._start(op.id, credential))
         for model in models:
             await capacity.queued(model)
         self._waiting_models = models
         outcomes = await asyncio.gather(*starts)
+        for op, outcome in zip(chosen, outcomes, strict=True):
+            # A start the provider turned away (or one that ended meanwhile) takes no turn: the
+            # account keeps its place for the next round. A refusal did use its turn.
+            if outcome not in (QUEUED, GONE):
+                self._fair.served(op)
         return sum(1 for outcome in outcomes if outcome == "started")
 
     async def _start(self, operation_id: str, credential: str) -> str:
