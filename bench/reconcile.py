@@ -9,8 +9,8 @@ like the worker):
 
 - rebuild: Redis holds none of their jobs (a wipe), so every tracking job and deadline watch is
   queued through arq and every count restored: what a full pass cost before, every 5 minutes;
-- steady: every job is there, so the pass is the read of the active operations and the pipelined
-  existence checks: what runs twice a minute now;
+- steady: every job is there, so the pass is the read of the active operations and the existence
+  checks (one Lua call per 1,000 job keys): what runs twice a minute now;
 - lost: as steady, with 1% of the jobs gone (a Redis that lost its last writes).
 
 Baseline, same run: one redis-py PING per active operation, one after the other (the round trip a

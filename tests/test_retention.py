@@ -143,7 +143,8 @@ async def test_the_hourly_job_follows_the_settings(service, client) -> None:
 
 async def test_inputs_an_operations_end_left_behind_are_swept_within_the_week(service, client) -> None:
     """An operation's end removes its inputs; when that removal failed (storage away), the hourly
-    run removes them once the operation ended over an hour ago, and forgets their key."""
+    run removes them once the operation ended over an hour ago, and forgets their key; once a week
+    it also looks further back (operations ended before an upgrade)."""
     key = await create_user(service, "leftovers")
     ids = await ended_operations(service, client, key, 4)
     videos = service.settings.videos_dir
@@ -160,12 +161,19 @@ async def test_inputs_an_operations_end_left_behind_are_swept_within_the_week(se
             parameters={"aspectRatio": "16:9", "inputs": inputs},
         )
 
-    assert await prune_retention({"rt": service}) == 2
-    for op_id, ago in ended_ago.items():
-        op = await service.store.operation(op_id)
-        inputs = f"leftovers/inputs/{op_id[-6:]}.json"
-        swept = 3600 * 1000 < ago < 7 * DAY_MS
-        assert (videos / inputs).exists() is not swept, (op_id, ago)
-        assert ("inputs" in op.parameters) is not swept
-        assert op.parameters["aspectRatio"] == "16:9" and op.status == "completed"
-    assert await prune_retention({"rt": service}) == 0  # done once
+    async def check(swept: set[str]) -> None:
+        for op_id in ended_ago:
+            op = await service.store.operation(op_id)
+            inputs = f"leftovers/inputs/{op_id[-6:]}.json"
+            assert (videos / inputs).exists() is (op_id not in swept), op_id
+            assert ("inputs" in op.parameters) is (op_id not in swept)
+            assert op.parameters["aspectRatio"] == "16:9" and op.status == "completed"
+
+    # Every hour: those that ended between an hour and a week ago.
+    pruned = await retention.prune(service.store, service.storage, service.settings)
+    assert pruned.inputs == 2
+    await check({ids[0], ids[1]})
+    # Once a week the worker's run looks at every age (here: the 8-day-old one), then not again.
+    assert await prune_retention({"rt": service}) == 1
+    await check({ids[0], ids[1], ids[3]})
+    assert await prune_retention({"rt": service}) == 0

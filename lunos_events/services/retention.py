@@ -130,16 +130,20 @@ async def prune_events(store: Store, ended_before_ms: int, batch: int) -> int:
             return total
 
 
-async def prune_ended_inputs(store: Store, storage: VideoStorage, now: int, batch: int) -> int:
+async def prune_ended_inputs(
+    store: Store, storage: VideoStorage, now: int, batch: int, *, every_age: bool = False
+) -> int:
     """Remove the stored media inputs that operations ended in the last week (but over an hour
     ago) still name, and the name. An operation's end removes them at once (services/lifecycle.py):
-    this is for a removal that failed there, retried every hour for a week."""
+    this is for a removal that failed there, retried every hour for a week. `every_age`: whenever
+    they ended (the worker does that once a week: it reads every ended operation)."""
     total = 0
+    since = 0 if every_age else now - INPUTS_SWEEP_DAYS * DAY_MS
     while True:
         rows = await store.all(
             select(col(Operation.id), col(Operation.parameters))
             .where(
-                col(Operation.completed_at_ms) >= now - INPUTS_SWEEP_DAYS * DAY_MS,
+                col(Operation.completed_at_ms) >= since,
                 col(Operation.completed_at_ms) < now - HOUR_MS,
                 col(Operation.status).in_(TERMINAL_STATUSES),
                 col(Operation.parameters)[INPUTS].as_string().is_not(None),
@@ -159,7 +163,9 @@ async def prune_ended_inputs(store: Store, storage: VideoStorage, now: int, batc
             return total
 
 
-async def prune(store: Store, storage: VideoStorage, settings: Settings) -> Pruned:
+async def prune(
+    store: Store, storage: VideoStorage, settings: Settings, *, inputs_of_every_age: bool = False
+) -> Pruned:
     """One retention run, as the hourly cron job makes it."""
     now = now_ms()
     pruned = Pruned()
@@ -170,7 +176,7 @@ async def prune(store: Store, storage: VideoStorage, settings: Settings) -> Prun
         pruned.events = await prune_events(store, cutoff, batch)
     if (cutoff := _cutoff(settings.video_retention_days, now)) is not None:
         pruned.videos = await delete_expired_videos(store, storage, cutoff)
-    pruned.inputs = await prune_ended_inputs(store, storage, now, batch)
+    pruned.inputs = await prune_ended_inputs(store, storage, now, batch, every_age=inputs_of_every_age)
     if pruned.deliveries or pruned.events or pruned.videos or pruned.inputs:
         log.info("retention: removed %s", pruned)
     return pruned

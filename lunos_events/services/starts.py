@@ -9,6 +9,7 @@ the moment is handed back to the queue by the same guard.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Literal
 
@@ -123,10 +124,12 @@ class Starter:
             await self.capacity.release(op.id)
             return GONE, None
         if untracked and not await self._hand_tracking_over(op.id):
-            # Never a start nothing would track: back to the queue, for a later round.
+            # Never a start nothing would track: back to the queue, for a later round. With Redis
+            # away its slot stays taken (under its own id: its end, whenever, gives it back).
             await self._store.execute(_UNCLAIM, claim)
-            await self.capacity.queued(op.provider_model)
-            await self.capacity.release(op.id)
+            with contextlib.suppress(RedisError):
+                await self.capacity.release(op.id)
+                await self.capacity.queued(op.provider_model)
             return QUEUED, None
         job = provider_job(op, media_loader(self._storage, op), credential)
         with operation_context(op.id):

@@ -191,7 +191,9 @@
     gallery.lastEventId = event.lastEventId;
     const status = JSON.parse(event.data);
     const card = gallery.cards.get(status.id);
-    if (card) update(card, status); else loadNewest();
+    // A deletion is never a new video: one off the page (retention deletes old ones in batches)
+    // needs no listing.
+    if (card) update(card, status); else if (event.type !== "video.deleted") loadNewest();
     refreshSoon();
   }
 

@@ -3,7 +3,8 @@
 "use strict";
 
 // Status changes (stored, with an id); `video.progress` reports come between them while it runs.
-const EVENT_TYPES = ["video.pending", "video.processing", "video.completed", "video.failed", "video.cancelled"];
+const EVENT_TYPES = ["video.pending", "video.processing", "video.completed", "video.failed", "video.cancelled",
+  "video.deleted"];
 const PROGRESS_EVENT = "video.progress";
 const QUEUE_POLL_MS = 3000;
 const $ = (id) => document.getElementById(id);

@@ -36,6 +36,7 @@ _UNBOUNDED_TRIES = 10**9
 # Between restores of the counts kept in Redis while it keeps its data (the reconcile runs twice a
 # minute).
 RESTORE_COUNTS_SECONDS = 300.0
+INPUTS_OF_EVERY_AGE_SECONDS = 7 * 24 * 3600.0
 
 
 async def _step(
@@ -159,7 +160,10 @@ async def purge_idempotency_keys(ctx: dict[str, Any]) -> int:
 async def prune_retention(ctx: dict[str, Any]) -> int:
     """Hourly: remove what the LUNOS_RETENTION_* and LUNOS_VIDEO_RETENTION_DAYS settings let go."""
     rt: Runtime = ctx["rt"]
-    pruned = await retention.prune(rt.store, rt.storage, rt.settings)
+    # Once a week it also looks for inputs of operations ended long ago (before an upgrade that
+    # removes them at the end, or whose removals failed for a week): a read of every ended one.
+    every_age = await rt.bus.take_turn("inputs-of-every-age", INPUTS_OF_EVERY_AGE_SECONDS)
+    pruned = await retention.prune(rt.store, rt.storage, rt.settings, inputs_of_every_age=every_age)
     return pruned.deliveries + pruned.events + pruned.videos + pruned.inputs
 
 
