@@ -44,6 +44,18 @@ def later() -> int:
     return int(time.time() * 1000) + 60_000
 
 
+async def test_a_start_goes_where_its_model_runs_least(scripts) -> None:
+    """Google's quotas are per base model: of two credentials with room, the one running fewer of
+    the model takes the start, even if it runs more in all; a tie goes to the less busy."""
+    a, b = Candidate("a", 0, 0), Candidate("b", 0, 0)
+    for member in ("f1", "f2"):
+        assert await scripts.take(FAST, [a], member, later()) == "a"
+    assert await scripts.take(VEO, [b], "v1", later()) == "b"
+    assert await scripts.take(VEO, [a, b], "v2", later()) == "a"  # b runs a VEO, a none (of 3 in all)
+    assert await scripts.take(FAST, [a, b], "f3", later()) == "b"  # a runs two FAST
+    assert await scripts.take(VEO, [a, b], "v3", later()) == "b"  # 1 VEO each: b runs 2 in all, a 3
+
+
 async def test_a_models_in_flight_limit_holds_beside_the_credentials(scripts) -> None:
     # The credential takes 3 operations in all, of which 2 of VEO.
     cred = [Candidate("c", max_in_flight=3, starts_per_minute=0, model_max_in_flight=2)]

@@ -1,9 +1,10 @@
 """Provider capacity in Redis: per credential, starts per minute and operations in flight, counted
 for the credential as a whole and for each upstream model on it (Google's quotas are per base model).
 
-One Lua script checks every candidate credential and reserves a slot on the least busy one with
-room under both counts, so any number of API and worker processes share a credential's quota
-without a race. As in the tier limits (bus/limits.py), in-flight operations are a sorted set scored
+One Lua script checks every candidate credential and reserves a slot on the one with room under
+both counts that runs the fewest operations of the model (Google's quotas are per base model; then
+the fewest in all), so any number of API and worker processes share a credential's quota without
+a race. As in the tier limits (bus/limits.py), in-flight operations are a sorted set scored
 by their deadline: a lost release frees itself. A credential that answered 429/5xx cools down (a key
 with a TTL); one whose key was refused (401/403) is out for longer. Redis only counts: the database
 says which credential holds which operation, and the worker's reconcile puts lost slots back.
@@ -34,7 +35,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local function full(key, limit)
   return limit > 0 and redis.call('ZCARD', key) >= limit
 end
-local best, best_used = 0, nil
+local best, best_model_used, best_used = 0, nil, nil
 for i = 1, #KEYS / 6 do
   local k, a = (i - 1) * 6, 3 + (i - 1) * 4
   local in_flight, starts, model_in_flight, model_starts = KEYS[k + 1], KEYS[k + 2], KEYS[k + 5], KEYS[k + 6]
@@ -46,11 +47,12 @@ for i = 1, #KEYS / 6 do
       redis.call('ZINTERSTORE', model_in_flight, 2, model_in_flight, in_flight, 'WEIGHTS', 1, 0)
       redis.call('PEXPIRE', model_in_flight, 86400000)  -- a store drops the key's expiry
     end
-    local used = redis.call('ZCARD', in_flight)
+    local used, model_used = redis.call('ZCARD', in_flight), redis.call('ZCARD', model_in_flight)
     if not (full(in_flight, tonumber(ARGV[a + 1])) or full(starts, tonumber(ARGV[a + 2]))
         or full(model_in_flight, tonumber(ARGV[a + 3])) or full(model_starts, tonumber(ARGV[a + 4])))
-        and (best_used == nil or used < best_used) then
-      best, best_used = i, used
+        and (best == 0 or model_used < best_model_used
+             or (model_used == best_model_used and used < best_used)) then
+      best, best_model_used, best_used = i, model_used, used
     end
   end
 end
@@ -118,9 +120,9 @@ class CapacityScripts:
         *,
         behind_queue: bool = False,
     ) -> str | None:
-        """Reserve a slot for `member`, an operation of the upstream `model`, on the least busy
-        candidate with room; None when none has, or (`behind_queue`) when operations of the model
-        are waiting: a new submit does not jump them."""
+        """Reserve a slot for `member`, an operation of the upstream `model`, on the candidate with
+        room that runs the fewest of the model (then the fewest in all); None when none has, or
+        (`behind_queue`) when operations of the model are waiting: a new submit does not jump them."""
         keys = []
         args: list[str | int] = [member, until_ms, self._queued_key(model) if behind_queue else ""]
         for c in candidates:

@@ -2,10 +2,11 @@
 
 The pool per upstream model is the settings' credentials that serve it. A credential's limits are
 its own (settings, over all its models) and, per upstream model, the catalog's (Google's quotas are
-per project per base model): a start needs room under both, so for one model the tighter one
-holds. Starts go to the least busy credential with room; one that answered 429/5xx cools down with
-a doubling backoff, one whose key was refused (401/403) is taken out for `OUT_SECONDS` and reported
-(log, /metrics, /readyz), and the others carry on.
+per project per base model): a start needs room under both, so for one model the tighter one holds.
+Starts go to the credential with room that runs the fewest operations of the model (then the fewest
+in all); one that answered 429/5xx cools down with a doubling backoff, one whose key was refused
+(401/403) is taken out for `OUT_SECONDS` and reported (log, /metrics, /readyz), and the others
+carry on.
 """
 
 from __future__ import annotations
