@@ -12,12 +12,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+from redis.asyncio import Redis
 
 from lunos_events.bus.embedded_redis import EmbeddedRedis
 from lunos_events.runtime import Runtime
@@ -163,3 +164,13 @@ async def insert_operations(rt: Runtime, rows: Sequence[dict[str, Any]]) -> None
     rows = [{**row, "deadline_at_ms": deadline} for row in rows]
     async with rt.store.transaction() as conn:
         await conn.execute(Operation.__table__.insert(), rows)  # type: ignore[attr-defined]
+
+
+async def forget_jobs(redis: Redis, queue_name: str, job_ids: Iterable[str]) -> None:
+    """What a Redis that lost its last writes leaves of these arq jobs: nothing. Their keys (each
+    ends with the job's id, after arq's two-part prefix) and their places in the queue go."""
+    lost = set(job_ids)
+    keys = [key async for key in redis.scan_iter(count=1000) if key.decode().split(":", 2)[-1] in lost]
+    if keys:
+        await redis.delete(*keys)
+    await redis.zrem(queue_name, *lost)

@@ -10,7 +10,7 @@ like the worker):
 - rebuild: Redis holds none of their jobs (a wipe), so every tracking job and deadline watch is
   queued through arq and every count restored: what a full pass cost before, every 5 minutes;
 - steady: every job is there, so the pass is the read of the active operations and the existence
-  checks (one Lua call per 1,000 job keys): what runs twice a minute now;
+  checks (one ZMSCORE of arq's queue per 1,000 jobs): what runs twice a minute now;
 - lost: as steady, with 1% of the jobs gone (a Redis that lost its last writes).
 
 Baseline, same run: one redis-py PING per active operation, one after the other (the round trip a
@@ -29,13 +29,13 @@ import time
 from typing import Any
 
 import uvloop
-from arq.constants import job_key_prefix
 
 from bench.common import (
     DATABASES,
     backing_servers,
     bench_settings,
     bench_workdir,
+    forget_jobs,
     insert_operations,
     new_operations,
 )
@@ -88,9 +88,7 @@ async def measure(settings: Settings, running: int, queued: int) -> dict[str, fl
         figures["steady"], enqueued = await timed(reconcile_operations(ctx))
         assert enqueued == 0, enqueued
         lost = running_ids[:: max(1, len(running_ids) // max(1, (running + queued) // 100))]
-        for op_id in lost:
-            await redis.delete(job_key_prefix + tracking_job_id(op_id))
-            await redis.zrem(settings.queue_name, tracking_job_id(op_id))
+        await forget_jobs(redis, settings.queue_name, [tracking_job_id(op_id) for op_id in lost])
         figures["lost"], enqueued = await timed(reconcile_operations(ctx))
         assert enqueued == len(lost), (enqueued, len(lost))
         figures["lost_count"] = len(lost)

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from arq.constants import job_key_prefix
 
+from bench.common import forget_jobs
 from lunos_events.serving import running_service
 from lunos_events.settings import Settings
 from lunos_events.worker.app import reconcile_operations
@@ -49,9 +49,7 @@ async def test_reconcile_queues_again_only_the_jobs_redis_lost(settings: Setting
             assert await reconcile_operations({"rt": rt}) == 0  # nothing missing, nothing queued
 
             # Redis loses the last writes: the running operation's tracking job and one watch.
-            for job_id in (f"track:{running}", f"watch:{queued}"):
-                await redis.delete(job_key_prefix + job_id)
-                await redis.zrem(queue, job_id)
+            await forget_jobs(redis, queue, [f"track:{running}", f"watch:{queued}"])
             assert await reconcile_operations({"rt": rt}) == 2
             found = await jobs()
             assert {f"track:{running}", f"watch:{queued}", f"watch:{also_queued}"} <= found

@@ -22,7 +22,6 @@ from typing import Any
 
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
-from arq.constants import job_key_prefix
 from arq.jobs import Job, JobStatus
 from redis.exceptions import RedisError
 
@@ -46,14 +45,6 @@ from lunos_events.store.records import StoredEvent
 log = logging.getLogger(__name__)
 
 _EXISTS_BATCH = 1000
-# The (1-based) positions of the KEYS that do not exist: one call instead of a command per key.
-_MISSING_KEYS = """
-local missing = {}
-for index, key in ipairs(KEYS) do
-  if redis.call('EXISTS', key) == 0 then missing[#missing + 1] = index end
-end
-return missing
-"""
 
 
 class Bus:
@@ -63,7 +54,6 @@ class Bus:
         self._key_prefix = key_prefix
         self.limits = LimitScripts(redis, key_prefix)
         self.capacity = CapacityScripts(redis, key_prefix)
-        self._missing_keys = redis.register_script(_MISSING_KEYS)
 
     async def publish(self, event: StoredEvent) -> None:
         await self.redis.publish(self.events_channel, encode_event(event))
@@ -109,13 +99,14 @@ class Bus:
             await asyncio.sleep(0.05)
 
     async def missing_jobs(self, job_ids: Sequence[str]) -> list[str]:
-        """Those of `job_ids` that arq holds no job for (queued, deferred or running): one script
-        call per `_EXISTS_BATCH` ids."""
+        """Those of `job_ids` that arq holds no job for: arq keeps a job in its queue's sorted set
+        while it is queued, deferred or running (and between retries), so one ZMSCORE per
+        `_EXISTS_BATCH` ids tells."""
         missing: list[str] = []
         for first in range(0, len(job_ids), _EXISTS_BATCH):
-            batch = job_ids[first : first + _EXISTS_BATCH]
-            absent = await self._missing_keys(keys=[job_key_prefix + job_id for job_id in batch])
-            missing += [batch[index - 1] for index in absent]
+            batch = list(job_ids[first : first + _EXISTS_BATCH])
+            scores = await self.redis.zmscore(self.redis.default_queue_name, batch)
+            missing += [job_id for job_id, score in zip(batch, scores, strict=True) if score is None]
         return missing
 
     async def enqueue_watch(self, operation_id: str, defer_seconds: float) -> bool:

@@ -73,7 +73,7 @@ async def reconcile_operations(ctx: dict[str, Any]) -> int:
     watch (lost with a crash, a Redis restart that lost its last writes, or an empty Redis); and
     restore the counts kept in Redis.
 
-    Every run reads the active operations and asks Redis which of their jobs exist (one script call
+    Every run reads the active operations and asks Redis which of their jobs exist (one ZMSCORE
     per thousand), so a lost job is queued again within half a minute. The counts are restored
     only when Redis has lost its data (or at start-up, on a new Redis) and otherwise at most every
     `RESTORE_COUNTS_SECONDS`: a restore re-adds the slot of an operation that ended after the read.
