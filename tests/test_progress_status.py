@@ -15,14 +15,13 @@ from standardwebhooks.webhooks import Webhook
 
 from lunos_events.runtime import Runtime
 from lunos_events.services.timing import QueueSpot, timing
-from lunos_events.serving import running_service
 from lunos_events.settings import Settings
 from lunos_events.store.models import COMPLETED, FAILED, PENDING, PROCESSING
 from tests.conftest import auth, create_user
-from tests.fake_google import FakeGoogle, FakeGoogleServer
+from tests.fake_google import FakeGoogle
 from tests.helpers import generation_body, wait_for_status
 from tests.sse import SseReader
-from tests.test_provider_capacity import pool_settings
+from tests.test_provider_capacity import pooled_service
 from tests.webhook_receiver import running_receiver
 
 pytestmark = pytest.mark.anyio
@@ -229,66 +228,56 @@ async def test_progress_webhooks_go_only_to_whoever_asked_for_them(
 
 
 async def test_a_queued_generation_shows_its_place_in_the_fair_order(settings: Settings) -> None:
-    with FakeGoogleServer(FakeGoogle(latency_seconds=8.0)) as server:
-        settings = pool_settings(settings, server, 1, "key-a")
-        async with (
-            running_service(settings) as rt,
-            httpx.AsyncClient(base_url=settings.resolved_public_base_url(), timeout=30) as client,
-        ):
-            busy = await create_user(rt, "busy", "100.00")
-            quiet = await create_user(rt, "quiet", "100.00")
-            first = await submit(client, busy, prompt="busy 0")
-            assert first.get("operation_name"), first  # the one slot was free
-            waiting = [str((await submit(client, busy, prompt=f"busy {i}"))["id"]) for i in (1, 2, 3)]
-            mine = str((await submit(client, quiet, prompt="quiet"))["id"])
+    async with pooled_service(settings, FakeGoogle(latency_seconds=8.0), 1, "key-a") as (rt, client, _):
+        busy = await create_user(rt, "busy", "100.00")
+        quiet = await create_user(rt, "quiet", "100.00")
+        first = await submit(client, busy, prompt="busy 0")
+        assert first.get("operation_name"), first  # the one slot was free
+        waiting = [str((await submit(client, busy, prompt=f"busy {i}"))["id"]) for i in (1, 2, 3)]
+        mine = str((await submit(client, quiet, prompt="quiet"))["id"])
 
-            status = await poll(client, quiet, mine)
-            assert status["status"] == PENDING and "operation_name" not in status
-            # Round-robin: the quiet account's one comes right after the busy account's next.
-            assert status["queue_position"] == 2, status
-            assert isinstance(status["eta_seconds"], int) and status["eta_seconds"] > 0
-            places = [(await poll(client, busy, op_id))["queue_position"] for op_id in waiting]
-            assert places == [1, 3, 4]
-            running = await poll(client, busy, str(first["id"]))
-            assert running["status"] == PROCESSING and "queue_position" not in running
+        status = await poll(client, quiet, mine)
+        assert status["status"] == PENDING and "operation_name" not in status
+        # Round-robin: the quiet account's one comes right after the busy account's next.
+        assert status["queue_position"] == 2, status
+        assert isinstance(status["eta_seconds"], int) and status["eta_seconds"] > 0
+        places = [(await poll(client, busy, op_id))["queue_position"] for op_id in waiting]
+        assert places == [1, 3, 4]
+        running = await poll(client, busy, str(first["id"]))
+        assert running["status"] == PROCESSING and "queue_position" not in running
 
-            # Positions move up as the queue drains, and end with the start.
-            with anyio.fail_after(30):
-                while (status := await poll(client, quiet, mine))["status"] == PENDING:
-                    assert status["queue_position"] in (1, 2)
-                    await anyio.sleep(0.2)
-            assert status["status"] == PROCESSING and "queue_position" not in status
-            assert (await wait_for_status(client, mine, auth(quiet), timeout=60))["status"] == COMPLETED
+        # Positions move up as the queue drains, and end with the start.
+        with anyio.fail_after(30):
+            while (status := await poll(client, quiet, mine))["status"] == PENDING:
+                assert status["queue_position"] in (1, 2)
+                await anyio.sleep(0.2)
+        assert status["status"] == PROCESSING and "queue_position" not in status
+        assert (await wait_for_status(client, mine, auth(quiet), timeout=60))["status"] == COMPLETED
 
 
 async def test_a_queued_generation_is_watched_not_polled(settings: Settings) -> None:
     """A queued operation has one deferred job that watches its deadline, not a poll every interval;
     its tracking job is queued once the dispatcher starts it."""
-    with FakeGoogleServer(FakeGoogle(latency_seconds=3.0)) as server:
-        settings = pool_settings(settings, server, 1, "key-a")
-        async with (
-            running_service(settings) as rt,
-            httpx.AsyncClient(base_url=settings.resolved_public_base_url(), timeout=30) as client,
-        ):
-            key = await create_user(rt, "watched", "100.00")
-            running = str((await submit(client, key, prompt="first"))["id"])
-            queued = str((await submit(client, key, prompt="second"))["id"])
+    async with pooled_service(settings, FakeGoogle(latency_seconds=3.0), 1, "key-a") as (rt, client, _):
+        key = await create_user(rt, "watched", "100.00")
+        running = str((await submit(client, key, prompt="first"))["id"])
+        queued = str((await submit(client, key, prompt="second"))["id"])
 
-            async def job_ids() -> set[str]:
-                jobs = await rt.bus.redis.queued_jobs(queue_name=settings.queue_name)
-                return {job.job_id for job in jobs if job.job_id}
+        async def job_ids() -> set[str]:
+            jobs = await rt.bus.redis.queued_jobs(queue_name=rt.settings.queue_name)
+            return {job.job_id for job in jobs if job.job_id}
 
-            # The submit's first tracking run (one poll interval later) hands the queued one over.
-            with anyio.fail_after(10):
-                while f"track:{queued}" in (ids := await job_ids()) or f"watch:{queued}" not in ids:
-                    await anyio.sleep(0.05)
-            assert f"track:{running}" in ids and f"watch:{running}" not in ids
-            for _ in range(10):  # and it stays so: nothing polls it
-                assert f"track:{queued}" not in await job_ids()
-                await anyio.sleep(0.1)
+        # The submit's first tracking run (one poll interval later) hands the queued one over.
+        with anyio.fail_after(10):
+            while f"track:{queued}" in (ids := await job_ids()) or f"watch:{queued}" not in ids:
+                await anyio.sleep(0.05)
+        assert f"track:{running}" in ids and f"watch:{running}" not in ids
+        for _ in range(10):  # and it stays so: nothing polls it
+            assert f"track:{queued}" not in await job_ids()
+            await anyio.sleep(0.1)
 
-            # Started once the slot frees: tracked from then on, to its end.
-            final = await wait_for_status(client, queued, auth(key), timeout=60)
-            assert final["status"] == COMPLETED
-            op = await rt.store.operation(queued)
-            assert op is not None and op.provider_operation is not None
+        # Started once the slot frees: tracked from then on, to its end.
+        final = await wait_for_status(client, queued, auth(key), timeout=60)
+        assert final["status"] == COMPLETED
+        op = await rt.store.operation(queued)
+        assert op is not None and op.provider_operation is not None

@@ -4,7 +4,8 @@ restarts, against the real google-genai SDK and the fake Vertex AI endpoint's pe
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 
 import anyio
 import httpx
@@ -12,6 +13,7 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy import select
 
+from lunos_events.runtime import Runtime
 from lunos_events.services import accounts
 from lunos_events.serving import running_service
 from lunos_events.settings import Settings
@@ -24,6 +26,21 @@ from tests.processes import settings_env, spawn
 pytestmark = pytest.mark.anyio
 
 COST = 320  # generation_body's 8 seconds of veo-3.1
+
+
+@asynccontextmanager
+async def pooled_service(
+    settings: Settings, fake: FakeGoogle, cap: int, *keys: str, worker: bool = True
+) -> AsyncIterator[tuple[Runtime, httpx.AsyncClient, FakeGoogleServer]]:
+    """The service (API, and worker unless told not) on `keys`, each capped at `cap`, against
+    the fake Veo; with a client of its API."""
+    with FakeGoogleServer(fake) as server:
+        settings = pool_settings(settings, server, cap, *keys)
+        async with (
+            running_service(settings, worker=worker) as rt,
+            httpx.AsyncClient(base_url=settings.resolved_public_base_url(), timeout=30) as client,
+        ):
+            yield rt, client, server
 
 
 @pytest.fixture
